@@ -1,0 +1,631 @@
+//! The TOML configuration: schema, parsing and validation.
+//!
+//! Every error names the file, line, column and field and says what was
+//! expected. Serde rejects unknown fields and wrong types; [`validate`]
+//! checks ranges and cross-references. Positions come from one mechanism:
+//! a field path (`port[1].forward`) looked up in the parsed document.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dataplane::engine::{Device, EalSpec, EngineSpec, PortSpec, MAX_LCORE};
+use dataplane::worker::PollMode;
+use dataplane::{PortIdx, MAX_BURST, MAX_PORTS};
+use serde::Deserialize;
+
+/// The whole configuration file, as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub eal: Eal,
+    #[serde(default)]
+    pub worker: Worker,
+    #[serde(default)]
+    pub stats: Stats,
+    #[serde(default)]
+    pub port: Vec<Port>,
+}
+
+/// `[eal]`: how DPDK's Environment Abstraction Layer starts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eal {
+    /// Lcore of the control thread.
+    #[serde(default)]
+    pub main_lcore: u32,
+    /// One poll-mode worker per lcore listed.
+    pub worker_lcores: Vec<u32>,
+    /// Memory EAL reserves, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Use hugepages (reserve them first) or ordinary pages (`--no-huge`).
+    #[serde(default)]
+    pub hugepages: bool,
+    /// DPDK runtime prefix; processes running at once need distinct ones.
+    #[serde(default = "default_file_prefix")]
+    pub file_prefix: String,
+    /// DPDK log level.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Mbufs per pool; 0 sizes pools from the rings.
+    #[serde(default)]
+    pub mbufs: u32,
+    /// Extra EAL arguments, passed verbatim.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+/// `[worker]`: the poll loop.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    #[serde(default = "default_poll_mode")]
+    pub poll_mode: PollModeName,
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    #[serde(default = "default_drain_us")]
+    pub drain_us: u32,
+    #[serde(default = "default_max_sleep_us")]
+    pub max_sleep_us: u32,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker {
+            poll_mode: default_poll_mode(),
+            burst: default_burst(),
+            drain_us: default_drain_us(),
+            max_sleep_us: default_max_sleep_us(),
+        }
+    }
+}
+
+/// `poll` spins; `adaptive` sleeps briefly when the queues stay empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollModeName {
+    Poll,
+    Adaptive,
+}
+
+/// `[stats]`: the control thread's periodic summary.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    /// Seconds between summary lines; 0 turns them off.
+    #[serde(default = "default_interval_s")]
+    pub interval_s: u32,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats { interval_s: default_interval_s() }
+    }
+}
+
+/// `[[port]]`: one network port.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub name: String,
+    /// PCI address or DPDK vdev string.
+    pub device: String,
+    pub role: Role,
+    #[serde(default = "default_ring")]
+    pub rx_ring_size: u32,
+    #[serde(default = "default_ring")]
+    pub tx_ring_size: u32,
+    /// Cross-connect: send everything received here out of this port.
+    #[serde(default)]
+    pub forward: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Lan,
+    Wan,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Lan => "lan",
+            Role::Wan => "wan",
+        }
+    }
+}
+
+fn default_memory_mb() -> u32 {
+    1024
+}
+fn default_file_prefix() -> String {
+    "patronus".into()
+}
+fn default_log_level() -> String {
+    "notice".into()
+}
+fn default_poll_mode() -> PollModeName {
+    PollModeName::Adaptive
+}
+fn default_burst() -> u32 {
+    32
+}
+fn default_drain_us() -> u32 {
+    100
+}
+fn default_max_sleep_us() -> u32 {
+    500
+}
+fn default_interval_s() -> u32 {
+    1
+}
+fn default_ring() -> u32 {
+    1024
+}
+
+const LOG_LEVELS: &[&str] = &["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"];
+
+/// A configuration error at a place in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the field (`port[1].forward`); empty for the file.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        // One line, whatever the underlying message held.
+        f.write_str(&self.message.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// Errors found in one file (at least one).
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Maps field paths and byte offsets of one file to line and column.
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(file: &'a Path, text: &'a str) -> Self {
+        Locator { file, text, doc: toml_edit::ImDocument::parse(text).ok() }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// Byte offset of the deepest existing item along `path`.
+    fn offset_of(&self, path: &[Seg]) -> usize {
+        let Some(doc) = &self.doc else { return 0 };
+        let mut item = doc.as_item();
+        let mut best = 0;
+        for seg in path {
+            let next = match seg {
+                Seg::Key(k) => item.get(k.as_str()),
+                Seg::Index(i) => item.get(*i),
+            };
+            match next {
+                Some(n) => {
+                    item = n;
+                    if let Some(span) = span_of(item) {
+                        best = span.start;
+                    }
+                }
+                None => break,
+            }
+        }
+        best
+    }
+
+    fn error(&self, path: &[Seg], message: impl Into<String>) -> ConfigError {
+        self.error_at(self.offset_of(path), path, message)
+    }
+
+    fn error_at(&self, offset: usize, path: &[Seg], message: impl Into<String>) -> ConfigError {
+        let (line, column) = self.line_col(offset);
+        ConfigError { file: self.file.to_owned(), line, column, field: path_string(path), message: message.into() }
+    }
+}
+
+fn span_of(item: &toml_edit::Item) -> Option<std::ops::Range<usize>> {
+    match item {
+        toml_edit::Item::Value(v) => v.span(),
+        toml_edit::Item::Table(t) => t.span(),
+        toml_edit::Item::ArrayOfTables(a) => a.span(),
+        toml_edit::Item::None => None,
+    }
+}
+
+/// One step of a field path.
+#[derive(Clone, Debug)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+macro_rules! path {
+    ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
+}
+
+impl From<&str> for Seg {
+    fn from(k: &str) -> Seg {
+        Seg::Key(k.to_owned())
+    }
+}
+impl From<usize> for Seg {
+    fn from(i: usize) -> Seg {
+        Seg::Index(i)
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.to_owned(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses and validates config text; `file` is used in error messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let loc = Locator::new(file, text);
+        let de = toml::Deserializer::new(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = serde_path(e.path());
+            let inner = e.inner();
+            let err = match inner.span() {
+                Some(span) => loc.error_at(span.start, &path, inner.message()),
+                None => loc.error(&path, inner.message()),
+            };
+            ConfigErrors(vec![err])
+        })?;
+        let errors = cfg.validate(&loc);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    fn validate(&self, loc: &Locator) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let mut check = |ok: bool, path: Vec<Seg>, msg: String| {
+            if !ok {
+                errs.push(loc.error(&path, msg));
+            }
+        };
+
+        let e = &self.eal;
+        check(
+            e.main_lcore < MAX_LCORE,
+            path!("eal", "main_lcore"),
+            format!("lcore {} is out of range; expected 0..{}", e.main_lcore, MAX_LCORE),
+        );
+        check(!e.worker_lcores.is_empty(), path!("eal", "worker_lcores"), "expected at least one worker lcore".into());
+        let mut seen = HashSet::new();
+        for (i, &l) in e.worker_lcores.iter().enumerate() {
+            let p = path!("eal", "worker_lcores", i);
+            if l >= MAX_LCORE {
+                check(false, p, format!("lcore {l} is out of range; expected 0..{MAX_LCORE}"));
+            } else if l == e.main_lcore {
+                check(false, p, format!("lcore {l} is the main lcore (eal.main_lcore = {l}); workers need lcores of their own"));
+            } else if !seen.insert(l) {
+                check(false, p, format!("lcore {l} is listed twice"));
+            }
+        }
+        check(
+            (64..=1 << 20).contains(&e.memory_mb),
+            path!("eal", "memory_mb"),
+            format!("{} MiB is out of range; expected 64..=1048576", e.memory_mb),
+        );
+        check(
+            !e.file_prefix.is_empty() && !e.file_prefix.contains(['/', ' ']),
+            path!("eal", "file_prefix"),
+            format!("{:?} is not a valid prefix; expected a non-empty name without '/' or spaces", e.file_prefix),
+        );
+        check(
+            LOG_LEVELS.contains(&e.log_level.as_str()),
+            path!("eal", "log_level"),
+            format!("unknown level {:?}; expected one of {}", e.log_level, LOG_LEVELS.join(", ")),
+        );
+        check(
+            e.mbufs == 0 || (1023..=1 << 24).contains(&e.mbufs),
+            path!("eal", "mbufs"),
+            format!("{} is out of range; expected 0 (automatic) or 1023..=16777216", e.mbufs),
+        );
+
+        let w = &self.worker;
+        check(
+            (1..=MAX_BURST as u32).contains(&w.burst),
+            path!("worker", "burst"),
+            format!("{} is out of range; expected 1..={MAX_BURST}", w.burst),
+        );
+        check(
+            (1..=10_000).contains(&w.drain_us),
+            path!("worker", "drain_us"),
+            format!("{} is out of range; expected 1..=10000 microseconds", w.drain_us),
+        );
+        check(
+            (1..=100_000).contains(&w.max_sleep_us),
+            path!("worker", "max_sleep_us"),
+            format!("{} is out of range; expected 1..=100000 microseconds", w.max_sleep_us),
+        );
+        check(
+            self.stats.interval_s <= 3600,
+            path!("stats", "interval_s"),
+            format!("{} is out of range; expected 0 (off) ..=3600 seconds", self.stats.interval_s),
+        );
+
+        if self.port.is_empty() {
+            errs.push(loc.error_at(
+                loc.text.len(),
+                &[Seg::from("port")],
+                "no ports are defined; expected at least one [[port]] table with name, device and role",
+            ));
+        }
+        let mut check = |ok: bool, path: Vec<Seg>, msg: String| {
+            if !ok {
+                errs.push(loc.error(&path, msg));
+            }
+        };
+        check(self.port.len() <= MAX_PORTS, path!("port"), format!("{} ports defined; at most {MAX_PORTS} are supported", self.port.len()));
+        let names: Vec<&str> = self.port.iter().map(|p| p.name.as_str()).collect();
+        let mut seen_names = HashSet::new();
+        let mut seen_devs = HashSet::new();
+        for (i, p) in self.port.iter().enumerate() {
+            let name_ok =
+                !p.name.is_empty() && p.name.len() <= 32 && p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            check(
+                name_ok,
+                path!("port", i, "name"),
+                format!("{:?} is not a valid name; expected 1-32 letters, digits, '_' or '-'", p.name),
+            );
+            check(seen_names.insert(p.name.as_str()), path!("port", i, "name"), format!("port name {:?} is used twice", p.name));
+            match Device::parse(&p.device) {
+                Ok(d) => check(
+                    seen_devs.insert(d.port_name().to_owned()),
+                    path!("port", i, "device"),
+                    format!("device {:?} is used by two ports", d.port_name()),
+                ),
+                Err(m) => check(false, path!("port", i, "device"), m),
+            }
+            for (field, v) in [("rx_ring_size", p.rx_ring_size), ("tx_ring_size", p.tx_ring_size)] {
+                check(
+                    v.is_power_of_two() && (64..=16384).contains(&v),
+                    path!("port", i, field),
+                    format!("{v} is not allowed; expected a power of two in 64..=16384"),
+                );
+            }
+            if let Some(to) = &p.forward {
+                if !names.contains(&to.as_str()) {
+                    check(false, path!("port", i, "forward"), format!("no port named {to:?}; expected one of: {}", names.join(", ")));
+                } else {
+                    check(to != &p.name, path!("port", i, "forward"), format!("port {:?} cannot forward to itself", p.name));
+                }
+            }
+        }
+        errs
+    }
+
+    /// Index of the port named `name`.
+    pub fn port_index(&self, name: &str) -> Option<PortIdx> {
+        self.port.iter().position(|p| p.name == name).map(|i| i as PortIdx)
+    }
+
+    /// The cross-connect pairs (from, to) the ports' `forward` fields name.
+    pub fn forward_pairs(&self) -> Vec<(PortIdx, PortIdx)> {
+        self.port.iter().enumerate().filter_map(|(i, p)| Some((i as PortIdx, self.port_index(p.forward.as_deref()?)?))).collect()
+    }
+
+    /// What the engine needs from a validated config.
+    pub fn engine_spec(&self) -> EngineSpec {
+        let e = &self.eal;
+        EngineSpec {
+            eal: EalSpec {
+                main_lcore: e.main_lcore,
+                worker_lcores: e.worker_lcores.clone(),
+                memory_mb: e.memory_mb,
+                hugepages: e.hugepages,
+                file_prefix: e.file_prefix.clone(),
+                log_level: e.log_level.clone(),
+                extra_args: e.extra_args.clone(),
+            },
+            ports: self
+                .port
+                .iter()
+                .map(|p| PortSpec {
+                    name: p.name.clone(),
+                    device: Device::parse(&p.device).expect("validated"),
+                    rx_desc: p.rx_ring_size as u16,
+                    tx_desc: p.tx_ring_size as u16,
+                })
+                .collect(),
+            burst: self.worker.burst as usize,
+            drain: Duration::from_micros(self.worker.drain_us as u64),
+            mode: match self.worker.poll_mode {
+                PollModeName::Poll => PollMode::Busy,
+                PollModeName::Adaptive => PollMode::Adaptive { max_sleep: Duration::from_micros(self.worker.max_sleep_us as u64) },
+            },
+            mbufs: e.mbufs,
+        }
+    }
+}
+
+fn serde_path(p: &serde_path_to_error::Path) -> Vec<Seg> {
+    use serde_path_to_error::Segment;
+    p.iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(Seg::Index(*index)),
+            Segment::Map { key } => Some(Seg::Key(key.clone())),
+            Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[eal]
+main_lcore = 0
+worker_lcores = [1]
+
+[[port]]
+name = "lan0"
+device = "net_null0"
+role = "lan"
+forward = "wan0"
+
+[[port]]
+name = "wan0"
+device = "net_null1"
+role = "wan"
+forward = "lan0"
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(Path::new("t.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = Config::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(c.worker.burst, 32);
+        assert_eq!(c.worker.poll_mode, PollModeName::Adaptive);
+        assert_eq!(c.port[1].rx_ring_size, 1024);
+        assert_eq!(c.forward_pairs(), vec![(0, 1), (1, 0)]);
+        let spec = c.engine_spec();
+        assert_eq!(spec.ports[0].device, Device::Vdev { name: "net_null0".into(), args: "".into() });
+        assert_eq!(spec.mode, PollMode::Adaptive { max_sleep: Duration::from_micros(500) });
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_table() {
+        let text = GOOD.replace("forward = \"wan0\"", "forwrd = \"wan0\"");
+        assert_eq!(err(&text), "t.toml:10:1: port[0].forwrd: unknown field `forwrd`, expected one of `name`, `device`, `role`, `rx_ring_size`, `tx_ring_size`, `forward`");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let text = GOOD.replace("worker_lcores = [1]", "worker_lcores = [\"1\"]");
+        let e = err(&text);
+        assert!(e.starts_with("t.toml:4:18: eal.worker_lcores[0]: invalid type: string \"1\", expected u32"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_field() {
+        let text = GOOD.replace("device = \"net_null1\"\n", "");
+        let e = err(&text);
+        assert!(e.starts_with("t.toml:12:1: port[1]: missing field `device`"), "{e}");
+    }
+
+    #[test]
+    fn forward_to_a_missing_port() {
+        let text = GOOD.replace("forward = \"lan0\"", "forward = \"lan9\"");
+        assert_eq!(err(&text), "t.toml:16:11: port[1].forward: no port named \"lan9\"; expected one of: lan0, wan0");
+    }
+
+    #[test]
+    fn worker_lcore_equal_to_main() {
+        let text = GOOD.replace("worker_lcores = [1]", "worker_lcores = [1, 0]");
+        assert_eq!(
+            err(&text),
+            "t.toml:4:21: eal.worker_lcores[1]: lcore 0 is the main lcore (eal.main_lcore = 0); workers need lcores of their own"
+        );
+    }
+
+    #[test]
+    fn bad_device_string() {
+        let text = GOOD.replace("\"net_null1\"", "\"eth1\"");
+        let e = err(&text);
+        assert!(e.starts_with("t.toml:14:10: port[1].device: \"eth1\": expected a PCI address"), "{e}");
+    }
+
+    #[test]
+    fn no_ports() {
+        let text = "[eal]\nworker_lcores = [1]\n";
+        assert_eq!(err(text), "t.toml:3:1: port: no ports are defined; expected at least one [[port]] table with name, device and role");
+    }
+
+    #[test]
+    fn ranges_and_duplicates_are_checked_and_all_reported() {
+        let text = GOOD.replace("name = \"wan0\"", "name = \"lan0\"").replace("[eal]", "[worker]\nburst = 0\n\n[eal]");
+        let e = err(&text);
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 4, "{e}");
+        assert_eq!(lines[0], "t.toml:3:9: worker.burst: 0 is out of range; expected 1..=64");
+        assert_eq!(lines[1], "t.toml:13:11: port[0].forward: no port named \"wan0\"; expected one of: lan0, lan0");
+        assert_eq!(lines[2], "t.toml:16:8: port[1].name: port name \"lan0\" is used twice");
+        assert_eq!(lines[3], "t.toml:19:11: port[1].forward: port \"lan0\" cannot forward to itself");
+    }
+
+    #[test]
+    fn bad_enum_value() {
+        let text = GOOD.replace("role = \"wan\"", "role = \"dmz\"");
+        let e = err(&text);
+        assert!(e.starts_with("t.toml:15:8: port[1].role: unknown variant `dmz`, expected `lan` or `wan`"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_is_one_line() {
+        let e = err("[eal\nworker_lcores = [1]\n");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.starts_with("t.toml:1:5: "), "{e}");
+    }
+}

@@ -1,0 +1,174 @@
+//! Per-core counters and the one enum of drop reasons.
+//!
+//! Each worker owns a [`WorkerCounters`] block: it is the only writer, so an
+//! increment is a plain load and store (no locked instruction); the control
+//! thread reads the same atomics with relaxed loads, without locks. Every
+//! block is cache-line aligned so two workers never write the same line.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A monotonically increasing counter with exactly one writing thread.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker may call this.
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Current value, readable from any thread.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
+        /// Why the data path dropped a packet. Each reason is a counter an
+        /// operator reads, per port; add a variant rather than reuse one.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $($(#[doc = $doc])* $variant,)* }
+
+        impl DropReason {
+            /// Every reason, in counter-index order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons (length of each per-port drop array).
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Stable snake_case name used in stats output and metric labels.
+            pub const fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// The TX queue refused the packet (ring full); freed by the worker.
+    TxFull => "tx_full",
+    /// No stage chose an egress port for the packet.
+    NoEgress => "no_egress",
+    /// The packet's chosen egress port has no TX queue on this worker.
+    NoTxQueue => "no_tx_queue",
+    /// Too short or malformed for the headers a stage needs.
+    Malformed => "malformed",
+}
+
+/// Counters of one port as seen by one worker. Bytes are not counted here:
+/// reading each packet's length costs a cache line per packet, and the
+/// NIC's own counters (`rte_eth_stats`) already hold them.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct PortCounters {
+    pub rx_packets: Counter,
+    pub tx_packets: Counter,
+    /// Drops attributed to this port, indexed by `DropReason as usize`.
+    pub drops: [Counter; DropReason::COUNT],
+}
+
+impl PortCounters {
+    #[inline(always)]
+    pub fn drop(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].add(n);
+    }
+}
+
+/// Counters about the worker core itself rather than a port.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct CoreCounters {
+    /// TSC cycles spent in loop iterations that received packets.
+    pub busy_cycles: Counter,
+    /// Loop iterations (one RX poll of every assigned queue each).
+    pub polls: Counter,
+    /// Short sleeps taken by the adaptive poll mode.
+    pub sleeps: Counter,
+    /// Linux thread id of the worker (for CPU accounting), set once at start.
+    pub tid: Counter,
+}
+
+/// Everything one worker counts. Allocated once per worker at start-up.
+pub struct WorkerCounters {
+    pub core: CoreCounters,
+    pub ports: Box<[PortCounters]>,
+}
+
+impl WorkerCounters {
+    pub fn new(nports: usize) -> Self {
+        WorkerCounters { core: CoreCounters::default(), ports: (0..nports).map(|_| PortCounters::default()).collect() }
+    }
+}
+
+/// A plain-number copy of port counters, summed over workers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortTotals {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl PortTotals {
+    pub fn add(&mut self, c: &PortCounters) {
+        self.rx_packets += c.rx_packets.get();
+        self.tx_packets += c.tx_packets.get();
+        for (t, d) in self.drops.iter_mut().zip(c.drops.iter()) {
+            *t += d.get();
+        }
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+/// Sums every worker's counters per port.
+pub fn port_totals(workers: &[&WorkerCounters], nports: usize) -> Vec<PortTotals> {
+    let mut out = vec![PortTotals::default(); nports];
+    for w in workers {
+        for (t, c) in out.iter_mut().zip(w.ports.iter()) {
+            t.add(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reason_names_are_unique_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn counters_are_cache_line_isolated() {
+        assert_eq!(std::mem::align_of::<PortCounters>(), 64);
+        assert_eq!(std::mem::size_of::<PortCounters>() % 64, 0);
+        assert_eq!(std::mem::align_of::<CoreCounters>(), 64);
+    }
+
+    #[test]
+    fn totals_sum_workers() {
+        let a = WorkerCounters::new(2);
+        let b = WorkerCounters::new(2);
+        a.ports[1].rx_packets.add(3);
+        b.ports[1].rx_packets.add(4);
+        b.ports[0].drop(DropReason::TxFull, 2);
+        let t = port_totals(&[&a, &b], 2);
+        assert_eq!(t[1].rx_packets, 7);
+        assert_eq!(t[0].drops[DropReason::TxFull as usize], 2);
+        assert_eq!(t[0].total_drops(), 2);
+    }
+}

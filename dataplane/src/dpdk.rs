@@ -1,0 +1,618 @@
+//! The safe DPDK layer: owning types for EAL, mempools, ports and their
+//! queues, and mbufs. `Drop` frees; a negative C return becomes a typed
+//! [`Error`] here, once. Nothing else in the workspace calls `dpdk_sys`.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dpdk_sys as ffi;
+
+use crate::packet::{Burst, Packet};
+use crate::worker::{Clock, RxQueue, TxQueue};
+
+/// A DPDK failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A DPDK call failed with this errno.
+    Call { op: &'static str, errno: i32 },
+    /// EAL was already initialised in this process; it can be only once.
+    AlreadyInitialised,
+    /// A string handed to DPDK contained a NUL byte.
+    NulInArgument(String),
+    /// No ethdev port has this name (the device was not probed).
+    NoSuchPort(String),
+    /// The device cannot do what was asked.
+    Unsupported(String),
+}
+
+impl Error {
+    /// The errno of a failed call, if this is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Call { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Call { op, errno } => write!(f, "{op} failed: {} (errno {errno})", strerror(*errno)),
+            Error::AlreadyInitialised => f.write_str("EAL is already initialised in this process"),
+            Error::NulInArgument(s) => write!(f, "argument contains a NUL byte: {s:?}"),
+            Error::NoSuchPort(s) => write!(f, "no DPDK port named {s:?}"),
+            Error::Unsupported(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// DPDK's text for an errno (covers DPDK's own codes as well as libc's).
+pub fn strerror(errno: i32) -> String {
+    // SAFETY: rte_strerror returns a pointer to a NUL-terminated string.
+    unsafe { CStr::from_ptr(ffi::rte_strerror(errno)) }.to_string_lossy().into_owned()
+}
+
+/// Turns a negative-errno return into an error.
+fn check(op: &'static str, ret: c_int) -> Result<c_int> {
+    if ret < 0 {
+        Err(Error::Call { op, errno: -ret })
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The error for a call that reports failure through `rte_errno`.
+fn rte_errno(op: &'static str) -> Error {
+    // SAFETY: reads a thread-local int.
+    Error::Call { op, errno: unsafe { ffi::shim_rte_errno() } }
+}
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::NulInArgument(s.to_owned()))
+}
+
+/// The TSC. Read inline on x86-64 (it is read once per poll), through
+/// DPDK's `rte_rdtsc` elsewhere.
+#[inline(always)]
+pub fn tsc() -> u64 {
+    // SAFETY: reads the time-stamp counter.
+    #[cfg(target_arch = "x86_64")]
+    return unsafe { core::arch::x86_64::_rdtsc() };
+    #[cfg(not(target_arch = "x86_64"))]
+    return unsafe { ffi::shim_rte_rdtsc() };
+}
+
+/// The TSC as the worker loop's clock.
+#[derive(Clone, Copy, Default)]
+pub struct Tsc;
+
+impl Clock for Tsc {
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        tsc()
+    }
+}
+
+static EAL_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The initialised Environment Abstraction Layer. One per process; the
+/// thread that creates it is the main lcore. `rte_eal_cleanup` on drop.
+pub struct Eal {
+    _main_thread_only: PhantomData<*const ()>,
+}
+
+impl Eal {
+    /// Runs `rte_eal_init` with `args` (the first is the program name).
+    pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal> {
+        if EAL_STARTED.swap(true, Ordering::SeqCst) {
+            return Err(Error::AlreadyInitialised);
+        }
+        let owned = args.iter().map(|a| cstring(a.as_ref())).collect::<Result<Vec<_>>>()?;
+        // EAL may keep pointers into argv for the life of the process.
+        let argv: &mut Vec<*mut c_char> = Box::leak(Box::new(owned.into_iter().map(CString::into_raw).collect()));
+        // SAFETY: argv holds argc valid, leaked C strings.
+        let ret = unsafe { ffi::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
+        if ret < 0 {
+            return Err(rte_errno("rte_eal_init"));
+        }
+        Ok(Eal { _main_thread_only: PhantomData })
+    }
+
+    /// Probes a device by its devargs (`net_null0,size=64`, `0000:03:00.0`).
+    pub fn probe(&self, devargs: &str) -> Result<()> {
+        let c = cstring(devargs)?;
+        // SAFETY: c is a valid C string; EAL is initialised.
+        check("rte_dev_probe", unsafe { ffi::rte_dev_probe(c.as_ptr()) }).map(drop)
+    }
+
+    /// TSC ticks per second.
+    pub fn tsc_hz(&self) -> u64 {
+        // SAFETY: EAL is initialised.
+        unsafe { ffi::rte_get_tsc_hz() }
+    }
+
+    /// NUMA socket of the calling thread's lcore.
+    pub fn socket_id(&self) -> i32 {
+        // SAFETY: EAL is initialised.
+        unsafe { ffi::rte_socket_id() as i32 }
+    }
+
+    /// Runs `f` on worker lcore `lcore`; collect its result with [`Eal::wait`].
+    pub fn launch<F: FnOnce() -> i32 + Send + 'static>(&self, lcore: u32, f: F) -> Result<()> {
+        type Job = Box<dyn FnOnce() -> i32 + Send>;
+        extern "C" fn trampoline(arg: *mut c_void) -> c_int {
+            // SAFETY: `arg` is the Box<Job> leaked below, taken back exactly once.
+            let job = unsafe { Box::from_raw(arg.cast::<Job>()) };
+            job()
+        }
+        let arg = Box::into_raw(Box::new(Box::new(f) as Job)).cast::<c_void>();
+        // SAFETY: trampoline has the lcore_function_t signature.
+        let ret = unsafe { ffi::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+        if ret < 0 {
+            // SAFETY: the lcore did not take the job; reclaim it.
+            drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
+        }
+        check("rte_eal_remote_launch", ret).map(drop)
+    }
+
+    /// Waits for the job on `lcore` to finish and returns its result.
+    pub fn wait(&self, lcore: u32) -> i32 {
+        // SAFETY: EAL is initialised.
+        unsafe { ffi::rte_eal_wait_lcore(lcore) }
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: every DPDK object was released before the Eal (field order).
+        unsafe { ffi::rte_eal_cleanup() };
+    }
+}
+
+/// A pool of packet buffers (`rte_pktmbuf_pool_create`), freed on drop.
+///
+/// Every mbuf taken from it must be back before it drops; the engine
+/// checks this at shutdown with [`Mempool::available`].
+pub struct Mempool {
+    ptr: NonNull<ffi::rte_mempool>,
+    size: u32,
+    name: String,
+}
+
+// SAFETY: the mempool's ring ops are multi-producer/multi-consumer.
+unsafe impl Send for Mempool {}
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// Creates a pktmbuf pool of `n` mbufs with a per-lcore cache.
+    pub fn new_pktmbuf(name: &str, n: u32, cache: u32, data_room: u16, socket: i32) -> Result<Mempool> {
+        let c = cstring(name)?;
+        // SAFETY: valid name; EAL initialised (else DPDK returns NULL/E_RTE_NO_CONFIG).
+        let p = unsafe { ffi::rte_pktmbuf_pool_create(c.as_ptr(), n, cache, 0, data_room, socket) };
+        let ptr = NonNull::new(p).ok_or_else(|| rte_errno("rte_pktmbuf_pool_create"))?;
+        Ok(Mempool { ptr, size: n, name: name.to_owned() })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of mbufs the pool was created with.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Mbufs currently in the pool, including per-lcore caches.
+    pub fn available(&self) -> u32 {
+        // SAFETY: valid pool.
+        unsafe { ffi::rte_mempool_avail_count(self.ptr.as_ptr()) }
+    }
+
+    /// Takes one mbuf (reset, empty), or `None` when the pool is exhausted.
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: valid pool.
+        NonNull::new(unsafe { ffi::shim_rte_pktmbuf_alloc(self.ptr.as_ptr()) }).map(Mbuf)
+    }
+
+    /// Fills `burst` to `n` mbufs all at once, or takes none.
+    pub fn alloc_bulk(&self, burst: &mut Burst<Mbuf>, n: usize) -> Result<()> {
+        let n = n.min(burst.spare());
+        // SAFETY: Mbuf is a transparent NonNull<rte_mbuf>; the spare slots
+        // start at as_mut_ptr() + len and hold at least n entries.
+        let ret = unsafe {
+            let at = burst.as_mut_ptr().add(burst.len()).cast::<*mut ffi::rte_mbuf>();
+            ffi::shim_rte_pktmbuf_alloc_bulk(self.ptr.as_ptr(), at, n as u32)
+        };
+        check("rte_pktmbuf_alloc_bulk", ret)?;
+        // SAFETY: DPDK wrote n valid mbufs.
+        unsafe { burst.extend_written(n) };
+        Ok(())
+    }
+
+    fn as_ptr(&self) -> *mut ffi::rte_mempool {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: valid pool; no port references it any more (field order).
+        unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) };
+    }
+}
+
+/// An owned packet buffer. Dropping it returns it to its pool.
+#[repr(transparent)]
+pub struct Mbuf(NonNull<ffi::rte_mbuf>);
+
+// SAFETY: an mbuf is owned by exactly one thread at a time; freeing from any
+// lcore is allowed.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `p` is a valid mbuf that nobody else owns.
+    pub unsafe fn from_raw(p: NonNull<ffi::rte_mbuf>) -> Mbuf {
+        Mbuf(p)
+    }
+
+    /// Gives up ownership without freeing.
+    pub fn into_raw(self) -> NonNull<ffi::rte_mbuf> {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+
+    #[inline(always)]
+    fn raw(&self) -> &ffi::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline(always)]
+    fn raw_mut(&mut self) -> &mut ffi::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_mut() }
+    }
+
+    #[inline(always)]
+    fn data_ptr(&self) -> *mut u8 {
+        let m = self.raw();
+        // SAFETY: data_off is within the buffer.
+        unsafe { m.buf_addr.cast::<u8>().add(m.data_off as usize) }
+    }
+
+    /// DPDK port id the mbuf was received on.
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// Bytes before the packet data in the first segment.
+    pub fn headroom(&self) -> usize {
+        self.raw().data_off as usize
+    }
+
+    /// Bytes after the packet data in the first segment.
+    pub fn tailroom(&self) -> usize {
+        let m = self.raw();
+        m.buf_len as usize - m.data_off as usize - m.data_len as usize
+    }
+
+    /// Number of segments.
+    pub fn segments(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// Appends `len` bytes to a single-segment packet; returns them.
+    pub fn append(&mut self, len: usize) -> Option<&mut [u8]> {
+        if self.segments() != 1 || len > self.tailroom() {
+            return None;
+        }
+        let old = self.raw().data_len as usize;
+        let m = self.raw_mut();
+        m.data_len += len as u16;
+        m.pkt_len += len as u32;
+        Some(&mut self.data_mut()[old..])
+    }
+
+    /// Removes `len` bytes from the end of a single-segment packet.
+    pub fn trim(&mut self, len: usize) -> bool {
+        if self.segments() != 1 || len > self.raw().data_len as usize {
+            return false;
+        }
+        let m = self.raw_mut();
+        m.data_len -= len as u16;
+        m.pkt_len -= len as u32;
+        true
+    }
+}
+
+impl Packet for Mbuf {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        // SAFETY: data_len bytes from data_ptr are the first segment's data.
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), self.raw().data_len as usize) }
+    }
+
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and we own the mbuf exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), self.raw().data_len as usize) }
+    }
+
+    #[inline(always)]
+    fn wire_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    #[inline(always)]
+    fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetch never faults.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(self.data_ptr() as *const i8)
+        };
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; it goes back to its pool.
+        unsafe { ffi::shim_rte_pktmbuf_free(self.0.as_ptr()) };
+    }
+}
+
+/// What a device reports it can do.
+#[derive(Clone, Debug)]
+pub struct DevInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    /// RSS hash functions the device supports (0: no RSS).
+    pub rss_offloads: u64,
+    pub socket: i32,
+}
+
+/// How to configure a port before starting it.
+#[derive(Clone, Copy, Debug)]
+pub struct PortSetup {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+/// Device-level counters (`rte_eth_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EthStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Packets the NIC dropped because the RX ring was full.
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// An ethdev port, stopped (if started) and closed on drop. Each RX and TX
+/// queue can be taken once, so exactly one thread owns each queue.
+pub struct Port {
+    id: u16,
+    name: String,
+    started: bool,
+    rx_taken: Vec<bool>,
+    tx_taken: Vec<bool>,
+}
+
+impl Port {
+    /// The probed port whose device name is `name` (`net_null0`, `0000:03:00.0`).
+    pub fn by_name(name: &str) -> Result<Port> {
+        let c = cstring(name)?;
+        let mut id = 0u16;
+        // SAFETY: valid C string and out-pointer.
+        let ret = unsafe { ffi::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        if ret < 0 {
+            return Err(Error::NoSuchPort(name.to_owned()));
+        }
+        Ok(Port { id, name: name.to_owned(), started: false, rx_taken: Vec::new(), tx_taken: Vec::new() })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn info(&self) -> Result<DevInfo> {
+        let mut i = ffi::rte_eth_dev_info::default();
+        // SAFETY: valid port id and out-pointer.
+        check("rte_eth_dev_info_get", unsafe { ffi::rte_eth_dev_info_get(self.id, &mut i) })?;
+        let driver = if i.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: DPDK's driver name is a static C string.
+            unsafe { CStr::from_ptr(i.driver_name) }.to_string_lossy().into_owned()
+        };
+        // SAFETY: valid port id.
+        let socket = unsafe { ffi::rte_eth_dev_socket_id(self.id) };
+        Ok(DevInfo {
+            driver,
+            max_rx_queues: i.max_rx_queues,
+            max_tx_queues: i.max_tx_queues,
+            rss_offloads: i.flow_type_rss_offloads,
+            socket,
+        })
+    }
+
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let mut a = ffi::rte_ether_addr::default();
+        // SAFETY: valid port id and out-pointer.
+        check("rte_eth_macaddr_get", unsafe { ffi::rte_eth_macaddr_get(self.id, &mut a) })?;
+        Ok(a.addr_bytes)
+    }
+
+    /// Configures queues and rings. RSS spreads flows over the RX queues when
+    /// there are several and the device supports it. Returns the ring sizes
+    /// the device accepted.
+    pub fn configure(&mut self, setup: &PortSetup, pool: &Mempool) -> Result<(u16, u16)> {
+        let info = self.info()?;
+        let mut conf = ffi::rte_eth_conf::default();
+        if setup.rx_queues > 1 && info.rss_offloads != 0 {
+            conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
+            // SAFETY: pure function.
+            conf.rx_adv_conf.rss_conf.rss_hf = unsafe { ffi::shim_rss_hf_ip_tcp_udp() } & info.rss_offloads;
+        }
+        // SAFETY: valid port and config.
+        check("rte_eth_dev_configure", unsafe { ffi::rte_eth_dev_configure(self.id, setup.rx_queues, setup.tx_queues, &conf) })?;
+        let (mut rxd, mut txd) = (setup.rx_desc, setup.tx_desc);
+        // SAFETY: valid port and out-pointers.
+        check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut rxd, &mut txd) })?;
+        let socket = info.socket as u32; // SOCKET_ID_ANY (-1) passes through as DPDK expects.
+        for q in 0..setup.rx_queues {
+            // SAFETY: valid port, queue index below the configured count, live pool.
+            check("rte_eth_rx_queue_setup", unsafe {
+                ffi::rte_eth_rx_queue_setup(self.id, q, rxd, socket, std::ptr::null(), pool.as_ptr())
+            })?;
+        }
+        for q in 0..setup.tx_queues {
+            // SAFETY: as above.
+            check("rte_eth_tx_queue_setup", unsafe { ffi::rte_eth_tx_queue_setup(self.id, q, txd, socket, std::ptr::null()) })?;
+        }
+        self.rx_taken = vec![false; setup.rx_queues as usize];
+        self.tx_taken = vec![false; setup.tx_queues as usize];
+        Ok((rxd, txd))
+    }
+
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: configured port.
+        check("rte_eth_dev_start", unsafe { ffi::rte_eth_dev_start(self.id) })?;
+        self.started = true;
+        // Cross-connect and routing need every frame; a device without
+        // promiscuous mode (most vdevs) already delivers everything.
+        // SAFETY: started port.
+        let _ = unsafe { ffi::rte_eth_promiscuous_enable(self.id) };
+        Ok(())
+    }
+
+    /// Stops the port. Every queue's owner must have stopped using it.
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.started {
+            return Ok(());
+        }
+        self.started = false;
+        // SAFETY: started port, no thread polls it any more.
+        check("rte_eth_dev_stop", unsafe { ffi::rte_eth_dev_stop(self.id) }).map(drop)
+    }
+
+    pub fn stats(&self) -> Result<EthStats> {
+        let mut s = ffi::rte_eth_stats::default();
+        // SAFETY: valid port and out-pointer.
+        check("rte_eth_stats_get", unsafe { ffi::rte_eth_stats_get(self.id, &mut s) })?;
+        Ok(EthStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Hands out RX queue `q`, once.
+    pub fn take_rx_queue(&mut self, q: u16) -> Option<EthRxQueue> {
+        let slot = self.rx_taken.get_mut(q as usize)?;
+        (!std::mem::replace(slot, true)).then_some(EthRxQueue { port: self.id, queue: q })
+    }
+
+    /// Hands out TX queue `q`, once.
+    pub fn take_tx_queue(&mut self, q: u16) -> Option<EthTxQueue> {
+        let slot = self.tx_taken.get_mut(q as usize)?;
+        (!std::mem::replace(slot, true)).then_some(EthTxQueue { port: self.id, queue: q })
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // SAFETY: valid, stopped port; its RX rings' mbufs go back to the pool.
+        unsafe { ffi::rte_eth_dev_close(self.id) };
+    }
+}
+
+/// One RX queue of a started port, owned by one worker.
+pub struct EthRxQueue {
+    port: u16,
+    queue: u16,
+}
+
+impl RxQueue for EthRxQueue {
+    type Pkt = Mbuf;
+
+    #[inline(always)]
+    fn rx_burst(&mut self, burst: &mut Burst<Mbuf>, max: usize) -> usize {
+        let max = max.min(burst.spare());
+        // SAFETY: Mbuf is a transparent NonNull<rte_mbuf>, so the spare slots
+        // are an array of `max` mbuf pointers for DPDK to fill.
+        unsafe {
+            let at = burst.as_mut_ptr().add(burst.len()).cast::<*mut ffi::rte_mbuf>();
+            let n = ffi::shim_rte_eth_rx_burst(self.port, self.queue, at, max as u16) as usize;
+            burst.extend_written(n);
+            n
+        }
+    }
+}
+
+/// One TX queue of a started port, owned by one thread.
+pub struct EthTxQueue {
+    port: u16,
+    queue: u16,
+}
+
+impl TxQueue<Mbuf> for EthTxQueue {
+    #[inline(always)]
+    fn tx_burst(&mut self, burst: &mut Burst<Mbuf>) -> usize {
+        // SAFETY: as for RX; the device owns the first `n` mbufs afterwards.
+        unsafe {
+            let p = burst.as_mut_ptr().cast::<*mut ffi::rte_mbuf>();
+            let n = ffi::shim_rte_eth_tx_burst(self.port, self.queue, p, burst.len() as u16) as usize;
+            burst.forget_front(n);
+            n
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_call_and_the_errno() {
+        let e = check("rte_eth_dev_configure", -22).unwrap_err();
+        assert_eq!(e.errno(), Some(22));
+        assert_eq!(e.to_string(), "rte_eth_dev_configure failed: Invalid argument (errno 22)");
+        assert_eq!(check("x", 3), Ok(3));
+    }
+
+    #[test]
+    fn nul_in_arguments_is_an_error_not_a_panic() {
+        assert!(matches!(cstring("a\0b"), Err(Error::NulInArgument(_))));
+    }
+}

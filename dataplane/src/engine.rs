@@ -1,0 +1,546 @@
+//! Brings the data plane up and down: EAL, mempools, ports, queue
+//! assignment, and one worker per worker lcore (EAL pins each lcore's
+//! thread). Shutdown stops the workers, then the ports, and checks that
+//! every mbuf is back in its pool.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::counters::{port_totals, PortTotals, WorkerCounters};
+use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
+use crate::pipeline::Stage;
+use crate::worker::{PollMode, PortQueues, Worker, WorkerConf};
+use crate::{PortIdx, MAX_BURST, MAX_PORTS};
+
+/// Largest lcore id DPDK supports (exclusive).
+pub const MAX_LCORE: u32 = dpdk_sys::RTE_MAX_LCORE;
+
+/// Per-lcore mempool cache size.
+const MBUF_CACHE: u32 = 256;
+
+/// Mbufs added on top of the computed need (in-flight slack, vdevs that
+/// hold packets such as `net_pcap` with `infinite_rx`).
+const MBUF_SLACK: u32 = 8192;
+
+/// EAL settings.
+#[derive(Clone, Debug)]
+pub struct EalSpec {
+    pub main_lcore: u32,
+    pub worker_lcores: Vec<u32>,
+    pub memory_mb: u32,
+    pub hugepages: bool,
+    /// Runtime-directory prefix; distinct per process that runs at once.
+    pub file_prefix: String,
+    /// DPDK log level (`--log-level`), e.g. "notice".
+    pub log_level: String,
+    /// Passed to EAL verbatim, after the generated arguments.
+    pub extra_args: Vec<String>,
+}
+
+/// A device, as named in the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// A PCI address in canonical `DDDD:BB:DD.F` form.
+    Pci(String),
+    /// A virtual device: `net_<driver><n>` plus its `key=value` arguments.
+    Vdev { name: String, args: String },
+}
+
+impl Device {
+    /// Parses `0000:03:00.0`, `03:00.0` or `net_pcap0,rx_pcap=in.pcap`.
+    pub fn parse(s: &str) -> Result<Device, String> {
+        const EXPECT: &str = "expected a PCI address like 0000:03:00.0 or a DPDK vdev string like net_null0 or net_pcap0,rx_pcap=in.pcap";
+        if let Some(pci) = parse_pci(s) {
+            return Ok(Device::Pci(pci));
+        }
+        let (name, args) = s.split_once(',').unwrap_or((s, ""));
+        let driver = name.strip_prefix("net_").ok_or_else(|| format!("{s:?}: {EXPECT}"))?;
+        let ok_name = !driver.is_empty()
+            && driver.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && driver.as_bytes()[0].is_ascii_lowercase();
+        if !ok_name {
+            return Err(format!("{s:?}: bad vdev name {name:?}: {EXPECT}"));
+        }
+        if !name.as_bytes()[name.len() - 1].is_ascii_digit() {
+            return Err(format!("{s:?}: vdev name {name:?} must end in an instance number, e.g. {name}0"));
+        }
+        if s.contains(',') {
+            for kv in args.split(',') {
+                match kv.split_once('=') {
+                    Some((k, _)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {}
+                    _ => return Err(format!("{s:?}: vdev argument {kv:?} is not key=value")),
+                }
+            }
+        }
+        Ok(Device::Vdev { name: name.to_owned(), args: args.to_owned() })
+    }
+
+    /// The ethdev name DPDK gives the port once probed.
+    pub fn port_name(&self) -> &str {
+        match self {
+            Device::Pci(a) => a,
+            Device::Vdev { name, .. } => name,
+        }
+    }
+}
+
+fn parse_pci(s: &str) -> Option<String> {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let (dom, rest) = match s.matches(':').count() {
+        2 => s.split_once(':')?,
+        1 => ("0000", s),
+        _ => return None,
+    };
+    let (bus, devfn) = rest.split_once(':')?;
+    let (dev, func) = devfn.split_once('.')?;
+    let func_ok = func.len() == 1 && (b'0'..=b'7').contains(&func.as_bytes()[0]);
+    (hex(dom, 4) && hex(bus, 2) && hex(dev, 2) && func_ok).then(|| format!("{dom}:{bus}:{dev}.{func}").to_ascii_lowercase())
+}
+
+/// One port to bring up.
+#[derive(Clone, Debug)]
+pub struct PortSpec {
+    pub name: String,
+    pub device: Device,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+/// Everything the engine needs to start.
+#[derive(Clone, Debug)]
+pub struct EngineSpec {
+    pub eal: EalSpec,
+    pub ports: Vec<PortSpec>,
+    pub burst: usize,
+    pub drain: Duration,
+    pub mode: PollMode,
+    /// Mbufs per pool; 0 sizes the pool from the rings and workers.
+    pub mbufs: u32,
+}
+
+impl EngineSpec {
+    /// The argument vector handed to `rte_eal_init`. Virtual devices are
+    /// probed afterwards, one by one, so a failure names its port.
+    pub fn eal_args(&self) -> Vec<String> {
+        let e = &self.eal;
+        let mut lcores = vec![e.main_lcore];
+        lcores.extend(&e.worker_lcores);
+        let lcores: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        // argv[0] prefixes EAL's own messages ("eal: unrecognized option ...").
+        let mut a: Vec<String> = vec!["eal".into(), "-l".into(), lcores.join(","), "--main-lcore".into(), e.main_lcore.to_string()];
+        if !e.hugepages {
+            a.push("--no-huge".into());
+        }
+        a.extend(["-m".into(), e.memory_mb.to_string()]);
+        a.extend(["--file-prefix".into(), e.file_prefix.clone()]);
+        a.push(format!("--log-level={}", e.log_level));
+        let pci: Vec<&str> = self.ports.iter().filter(|&p| matches!(p.device, Device::Pci(_))).map(|p| p.device.port_name()).collect();
+        if pci.is_empty() {
+            a.push("--no-pci".into());
+        }
+        for addr in pci {
+            a.extend(["-a".into(), addr.to_owned()]);
+        }
+        a.extend(e.extra_args.iter().cloned());
+        a
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Eal { err: dpdk::Error, args: Vec<String> },
+    Probe { port: String, device: String, err: dpdk::Error },
+    Port { port: String, err: dpdk::Error },
+    TooFewTxQueues { port: String, offered: u16, needed: u16 },
+    Pool(dpdk::Error),
+    Launch { lcore: u32, err: dpdk::Error },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Eal { err, args } => write!(
+                f,
+                "EAL initialisation failed: {err}; check the [eal] section (lcores that exist, memory_mb, hugepages, extra_args). EAL arguments were: {}",
+                args.join(" ")
+            ),
+            StartError::Probe { port, device, err } => {
+                write!(f, "port {port}: device {device:?} could not be probed: {err}")?;
+                if device.starts_with("net_") {
+                    write!(f, "; check the driver name and its arguments")
+                } else {
+                    write!(f, "; is it bound to a DPDK driver? (dpdk-devbind.py --status)")
+                }
+            }
+            StartError::Port { port, err } => write!(f, "port {port}: {err}"),
+            StartError::TooFewTxQueues { port, offered, needed } => write!(
+                f,
+                "port {port}: the device offers {offered} TX queue(s) but each of the {needed} workers needs its own; use fewer worker lcores{}",
+                if *offered > 0 { " (net_pcap: give tx_pcap once per queue)" } else { "" }
+            ),
+            StartError::Pool(err) => write!(f, "creating the mbuf pool failed: {err}; raise eal.memory_mb or lower eal.mbufs"),
+            StartError::Launch { lcore, err } => write!(f, "launching the worker on lcore {lcore} failed: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A started port and what it was given.
+pub struct RunningPort {
+    pub spec: PortSpec,
+    pub port: Port,
+    pub info: DevInfo,
+    pub mac: [u8; 6],
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+struct WorkerSlot {
+    lcore: u32,
+    counters: Arc<WorkerCounters>,
+    launched: bool,
+}
+
+/// Per-worker figures at one instant.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerSnapshot {
+    pub lcore: u32,
+    pub tid: u64,
+    pub busy_cycles: u64,
+    pub polls: u64,
+    pub sleeps: u64,
+    /// CPU time (user + system) the worker thread has used, in seconds.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// CPU time (user + system) a thread of this process has used, in seconds,
+/// from `/proc/self/task/<tid>/stat`.
+pub fn thread_cpu_seconds(tid: u64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parens).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(ticks as f64 / hz)
+}
+
+/// Every counter at one instant.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub tsc: u64,
+    pub ports: Vec<PortTotals>,
+    pub eth: Vec<EthStats>,
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+/// A pool's count at shutdown.
+#[derive(Clone, Debug)]
+pub struct PoolCheck {
+    pub name: String,
+    pub available: u32,
+    pub size: u32,
+}
+
+impl PoolCheck {
+    pub fn leaked(&self) -> u32 {
+        self.size.saturating_sub(self.available)
+    }
+}
+
+/// What shutdown found.
+#[derive(Clone, Debug)]
+pub struct ShutdownReport {
+    pub last: Snapshot,
+    pub pools: Vec<PoolCheck>,
+    /// Workers whose loop returned non-zero.
+    pub failed_workers: Vec<u32>,
+}
+
+/// The running data plane. Field order is teardown order: control TX
+/// queues, then ports (stop, close), then pools, then EAL.
+pub struct Engine {
+    workers: Vec<WorkerSlot>,
+    control_tx: Vec<Option<EthTxQueue>>,
+    ports: Vec<RunningPort>,
+    pools: Vec<(i32, Mempool)>,
+    stop: Arc<AtomicBool>,
+    conf: WorkerConf,
+    notes: Vec<String>,
+    tsc_hz: u64,
+    eal: Eal,
+}
+
+impl Engine {
+    /// Initialises EAL, probes and starts every port. Workers are not
+    /// running yet; see [`Engine::launch`].
+    pub fn init(spec: &EngineSpec) -> Result<Engine, StartError> {
+        assert!(spec.ports.len() <= MAX_PORTS && !spec.eal.worker_lcores.is_empty());
+        let args = spec.eal_args();
+        let eal = Eal::init(&args).map_err(|err| StartError::Eal { err, args })?;
+        let nworkers = spec.eal.worker_lcores.len() as u16;
+        let mut notes = Vec::new();
+
+        let mut ports = Vec::new();
+        for p in &spec.ports {
+            let port_err = |err| StartError::Port { port: p.name.clone(), err };
+            if let Device::Vdev { name, args } = &p.device {
+                let devargs = if args.is_empty() { name.clone() } else { format!("{name},{args}") };
+                eal.probe(&devargs).map_err(|err| StartError::Probe { port: p.name.clone(), device: devargs, err })?;
+            }
+            let port = Port::by_name(p.device.port_name()).map_err(|err| StartError::Probe {
+                port: p.name.clone(),
+                device: p.device.port_name().to_owned(),
+                err,
+            })?;
+            let info = port.info().map_err(port_err)?;
+            let mac = port.mac().map_err(port_err)?;
+            ports.push((p, port, info, mac));
+        }
+
+        // One pool per NUMA socket in use, sized from the rings it feeds.
+        let socket_of = |info: &DevInfo| if info.socket < 0 { eal.socket_id() } else { info.socket };
+        let mut need: Vec<(i32, u32)> = Vec::new();
+        for (p, _, info, _) in &ports {
+            let rings = p.rx_desc as u32 * nworkers as u32 + p.tx_desc as u32 * (nworkers as u32 + 1);
+            let s = socket_of(info);
+            match need.iter_mut().find(|(sock, _)| *sock == s) {
+                Some((_, n)) => *n += rings,
+                None => need.push((s, rings)),
+            }
+        }
+        let per_lcore = (nworkers as u32 + 1) * (MBUF_CACHE + (spec.ports.len() as u32 + 1) * MAX_BURST as u32);
+        let mut pools = Vec::new();
+        for (s, rings) in need {
+            let n = (rings + per_lcore + MBUF_SLACK).max(spec.mbufs);
+            let n = n.checked_next_power_of_two().map_or(n, |p| p - 1); // 2^k - 1 suits the ring
+            let pool = Mempool::new_pktmbuf(&format!("mbuf_s{s}"), n, MBUF_CACHE, dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16, s)
+                .map_err(StartError::Pool)?;
+            pools.push((s, pool));
+        }
+
+        let mut running = Vec::new();
+        for (p, mut port, info, mac) in ports {
+            if info.max_tx_queues < nworkers {
+                return Err(StartError::TooFewTxQueues { port: p.name.clone(), offered: info.max_tx_queues, needed: nworkers });
+            }
+            let rx_queues = nworkers.min(info.max_rx_queues.max(1));
+            let tx_queues = (nworkers + 1).min(info.max_tx_queues);
+            if rx_queues < nworkers {
+                notes.push(format!(
+                    "port {}: device offers {} RX queue(s) for {} workers; only the first {} poll it",
+                    p.name, info.max_rx_queues, nworkers, rx_queues
+                ));
+            }
+            if tx_queues == nworkers {
+                notes.push(format!("port {}: no spare TX queue for the control thread; it cannot send on this port", p.name));
+            }
+            let s = socket_of(&info);
+            let pool = &pools.iter().find(|(sock, _)| *sock == s).expect("pool per socket").1;
+            let setup = PortSetup { rx_queues, tx_queues, rx_desc: p.rx_desc, tx_desc: p.tx_desc };
+            let port_err = |err| StartError::Port { port: p.name.clone(), err };
+            let (rx_desc, tx_desc) = port.configure(&setup, pool).map_err(port_err)?;
+            port.start().map_err(port_err)?;
+            running.push(RunningPort { spec: p.clone(), port, info, mac, rx_queues, tx_queues, rx_desc, tx_desc });
+        }
+
+        let tsc_hz = eal.tsc_hz();
+        let conf = WorkerConf {
+            burst: spec.burst,
+            drain_cycles: (tsc_hz as u128 * spec.drain.as_nanos() / 1_000_000_000).max(1) as u64,
+            mode: spec.mode,
+        };
+        let workers = spec
+            .eal
+            .worker_lcores
+            .iter()
+            .map(|&lcore| WorkerSlot { lcore, counters: Arc::new(WorkerCounters::new(spec.ports.len())), launched: false })
+            .collect();
+        let control_tx = running.iter_mut().map(|p| p.port.take_tx_queue(nworkers)).collect();
+        Ok(Engine { workers, control_tx, ports: running, pools, stop: Arc::new(AtomicBool::new(false)), conf, notes, tsc_hz, eal })
+    }
+
+    /// Starts one worker per worker lcore, each with the stage chain
+    /// `make_stages(worker_index, ports)` builds for it.
+    pub fn launch<S, F>(&mut self, mut make_stages: F) -> Result<(), StartError>
+    where
+        S: Stage<Mbuf> + Send + 'static,
+        F: FnMut(usize, &[RunningPort]) -> S,
+    {
+        for (i, slot) in self.workers.iter_mut().enumerate() {
+            let q = i as u16;
+            let queues = self
+                .ports
+                .iter_mut()
+                .enumerate()
+                .map(|(idx, p)| PortQueues { port: idx as PortIdx, rx: p.port.take_rx_queue(q), tx: p.port.take_tx_queue(q) })
+                .collect();
+            let stages = make_stages(i, &self.ports);
+            let mut worker = Worker::new(queues, stages, slot.counters.clone(), self.conf, Tsc);
+            let stop = self.stop.clone();
+            self.eal
+                .launch(slot.lcore, move || {
+                    worker.run(&stop);
+                    0
+                })
+                .map_err(|err| StartError::Launch { lcore: slot.lcore, err })?;
+            slot.launched = true;
+        }
+        Ok(())
+    }
+
+    pub fn ports(&self) -> &[RunningPort] {
+        &self.ports
+    }
+
+    /// Warnings about degraded set-ups (fewer queues than workers, ...).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    pub fn tsc_hz(&self) -> u64 {
+        self.tsc_hz
+    }
+
+    pub fn worker_lcores(&self) -> Vec<u32> {
+        self.workers.iter().map(|w| w.lcore).collect()
+    }
+
+    /// Reads every counter without stopping or locking the workers.
+    pub fn snapshot(&self) -> Snapshot {
+        let counters: Vec<&WorkerCounters> = self.workers.iter().map(|w| &*w.counters).collect();
+        Snapshot {
+            tsc: dpdk::tsc(),
+            ports: port_totals(&counters, self.ports.len()),
+            eth: self.ports.iter().map(|p| p.port.stats().unwrap_or_default()).collect(),
+            workers: self
+                .workers
+                .iter()
+                .map(|w| {
+                    let c = &w.counters.core;
+                    let tid = c.tid.get();
+                    WorkerSnapshot {
+                        lcore: w.lcore,
+                        tid,
+                        busy_cycles: c.busy_cycles.get(),
+                        polls: c.polls.get(),
+                        sleeps: c.sleeps.get(),
+                        cpu_seconds: (tid != 0).then(|| thread_cpu_seconds(tid)).flatten(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops the workers, waits for them, and returns their exit codes'
+    /// failures.
+    fn stop_workers(&mut self) -> Vec<u32> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut failed = Vec::new();
+        for w in self.workers.iter_mut().filter(|w| w.launched) {
+            if self.eal.wait(w.lcore) != 0 {
+                failed.push(w.lcore);
+            }
+            w.launched = false;
+        }
+        failed
+    }
+
+    /// Stops workers and ports and checks every pool got all its mbufs back.
+    pub fn shutdown(mut self) -> ShutdownReport {
+        let failed_workers = self.stop_workers();
+        let last = self.snapshot();
+        self.control_tx.clear();
+        for p in &mut self.ports {
+            let _ = p.port.stop();
+        }
+        self.ports.clear(); // closes: RX rings give their mbufs back
+        let pools =
+            self.pools.iter().map(|(_, p)| PoolCheck { name: p.name().to_owned(), available: p.available(), size: p.size() }).collect();
+        ShutdownReport { last, pools, failed_workers }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_workers();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_or_say_what_was_expected() {
+        assert_eq!(Device::parse("0000:03:00.0"), Ok(Device::Pci("0000:03:00.0".into())));
+        assert_eq!(Device::parse("03:00.1"), Ok(Device::Pci("0000:03:00.1".into())));
+        assert_eq!(Device::parse("0000:AF:00.0"), Ok(Device::Pci("0000:af:00.0".into())));
+        assert_eq!(Device::parse("net_null0"), Ok(Device::Vdev { name: "net_null0".into(), args: "".into() }));
+        assert_eq!(
+            Device::parse("net_pcap1,rx_pcap=/tmp/a b.pcap,infinite_rx=1"),
+            Ok(Device::Vdev { name: "net_pcap1".into(), args: "rx_pcap=/tmp/a b.pcap,infinite_rx=1".into() })
+        );
+        for bad in [
+            "eth0",
+            "",
+            "net_",
+            "net_null",
+            "net_Null0",
+            "net_null0,",
+            "net_null0,size",
+            "0000:03:00.8",
+            "0000:3:00.0",
+            "1:2:3:4",
+            "net_null0,=5",
+        ] {
+            let e = Device::parse(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn own_thread_cpu_time_is_readable() {
+        let tid = unsafe { libc::gettid() } as u64;
+        assert!(thread_cpu_seconds(tid).unwrap() >= 0.0);
+        assert!(thread_cpu_seconds(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn eal_args_follow_the_spec() {
+        let spec = EngineSpec {
+            eal: EalSpec {
+                main_lcore: 0,
+                worker_lcores: vec![1, 2],
+                memory_mb: 512,
+                hugepages: false,
+                file_prefix: "t1".into(),
+                log_level: "notice".into(),
+                extra_args: vec!["--no-telemetry".into()],
+            },
+            ports: vec![
+                PortSpec { name: "a".into(), device: Device::parse("net_null0").unwrap(), rx_desc: 512, tx_desc: 512 },
+                PortSpec { name: "b".into(), device: Device::parse("0000:03:00.0").unwrap(), rx_desc: 512, tx_desc: 512 },
+            ],
+            burst: 32,
+            drain: Duration::from_micros(100),
+            mode: PollMode::Busy,
+            mbufs: 0,
+        };
+        assert_eq!(
+            spec.eal_args().join(" "),
+            "eal -l 0,1,2 --main-lcore 0 --no-huge -m 512 --file-prefix t1 --log-level=notice -a 0000:03:00.0 --no-telemetry"
+        );
+        let mut vdev_only = spec.clone();
+        vdev_only.ports.pop();
+        vdev_only.eal.hugepages = true;
+        assert!(vdev_only.eal_args().join(" ").contains("-m 512 --file-prefix t1 --log-level=notice --no-pci"));
+    }
+}

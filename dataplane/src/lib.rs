@@ -1,0 +1,24 @@
+//! The Patronus data plane.
+//!
+//! Layout: [`dpdk`] is the only module that touches DPDK (owning, safe
+//! wrappers); [`packet`] is the small trait the pipeline is written against,
+//! so stages run on mbufs in production and on heap buffers in tests and
+//! benchmarks; [`pipeline`] holds the stage trait and the stages; [`worker`]
+//! is the poll loop; [`engine`] brings EAL, pools, ports and workers up and
+//! down; [`counters`] holds per-core counters and the drop-reason enum.
+
+pub mod counters;
+pub mod dpdk;
+pub mod engine;
+pub mod packet;
+pub mod pipeline;
+pub mod worker;
+
+/// Index of a port in the configuration's port list (not the DPDK port id).
+pub type PortIdx = u16;
+
+/// Most ports one appliance drives; matches DPDK's `RTE_MAX_ETHPORTS`.
+pub const MAX_PORTS: usize = dpdk_sys::RTE_MAX_ETHPORTS as usize;
+
+/// Largest RX burst and TX buffer a worker uses.
+pub const MAX_BURST: usize = 64;

@@ -1,0 +1,393 @@
+//! Pipeline stages: the processing the worker loop runs between RX and TX.
+//! Stages compose statically (`(A, B)` is a stage), so a chain is one
+//! inlined function with no dynamic dispatch. The worker hands a stage a
+//! whole RX burst at a time, as arrays of packets and their [`Meta`].
+
+use crate::counters::DropReason;
+use crate::packet::Packet;
+use std::mem::MaybeUninit;
+
+use crate::{PortIdx, MAX_BURST, MAX_PORTS};
+
+/// Sentinel for "no egress port chosen yet".
+pub const NO_PORT: PortIdx = PortIdx::MAX;
+
+/// How many packets ahead of the one being processed to prefetch.
+pub const PREFETCH_OFFSET: usize = 3;
+
+/// Per-packet metadata: where the packet goes, or why it was dropped.
+/// One `u32` (egress port in the low half, drop reason + 1 above it), so a
+/// burst's worth initialises, fills and compares as vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Meta(u32);
+
+impl Meta {
+    /// A live packet with no egress yet.
+    pub const NEW: Meta = Meta(NO_PORT as u32);
+
+    /// Port the packet leaves by ([`NO_PORT`] until a stage sets it).
+    #[inline(always)]
+    pub fn out_port(self) -> PortIdx {
+        self.0 as PortIdx
+    }
+
+    #[inline(always)]
+    pub fn set_out_port(&mut self, port: PortIdx) {
+        self.0 = (self.0 & !0xffff) | port as u32;
+    }
+
+    /// Why the packet was dropped, if it was.
+    #[inline(always)]
+    pub fn dropped(self) -> Option<DropReason> {
+        match self.0 >> 16 {
+            0 => None,
+            d => DropReason::ALL.get(d as usize - 1).copied(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_dropped(self) -> bool {
+        self.0 >> 16 != 0
+    }
+
+    /// Marks the packet dropped; later stages skip it.
+    #[inline(always)]
+    pub fn set_dropped(&mut self, reason: DropReason) {
+        self.0 = (self.0 & 0xffff) | (reason as u32 + 1) << 16;
+    }
+}
+
+/// The metas of one burst. While every packet shares one decision (a
+/// stage decided for the whole burst, or nothing decided yet) it is held
+/// once; a stage that decides per packet expands it into one per packet.
+/// A burst-wide decision is then a single store, not one per packet.
+pub struct Metas {
+    len: usize,
+    /// `Some` while every packet's meta is this one.
+    all: Option<Meta>,
+    each: [MaybeUninit<Meta>; MAX_BURST],
+}
+
+impl Metas {
+    /// `len` live packets with no egress yet.
+    #[inline(always)]
+    pub fn new(len: usize) -> Self {
+        debug_assert!(len <= MAX_BURST);
+        Metas { len: len.min(MAX_BURST), all: Some(Meta::NEW), each: [const { MaybeUninit::uninit() }; MAX_BURST] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The meta every packet shares, if they do.
+    #[inline(always)]
+    pub fn uniform(&self) -> Option<Meta> {
+        self.all
+    }
+
+    /// Applies `f` to every packet's meta. Costs one call while the burst
+    /// is uniform.
+    #[inline(always)]
+    pub fn map(&mut self, f: impl Fn(Meta) -> Meta) {
+        match &mut self.all {
+            Some(m) => *m = f(*m),
+            None => {
+                for m in self.each_mut() {
+                    *m = f(*m);
+                }
+            }
+        }
+    }
+
+    /// One meta per packet, writable (expands a uniform burst).
+    #[inline(always)]
+    pub fn each_mut(&mut self) -> &mut [Meta] {
+        if let Some(m) = self.all.take() {
+            for slot in &mut self.each[..self.len] {
+                slot.write(m);
+            }
+        }
+        // SAFETY: `each[..len]` is initialised whenever `all` is None.
+        unsafe { std::slice::from_raw_parts_mut(self.each.as_mut_ptr().cast(), self.len) }
+    }
+
+    /// The meta of packet `i`.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Meta {
+        assert!(i < self.len);
+        // SAFETY: `each[..len]` is initialised whenever `all` is None.
+        self.all.unwrap_or_else(|| unsafe { self.each[i].assume_init() })
+    }
+
+    /// Sets the meta of packet `i`; the burst stays uniform while every
+    /// packet's meta stays the same.
+    #[inline(always)]
+    pub fn set(&mut self, i: usize, m: Meta) {
+        if self.all != Some(m) {
+            self.each_mut()[i] = m;
+        }
+    }
+
+    /// The meta every packet has, whether or not the burst was expanded.
+    #[inline(always)]
+    pub fn common(&self) -> Option<Meta> {
+        if self.all.is_some() || self.len == 0 {
+            return self.all;
+        }
+        // SAFETY: as in get. A fold rather than `all` compiles to vector compares.
+        let each: &[Meta] = unsafe { std::slice::from_raw_parts(self.each.as_ptr().cast(), self.len) };
+        let first = each[0];
+        each.iter().fold(true, |same, m| same & (*m == first)).then_some(first)
+    }
+}
+
+/// What a stage decided about one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Hand the packet to the next stage (or to TX after the last one).
+    Continue,
+    /// Drop the packet and count it under this reason.
+    Drop(DropReason),
+}
+
+/// One step of packet processing. Implement [`Stage::process`]; override
+/// [`Stage::process_burst`] only when a stage can decide for a burst as a
+/// whole.
+pub trait Stage<P: Packet> {
+    /// Processes one packet received on `in_port`.
+    fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict;
+
+    /// Processes a burst received on `in_port`; packet `i`'s meta is
+    /// `metas.get(i)`. The default runs [`Stage::process`] on every packet
+    /// not yet dropped, prefetching packet data a few packets ahead.
+    #[inline(always)]
+    fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+        let n = pkts.len().min(metas.len());
+        for i in 0..n {
+            if let Some(ahead) = pkts.get(i + PREFETCH_OFFSET) {
+                ahead.prefetch();
+            }
+            let mut meta = metas.get(i);
+            if !meta.is_dropped() {
+                if let Verdict::Drop(reason) = self.process(in_port, &mut pkts[i], &mut meta) {
+                    meta.set_dropped(reason);
+                }
+                metas.set(i, meta);
+            }
+        }
+    }
+}
+
+/// A chain: `A` runs over the burst, then `B` over what `A` kept.
+impl<P: Packet, A: Stage<P>, B: Stage<P>> Stage<P> for (A, B) {
+    #[inline(always)]
+    fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        match self.0.process(in_port, pkt, meta) {
+            Verdict::Continue => self.1.process(in_port, pkt, meta),
+            drop => drop,
+        }
+    }
+
+    #[inline(always)]
+    fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+        self.0.process_burst(in_port, pkts, metas);
+        self.1.process_burst(in_port, pkts, metas);
+    }
+}
+
+/// Cross-connect: every packet received on a port leaves by its configured
+/// peer port (`forward = "wan0"`).
+#[derive(Clone)]
+pub struct XConnect {
+    peer: [PortIdx; MAX_PORTS],
+}
+
+impl XConnect {
+    /// `pairs` lists (from, to) port indices; ports not listed drop with
+    /// [`DropReason::NoEgress`].
+    pub fn new(pairs: &[(PortIdx, PortIdx)]) -> Self {
+        let mut peer = [NO_PORT; MAX_PORTS];
+        for &(from, to) in pairs {
+            peer[from as usize] = to;
+        }
+        XConnect { peer }
+    }
+
+    /// The decision for a whole port: egress, or drop.
+    #[inline(always)]
+    fn decide(&self, in_port: PortIdx) -> Meta {
+        let mut m = Meta::NEW;
+        match self.peer.get(in_port as usize).copied().unwrap_or(NO_PORT) {
+            NO_PORT => m.set_dropped(DropReason::NoEgress),
+            out => m.set_out_port(out),
+        }
+        m
+    }
+}
+
+impl<P: Packet> Stage<P> for XConnect {
+    #[inline(always)]
+    fn process(&mut self, in_port: PortIdx, _pkt: &mut P, meta: &mut Meta) -> Verdict {
+        let d = self.decide(in_port);
+        match d.dropped() {
+            Some(reason) => Verdict::Drop(reason),
+            None => {
+                meta.set_out_port(d.out_port());
+                Verdict::Continue
+            }
+        }
+    }
+
+    /// The decision depends only on the ingress port: made once per burst,
+    /// and the packets themselves are never touched.
+    #[inline(always)]
+    fn process_burst(&mut self, in_port: PortIdx, _pkts: &mut [P], metas: &mut Metas) {
+        let d = self.decide(in_port);
+        metas.map(|m| if m.is_dropped() { m } else { d });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::HeapPool;
+
+    struct Tag(u8);
+    impl<P: Packet> Stage<P> for Tag {
+        fn process(&mut self, _: PortIdx, pkt: &mut P, _: &mut Meta) -> Verdict {
+            pkt.data_mut()[0] = self.0;
+            Verdict::Continue
+        }
+    }
+
+    #[test]
+    fn meta_is_four_bytes_and_round_trips_every_reason() {
+        assert_eq!(std::mem::size_of::<Meta>(), 4);
+        for r in DropReason::ALL {
+            let mut m = Meta::NEW;
+            assert_eq!(m.dropped(), None);
+            m.set_out_port(3);
+            m.set_dropped(*r);
+            assert_eq!(m.dropped(), Some(*r));
+            assert_eq!(m.out_port(), 3);
+        }
+    }
+
+    #[test]
+    fn xconnect_sends_to_the_peer_and_drops_unpaired_ports() {
+        let pool = HeapPool::new();
+        let mut x = XConnect::new(&[(0, 1), (1, 0)]);
+        let mut p = pool.packet(&[0; 60]);
+        let mut m = Meta::NEW;
+        assert_eq!(x.process(1, &mut p, &mut m), Verdict::Continue);
+        assert_eq!(m.out_port(), 0);
+        assert_eq!(x.process(2, &mut p, &mut m), Verdict::Drop(DropReason::NoEgress));
+        assert_eq!(x.process(PortIdx::MAX - 1, &mut p, &mut m), Verdict::Drop(DropReason::NoEgress));
+    }
+
+    #[test]
+    fn chains_run_in_order_and_stop_at_a_drop() {
+        let pool = HeapPool::new();
+        let mut chain = (XConnect::new(&[(0, 1)]), Tag(7));
+        let mut p = pool.packet(&[0; 4]);
+        assert_eq!(chain.process(0, &mut p, &mut Meta::NEW.clone()), Verdict::Continue);
+        assert_eq!(p.data()[0], 7);
+        let mut q = pool.packet(&[0; 4]);
+        assert_eq!(chain.process(1, &mut q, &mut Meta::NEW.clone()), Verdict::Drop(DropReason::NoEgress));
+        assert_eq!(q.data()[0], 0, "stage after a drop must not run");
+    }
+
+    #[test]
+    fn burst_processing_matches_per_packet_processing() {
+        let pool = HeapPool::new();
+        for in_port in [0, 1, 5] {
+            let mut chain = (XConnect::new(&[(0, 1), (1, 0)]), Tag(9));
+            let mut burst: Vec<_> = (0..10).map(|_| pool.packet(&[0; 4])).collect();
+            let mut metas = Metas::new(10);
+            metas.each_mut()[3].set_dropped(DropReason::TxFull); // dropped earlier: left alone
+            chain.process_burst(in_port, &mut burst, &mut metas);
+            assert!(metas.uniform().is_none(), "one packet differs");
+            for (i, p) in burst.iter_mut().enumerate() {
+                let m = &metas.get(i);
+                if i == 3 {
+                    assert_eq!(m.dropped(), Some(DropReason::TxFull));
+                    assert_eq!(p.data()[0], 0);
+                    continue;
+                }
+                let mut one = pool.packet(&[0; 4]);
+                let mut meta = Meta::NEW;
+                let v = chain.process(in_port, &mut one, &mut meta);
+                assert_eq!(
+                    m.dropped(),
+                    match v {
+                        Verdict::Drop(r) => Some(r),
+                        Verdict::Continue => None,
+                    }
+                );
+                if !m.is_dropped() {
+                    assert_eq!(m.out_port(), meta.out_port());
+                }
+                assert_eq!(p.data(), one.data());
+            }
+        }
+    }
+
+    #[test]
+    fn burst_wide_decisions_stay_uniform() {
+        let pool = HeapPool::new();
+        let mut burst: Vec<_> = (0..5).map(|_| pool.packet(&[0; 4])).collect();
+        let mut metas = Metas::new(5);
+        XConnect::new(&[(0, 1)]).process_burst(0, &mut burst, &mut metas);
+        let mut expect = Meta::NEW;
+        expect.set_out_port(1);
+        assert_eq!(metas.uniform(), Some(expect));
+        assert_eq!(metas.get(4), expect);
+        // Expanding keeps every packet's value.
+        assert!(metas.each_mut().iter().all(|m| *m == expect));
+        assert_eq!(metas.uniform(), None);
+        // A per-packet drop survives a later burst-wide decision.
+        metas.each_mut()[2].set_dropped(DropReason::TxFull);
+        XConnect::new(&[(0, 3)]).process_burst(0, &mut burst, &mut metas);
+        assert_eq!(metas.get(2).dropped(), Some(DropReason::TxFull));
+        assert_eq!(metas.get(1).out_port(), 3);
+        assert_eq!(metas.common(), None);
+    }
+
+    #[test]
+    fn per_packet_stages_keep_a_burst_uniform_until_packets_differ() {
+        let pool = HeapPool::new();
+        let mut burst: Vec<_> = (0..6u8).map(|i| pool.packet(&[i; 4])).collect();
+        let mut metas = Metas::new(6);
+        let mut chain = (XConnect::new(&[(0, 1)]), Tag(1));
+        chain.process_burst(0, &mut burst, &mut metas);
+        assert!(metas.uniform().is_some(), "Tag leaves metas alone");
+
+        metas.each_mut();
+        assert_eq!(metas.uniform(), None);
+        let mut expect = Meta::NEW;
+        expect.set_out_port(1);
+        assert_eq!(metas.common(), Some(expect), "expanded but still all equal");
+
+        // One packet sent elsewhere splits the burst.
+        struct OddTo2;
+        impl<P: Packet> Stage<P> for OddTo2 {
+            fn process(&mut self, _: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+                if pkt.data()[1] % 2 == 1 {
+                    meta.set_out_port(2);
+                }
+                Verdict::Continue
+            }
+        }
+        let mut metas = Metas::new(6);
+        (XConnect::new(&[(0, 1)]), OddTo2).process_burst(0, &mut burst, &mut metas);
+        assert_eq!(metas.common(), None);
+        let outs: Vec<_> = (0..6).map(|i| metas.get(i).out_port()).collect();
+        assert_eq!(outs, vec![1, 2, 1, 2, 1, 2]);
+    }
+}

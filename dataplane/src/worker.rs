@@ -1,0 +1,519 @@
+//! The poll loop: one per worker lcore, no locks, no allocation, no
+//! syscalls while packets flow (adaptive mode sleeps only when idle).
+//!
+//! Each iteration: RX a burst from every assigned queue, run every packet
+//! through the stage chain, buffer it for its egress port, flush a port's
+//! buffer when full or when the drain timer (~100 µs) fires, and free and
+//! count whatever TX refuses.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::counters::{DropReason, PortCounters, WorkerCounters};
+use crate::packet::{Burst, Packet};
+use crate::pipeline::{Metas, Stage};
+use crate::{PortIdx, MAX_BURST};
+
+/// Empty polls in a row before adaptive mode starts sleeping.
+const SPIN_POLLS_BEFORE_SLEEP: u32 = 256;
+
+/// First sleep of adaptive mode; doubles on each further idle poll.
+const MIN_SLEEP: Duration = Duration::from_micros(8);
+
+/// A device RX queue owned by exactly one worker.
+pub trait RxQueue: Send {
+    type Pkt: Packet;
+    /// Appends up to `max` received packets to `burst`; returns how many.
+    fn rx_burst(&mut self, burst: &mut Burst<Self::Pkt>, max: usize) -> usize;
+}
+
+/// A device TX queue owned by exactly one thread.
+pub trait TxQueue<P>: Send {
+    /// Sends packets from the front of `burst`; the ones the device took
+    /// leave the burst, the refused ones stay. Returns how many were sent.
+    fn tx_burst(&mut self, burst: &mut Burst<P>) -> usize;
+}
+
+/// Monotonic cycle counter (the TSC in production).
+pub trait Clock: Send {
+    fn now(&self) -> u64;
+}
+
+/// What the loop does when its queues are empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    /// Spin: lowest latency, one full core per worker.
+    Busy,
+    /// Spin briefly, then back off with short sleeps up to `max_sleep`.
+    Adaptive { max_sleep: Duration },
+}
+
+/// Loop parameters, fixed when the worker starts.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConf {
+    /// Packets per RX burst and TX flush threshold (1..=MAX_BURST).
+    pub burst: usize,
+    /// Drain timer in clock cycles: buffered TX is flushed at least this often.
+    pub drain_cycles: u64,
+    pub mode: PollMode,
+}
+
+/// The queues of one port assigned to a worker.
+pub struct PortQueues<R, T> {
+    pub port: PortIdx,
+    pub rx: Option<R>,
+    pub tx: Option<T>,
+}
+
+struct TxPort<T, P> {
+    queue: Option<T>,
+    buf: Burst<P>,
+}
+
+/// One worker's state: its queues, stage chain, counters and clock.
+pub struct Worker<R: RxQueue, T, S, C> {
+    rx: Vec<(PortIdx, R)>,
+    tx: Vec<TxPort<T, R::Pkt>>,
+    stages: S,
+    counters: Arc<WorkerCounters>,
+    conf: WorkerConf,
+    clock: C,
+}
+
+impl<R, T, S, C> Worker<R, T, S, C>
+where
+    R: RxQueue,
+    T: TxQueue<R::Pkt>,
+    S: Stage<R::Pkt>,
+    C: Clock,
+{
+    /// `ports` must hold one entry per configured port, in port-index order.
+    pub fn new(ports: Vec<PortQueues<R, T>>, stages: S, counters: Arc<WorkerCounters>, conf: WorkerConf, clock: C) -> Self {
+        assert!((1..=MAX_BURST).contains(&conf.burst), "burst out of range");
+        assert_eq!(ports.len(), counters.ports.len(), "one counter block per port");
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for (i, p) in ports.into_iter().enumerate() {
+            assert_eq!(p.port as usize, i, "ports in index order");
+            if let Some(q) = p.rx {
+                rx.push((p.port, q));
+            }
+            tx.push(TxPort { queue: p.tx, buf: Burst::new() });
+        }
+        Worker { rx, tx, stages, counters, conf, clock }
+    }
+
+    /// Polls until `stop` is set, then flushes what is buffered.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let core = &self.counters.core;
+        // SAFETY: gettid has no preconditions.
+        core.tid.add(unsafe { libc::gettid() } as u64);
+        let mut rx = Burst::new();
+        let mut idle = Backoff::default();
+        let mut last = self.clock.now();
+        let mut last_drain = last;
+
+        while !stop.load(Relaxed) {
+            let mut got = 0;
+            for (port, queue) in self.rx.iter_mut() {
+                let n = queue.rx_burst(&mut rx, self.conf.burst);
+                if n > 0 {
+                    got += n;
+                    process_burst(*port, &mut rx, &mut self.stages, &mut self.tx, &self.counters, self.conf.burst);
+                }
+            }
+
+            let now = self.clock.now();
+            if got > 0 {
+                core.busy_cycles.add(now.wrapping_sub(last));
+            }
+            core.polls.add(1);
+            last = now;
+            if now.wrapping_sub(last_drain) >= self.conf.drain_cycles {
+                flush_all(&mut self.tx, &self.counters);
+                last_drain = now;
+            }
+            if let PollMode::Adaptive { max_sleep } = self.conf.mode {
+                if let Some(nap) = idle.after_poll(got, max_sleep) {
+                    flush_all(&mut self.tx, &self.counters);
+                    core.sleeps.add(1);
+                    std::thread::sleep(nap);
+                    last = self.clock.now();
+                }
+            }
+        }
+        flush_all(&mut self.tx, &self.counters);
+    }
+}
+
+/// Runs one RX burst (all from `port`) through the stages and hands each
+/// packet to its egress port's TX buffer, or drops and counts it.
+#[inline(always)]
+fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
+    port: PortIdx,
+    rx: &mut Burst<P>,
+    stages: &mut S,
+    tx: &mut [TxPort<T, P>],
+    counters: &WorkerCounters,
+    flush_at: usize,
+) {
+    let n = rx.len();
+    let mut metas = Metas::new(n);
+    stages.process_burst(port, rx.as_mut_slice(), &mut metas);
+    counters.ports[port as usize].rx_packets.add(n as u64);
+
+    if let Some(meta) = metas.common() {
+        return match meta.dropped() {
+            None => send_burst(rx, port, meta.out_port(), tx, counters, flush_at),
+            Some(reason) => counters.ports[port as usize].drop(reason, rx.clear() as u64),
+        };
+    }
+    for (i, pkt) in rx.drain().enumerate() {
+        let meta = metas.get(i);
+        match meta.dropped() {
+            Some(reason) => counters.ports[port as usize].drop(reason, 1),
+            None => match egress(port, meta.out_port(), tx) {
+                Ok(out) => buffer(out, pkt, &counters.ports[meta.out_port() as usize], flush_at),
+                Err((at, reason)) => counters.ports[at as usize].drop(reason, 1),
+            },
+        }
+    }
+}
+
+/// The TX buffer of `out_port`, or the port to count against and why not.
+#[inline(always)]
+fn egress<T, P>(in_port: PortIdx, out_port: PortIdx, tx: &mut [TxPort<T, P>]) -> Result<&mut TxPort<T, P>, (PortIdx, DropReason)> {
+    match tx.get_mut(out_port as usize) {
+        None => Err((in_port, DropReason::NoEgress)),
+        Some(out) if out.queue.is_none() => Err((out_port, DropReason::NoTxQueue)),
+        Some(out) => Ok(out),
+    }
+}
+
+/// Sends a whole burst to one port: straight to the device when nothing is
+/// buffered for it, else through its TX buffer.
+#[inline(always)]
+fn send_burst<P: Packet, T: TxQueue<P>>(
+    rx: &mut Burst<P>,
+    in_port: PortIdx,
+    out_port: PortIdx,
+    tx: &mut [TxPort<T, P>],
+    counters: &WorkerCounters,
+    flush_at: usize,
+) {
+    let out = match egress(in_port, out_port, tx) {
+        Ok(out) => out,
+        Err((at, reason)) => return counters.ports[at as usize].drop(reason, rx.clear() as u64),
+    };
+    let out_counters = &counters.ports[out_port as usize];
+    if out.buf.is_empty() && rx.len() >= flush_at {
+        return transmit(out.queue.as_mut(), rx, out_counters);
+    }
+    for pkt in rx.drain() {
+        buffer(out, pkt, out_counters, flush_at);
+    }
+}
+
+/// Appends to a TX buffer, flushing it when it reaches `flush_at`.
+#[inline(always)]
+fn buffer<P: Packet, T: TxQueue<P>>(out: &mut TxPort<T, P>, pkt: P, counters: &PortCounters, flush_at: usize) {
+    // Cannot fail: the buffer is flushed whenever it reaches `flush_at`.
+    let _ = out.buf.push(pkt);
+    if out.buf.len() >= flush_at {
+        transmit(out.queue.as_mut(), &mut out.buf, counters);
+    }
+}
+
+/// Hands packets to a TX queue; frees and counts the ones it refuses.
+#[inline(always)]
+fn transmit<P: Packet, T: TxQueue<P>>(queue: Option<&mut T>, pkts: &mut Burst<P>, counters: &PortCounters) {
+    if pkts.is_empty() {
+        return;
+    }
+    let sent = queue.map_or(0, |q| q.tx_burst(pkts));
+    counters.tx_packets.add(sent as u64);
+    if !pkts.is_empty() {
+        counters.drop(DropReason::TxFull, pkts.clear() as u64);
+    }
+}
+
+fn flush_all<P: Packet, T: TxQueue<P>>(tx: &mut [TxPort<T, P>], counters: &WorkerCounters) {
+    for (out, c) in tx.iter_mut().zip(counters.ports.iter()) {
+        transmit(out.queue.as_mut(), &mut out.buf, c);
+    }
+}
+
+/// Adaptive polling: after a run of empty polls, sleep with exponential
+/// back-off; any packet resets it.
+#[derive(Default)]
+struct Backoff {
+    empty_polls: u32,
+    sleep: Duration,
+}
+
+impl Backoff {
+    fn after_poll(&mut self, got: usize, max_sleep: Duration) -> Option<Duration> {
+        if got > 0 {
+            self.empty_polls = 0;
+            self.sleep = Duration::ZERO;
+            return None;
+        }
+        self.empty_polls = self.empty_polls.saturating_add(1);
+        if self.empty_polls < SPIN_POLLS_BEFORE_SLEEP {
+            return None;
+        }
+        self.sleep = (self.sleep * 2).clamp(MIN_SLEEP, max_sleep.max(MIN_SLEEP));
+        Some(self.sleep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{HeapPacket, HeapPool};
+    use crate::pipeline::{Meta, XConnect};
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Mutex;
+
+    /// Fake clock advanced by the fake RX queue.
+    #[derive(Clone, Default)]
+    struct FakeClock(Arc<AtomicU64>);
+    impl Clock for FakeClock {
+        fn now(&self) -> u64 {
+            self.0.load(Relaxed)
+        }
+    }
+
+    /// Replays a script of bursts, advancing the clock `tick` per poll, and
+    /// raises `stop` when the script is exhausted and `idle_polls` passed.
+    struct ScriptRx {
+        script: VecDeque<Vec<HeapPacket>>,
+        clock: FakeClock,
+        tick: u64,
+        stop: Arc<AtomicBool>,
+        idle_polls: u32,
+    }
+    impl RxQueue for ScriptRx {
+        type Pkt = HeapPacket;
+        fn rx_burst(&mut self, burst: &mut Burst<HeapPacket>, max: usize) -> usize {
+            self.clock.0.fetch_add(self.tick, Relaxed);
+            match self.script.pop_front() {
+                Some(pkts) => {
+                    assert!(pkts.len() <= max);
+                    let n = pkts.len();
+                    for p in pkts {
+                        burst.push(p).ok().unwrap();
+                    }
+                    n
+                }
+                None => {
+                    if self.idle_polls == 0 {
+                        self.stop.store(true, Relaxed);
+                    } else {
+                        self.idle_polls -= 1;
+                    }
+                    0
+                }
+            }
+        }
+    }
+
+    /// Records what it sends (first byte of each packet, and the clock at
+    /// each call); accepts at most `accept` packets per call.
+    /// (clock at the call, first byte of each packet sent).
+    type SentLog = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
+    #[derive(Clone)]
+    struct RecordTx {
+        sent: SentLog,
+        clock: FakeClock,
+        accept: usize,
+    }
+    impl TxQueue<HeapPacket> for RecordTx {
+        fn tx_burst(&mut self, burst: &mut Burst<HeapPacket>) -> usize {
+            let n = burst.len().min(self.accept);
+            let now = self.clock.now();
+            let mut rec = self.sent.lock().unwrap();
+            let ids = burst.as_slice()[..n].iter().map(|p| p.data()[0]).collect();
+            rec.push((now, ids));
+            // Consume (free) the first n, as a device would.
+            for i in 0..n {
+                drop(unsafe { burst.as_mut_ptr().add(i).read() });
+            }
+            unsafe { burst.forget_front(n) };
+            n
+        }
+    }
+
+    struct Rig {
+        pool: HeapPool,
+        clock: FakeClock,
+        stop: Arc<AtomicBool>,
+        tx: RecordTx,
+        counters: Arc<WorkerCounters>,
+    }
+
+    impl Rig {
+        fn new(accept: usize) -> Rig {
+            let clock = FakeClock::default();
+            Rig {
+                pool: HeapPool::new(),
+                tx: RecordTx { sent: Default::default(), clock: clock.clone(), accept },
+                clock,
+                stop: Arc::new(AtomicBool::new(false)),
+                counters: Arc::new(WorkerCounters::new(2)),
+            }
+        }
+
+        fn burst(&self, ids: std::ops::Range<u8>) -> Vec<HeapPacket> {
+            ids.map(|i| self.pool.packet(&[i; 64])).collect()
+        }
+
+        /// Port 0 receives `script`; everything cross-connects 0 -> 1.
+        fn run(&self, script: Vec<Vec<HeapPacket>>, tick: u64, idle_polls: u32, conf: WorkerConf) {
+            let rx = ScriptRx { script: script.into(), clock: self.clock.clone(), tick, stop: self.stop.clone(), idle_polls };
+            let ports = vec![
+                PortQueues { port: 0, rx: Some(rx), tx: Some(self.tx.clone()) },
+                PortQueues { port: 1, rx: None, tx: Some(self.tx.clone()) },
+            ];
+            let mut w = Worker::new(ports, XConnect::new(&[(0, 1)]), self.counters.clone(), conf, self.clock.clone());
+            w.run(&self.stop);
+        }
+    }
+
+    fn conf(burst: usize, drain_cycles: u64) -> WorkerConf {
+        WorkerConf { burst, drain_cycles, mode: PollMode::Busy }
+    }
+
+    #[test]
+    fn full_buffers_flush_immediately_and_partial_ones_on_the_drain_timer() {
+        let rig = Rig::new(usize::MAX);
+        // 32 packets fill the buffer at once; 5 more wait for the drain timer.
+        let script = vec![rig.burst(0..32), rig.burst(32..37)];
+        rig.run(script, 10, 50, conf(32, 100));
+        let sent = rig.tx.sent.lock().unwrap();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0].1, (0..32).collect::<Vec<u8>>());
+        assert_eq!(sent[0].0, 10, "full burst goes out in the poll that filled it");
+        assert_eq!(sent[1].1, (32..37).collect::<Vec<u8>>());
+        // Partial burst arrived at t=20 and left when >= 100 cycles had passed since the last drain (t=0).
+        assert!(sent[1].0 >= 100 && sent[1].0 <= 110, "drained at {}", sent[1].0);
+        let c = &rig.counters.ports;
+        assert_eq!(c[0].rx_packets.get(), 37);
+        assert_eq!(c[1].tx_packets.get(), 37);
+        assert_eq!(rig.pool.in_use(), 0);
+    }
+
+    #[test]
+    fn refused_packets_are_freed_and_counted_per_egress_port() {
+        let rig = Rig::new(20);
+        rig.run(vec![rig.burst(0..32), rig.burst(0..32)], 1, 0, conf(32, 1_000_000));
+        let c = &rig.counters.ports[1];
+        assert_eq!(c.tx_packets.get(), 40);
+        assert_eq!(c.drops[DropReason::TxFull as usize].get(), 24);
+        assert_eq!(rig.pool.in_use(), 0, "refused packets must be freed");
+    }
+
+    #[test]
+    fn packets_without_egress_are_dropped_with_a_reason() {
+        let rig = Rig::new(usize::MAX);
+        let stop = rig.stop.clone();
+        let rx = ScriptRx { script: vec![rig.burst(0..8)].into(), clock: rig.clock.clone(), tick: 1, stop: stop.clone(), idle_polls: 0 };
+        // Port 1 receives but is not cross-connected anywhere.
+        let ports = vec![
+            PortQueues { port: 0, rx: None, tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: Some(rx), tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        w.run(&stop);
+        assert_eq!(rig.counters.ports[1].drops[DropReason::NoEgress as usize].get(), 8);
+        assert_eq!(rig.counters.ports[1].rx_packets.get(), 8);
+        assert_eq!(rig.pool.in_use(), 0);
+    }
+
+    #[test]
+    fn egress_without_tx_queue_is_counted() {
+        let rig = Rig::new(usize::MAX);
+        let rx =
+            ScriptRx { script: vec![rig.burst(0..3)].into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
+        let ports = vec![
+            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
+            PortQueues::<ScriptRx, RecordTx> { port: 1, rx: None, tx: None },
+        ];
+        let mut w = Worker::new(ports, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        w.run(&rig.stop);
+        assert_eq!(rig.counters.ports[1].drops[DropReason::NoTxQueue as usize].get(), 3);
+        assert_eq!(rig.pool.in_use(), 0);
+    }
+
+    /// Sends packets whose first byte is even to port 1, drops odd ones.
+    struct EvenOdd;
+    impl Stage<HeapPacket> for EvenOdd {
+        fn process(&mut self, _: PortIdx, pkt: &mut HeapPacket, meta: &mut Meta) -> crate::pipeline::Verdict {
+            if pkt.data()[0].is_multiple_of(2) {
+                meta.set_out_port(1);
+                crate::pipeline::Verdict::Continue
+            } else {
+                crate::pipeline::Verdict::Drop(DropReason::NoEgress)
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_bursts_split_per_packet() {
+        let rig = Rig::new(usize::MAX);
+        let script = (0..5).map(|i| rig.burst(i * 8..i * 8 + 8)).collect();
+        let rx = ScriptRx { script, clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
+        let ports = vec![
+            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, EvenOdd, rig.counters.clone(), conf(8, 1_000_000), rig.clock.clone());
+        w.run(&rig.stop);
+        let sent: Vec<Vec<u8>> = rig.tx.sent.lock().unwrap().iter().map(|s| s.1.clone()).collect();
+        let evens: Vec<u8> = (0..40).filter(|i| i % 2 == 0).collect();
+        assert_eq!(sent, vec![evens[0..8].to_vec(), evens[8..16].to_vec(), evens[16..20].to_vec()]);
+        assert_eq!(rig.counters.ports[0].drops[DropReason::NoEgress as usize].get(), 20);
+        assert_eq!(rig.counters.ports[1].tx_packets.get(), 20);
+        assert_eq!(rig.pool.in_use(), 0);
+    }
+
+    #[test]
+    fn small_burst_setting_flushes_at_its_threshold() {
+        let rig = Rig::new(usize::MAX);
+        rig.run(vec![rig.burst(0..4), rig.burst(4..8)], 1, 0, conf(4, 1_000_000));
+        let sent = rig.tx.sent.lock().unwrap();
+        assert_eq!(sent.iter().map(|s| s.1.len()).collect::<Vec<_>>(), vec![4, 4]);
+    }
+
+    #[test]
+    fn adaptive_mode_sleeps_only_when_idle() {
+        let rig = Rig::new(usize::MAX);
+        let mode = PollMode::Adaptive { max_sleep: Duration::from_micros(50) };
+        let script = (0..10).map(|i| rig.burst(i * 4..i * 4 + 4)).collect();
+        rig.run(script, 1, SPIN_POLLS_BEFORE_SLEEP + 20, WorkerConf { burst: 32, drain_cycles: 1 << 40, mode });
+        let core = &rig.counters.core;
+        // SPIN + 21 empty polls (the last one raises stop); the first
+        // SPIN - 1 of them spin, each later one sleeps.
+        assert_eq!(core.sleeps.get(), 22, "sleeps start after the spin threshold");
+        // Flushed before the first sleep even though the drain timer never fired.
+        assert_eq!(rig.counters.ports[1].tx_packets.get(), 40);
+        let sizes: Vec<usize> = rig.tx.sent.lock().unwrap().iter().map(|s| s.1.len()).collect();
+        assert_eq!(sizes, vec![32, 8]);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets_on_traffic() {
+        let mut b = Backoff::default();
+        let max = Duration::from_micros(100);
+        for _ in 0..SPIN_POLLS_BEFORE_SLEEP - 1 {
+            assert_eq!(b.after_poll(0, max), None);
+        }
+        let naps: Vec<_> = (0..6).map(|_| b.after_poll(0, max).unwrap().as_micros()).collect();
+        assert_eq!(naps, vec![8, 16, 32, 64, 100, 100]);
+        assert_eq!(b.after_poll(1, max), None);
+        assert_eq!(b.after_poll(0, max), None);
+    }
+}

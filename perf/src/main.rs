@@ -1,0 +1,277 @@
+//! `patronus-perf`: testpmd-style forwarding runs over the Patronus engine
+//! (the same EAL set-up, ports, worker loop and stage chain as `patronus
+//! run`), printing port statistics the way `dpdk-testpmd` does so the two
+//! can be compared on the same virtual devices.
+
+mod pcap;
+mod stages;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dataplane::engine::{Device, EalSpec, Engine, EngineSpec, PortSpec, Snapshot};
+use dataplane::pipeline::XConnect;
+use dataplane::worker::PollMode;
+use dataplane::{PortIdx, MAX_BURST};
+
+use stages::{MacRewrite, MacSwap};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Forward packets untouched (testpmd `io`).
+    Io,
+    /// Rewrite source and destination MAC (testpmd `mac`).
+    Mac,
+    /// Swap source and destination MAC (testpmd `macswap`).
+    Macswap,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Io => "io",
+            Mode::Mac => "mac",
+            Mode::Macswap => "macswap",
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "patronus-perf",
+    version,
+    about = "testpmd-style forwarding benchmark over the Patronus engine",
+    long_about = "testpmd-style forwarding benchmark over the Patronus engine.\n\n\
+        Ports are paired like testpmd's default topology (0<->1, 2<->3, ...; an odd last port loops to itself).\n\
+        Example: patronus-perf --vdev net_null0 --vdev net_null1 --forward-mode io --duration 10\n\
+        The last line is machine-readable: RESULT mode=.. mpps=.. cycles_per_packet=..",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a pcap of 64-byte Ethernet/IPv4/UDP packets to mixed destinations.
+    GenPcap {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Number of packets.
+        #[arg(long, default_value_t = 1024)]
+        count: u32,
+        /// Frame size in bytes (without FCS), at least 60.
+        #[arg(long, default_value_t = 60)]
+        size: u16,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Forwarding mode.
+    #[arg(long = "forward-mode", value_enum, default_value = "io")]
+    mode: Mode,
+    /// Packets per RX burst and TX flush (1..=64).
+    #[arg(long, default_value_t = 32)]
+    burst: usize,
+    /// Seconds to forward for.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds at the start left out of the Mpps figure.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Number of worker cores (lcores main+1 ..= main+N).
+    #[arg(long, default_value_t = 1)]
+    cores: u32,
+    /// Lcore of the control thread.
+    #[arg(long, default_value_t = 0)]
+    main_lcore: u32,
+    /// A port, as an EAL vdev string (or PCI address); repeat per port.
+    #[arg(long = "vdev", value_name = "DEVICE", required = true)]
+    vdevs: Vec<String>,
+    /// Seconds between port statistics blocks (0: only at the end).
+    #[arg(long, default_value_t = 1)]
+    stats_period: u64,
+    /// EAL memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory_mb: u32,
+    /// Use hugepages (reserved beforehand) instead of `--no-huge`.
+    #[arg(long)]
+    hugepages: bool,
+    /// EAL runtime prefix (distinct for runs at the same time).
+    #[arg(long, default_value = "patronus-perf")]
+    file_prefix: String,
+    /// Poll mode of the workers.
+    #[arg(long, default_value = "busy", value_parser = ["busy", "adaptive"])]
+    poll_mode: String,
+    /// Longest nap of the adaptive poll mode, in microseconds.
+    #[arg(long, default_value_t = 500)]
+    max_sleep_us: u64,
+}
+
+/// Prints one port's block in the layout of testpmd's `show port stats`.
+fn print_port_stats(i: usize, prev: &Snapshot, cur: &Snapshot, secs: f64) {
+    let (p, c) = (&prev.ports[i], &cur.ports[i]);
+    let e = &cur.eth[i];
+    let rx_pps = ((c.rx_packets - p.rx_packets) as f64 / secs) as u64;
+    let tx_pps = ((c.tx_packets - p.tx_packets) as f64 / secs) as u64;
+    let rx_bps = ((e.ibytes - prev.eth[i].ibytes) as f64 * 8.0 / secs) as u64;
+    let tx_bps = ((e.obytes - prev.eth[i].obytes) as f64 * 8.0 / secs) as u64;
+    println!("  ######################## NIC statistics for port {i:<2} ########################");
+    println!("  RX-packets: {:<10} RX-missed: {:<10} RX-bytes:  {}", c.rx_packets, e.imissed, e.ibytes);
+    println!("  RX-errors: {}", e.ierrors);
+    println!("  RX-nombuf:  {:<10}", e.rx_nombuf);
+    println!("  TX-packets: {:<10} TX-errors: {:<10} TX-bytes:  {}", c.tx_packets, e.oerrors, e.obytes);
+    println!("  TX-dropped: {}", c.total_drops());
+    println!();
+    println!("  Throughput (since last show)");
+    println!("  Rx-pps: {rx_pps:>12}          Rx-bps: {rx_bps:>12}");
+    println!("  Tx-pps: {tx_pps:>12}          Tx-bps: {tx_bps:>12}");
+    println!("  ############################################################################");
+}
+
+fn run(a: &RunArgs) -> Result<(), String> {
+    if !(1..=MAX_BURST).contains(&a.burst) {
+        return Err(format!("--burst must be 1..={MAX_BURST}"));
+    }
+    if a.cores == 0 {
+        return Err("--cores must be at least 1".into());
+    }
+    let ports = a
+        .vdevs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Ok(PortSpec { name: format!("port{i}"), device: Device::parse(d)?, rx_desc: 1024, tx_desc: 1024 }))
+        .collect::<Result<Vec<_>, String>>()?;
+    let spec = EngineSpec {
+        eal: EalSpec {
+            main_lcore: a.main_lcore,
+            worker_lcores: (1..=a.cores).map(|i| a.main_lcore + i).collect(),
+            memory_mb: a.memory_mb,
+            hugepages: a.hugepages,
+            file_prefix: a.file_prefix.clone(),
+            log_level: "warning".into(),
+            extra_args: vec!["--no-telemetry".into()],
+        },
+        ports,
+        burst: a.burst,
+        drain: Duration::from_micros(100),
+        mode: if a.poll_mode == "busy" { PollMode::Busy } else { PollMode::Adaptive { max_sleep: Duration::from_micros(a.max_sleep_us) } },
+        mbufs: 0,
+    };
+    let n = spec.ports.len() as PortIdx;
+    // testpmd's paired topology.
+    let pairs: Vec<(PortIdx, PortIdx)> = (0..n).map(|i| (i, if i ^ 1 < n { i ^ 1 } else { i })).collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    let mut engine = Engine::init(&spec).map_err(|e| e.to_string())?;
+    for note in engine.notes() {
+        eprintln!("patronus-perf: note: {note}");
+    }
+    let macs: Vec<[u8; 6]> = engine.ports().iter().map(|p| p.mac).collect();
+    let xc = XConnect::new(&pairs);
+    let launched = match a.mode {
+        Mode::Io => engine.launch(|_, _| xc.clone()),
+        Mode::Mac => engine.launch(|_, _| (xc.clone(), MacRewrite::new(&macs))),
+        Mode::Macswap => engine.launch(|_, _| (xc.clone(), MacSwap)),
+    };
+    launched.map_err(|e| e.to_string())?;
+    println!(
+        "patronus-perf: {} forwarding, {} port(s), {} core(s), burst {}, {} s (first {} s not counted)",
+        a.mode.name(),
+        n,
+        a.cores,
+        a.burst,
+        a.duration,
+        a.warmup
+    );
+
+    let start = Instant::now();
+    let duration = Duration::from_secs_f64(a.duration.max(0.0));
+    let warmup = Duration::from_secs_f64(a.warmup.clamp(0.0, a.duration.max(0.0)));
+    let period = Duration::from_secs(a.stats_period);
+    let mut prev = engine.snapshot();
+    let mut prev_at = Instant::now();
+    let mut at_warmup: Option<(Snapshot, Instant)> = None;
+    while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10));
+        if at_warmup.is_none() && start.elapsed() >= warmup {
+            at_warmup = Some((engine.snapshot(), Instant::now()));
+        }
+        if !period.is_zero() && prev_at.elapsed() >= period {
+            let cur = engine.snapshot();
+            let secs = prev_at.elapsed().as_secs_f64();
+            println!("\nPort statistics ====================================");
+            for i in 0..n as usize {
+                print_port_stats(i, &prev, &cur, secs);
+            }
+            prev = cur;
+            prev_at = Instant::now();
+        }
+    }
+    let end = engine.snapshot();
+    let end_at = Instant::now();
+    let tsc_hz = engine.tsc_hz();
+    let report = engine.shutdown();
+    let (w0, w0_at) = at_warmup.unwrap_or_else(|| (end.clone(), start));
+    let secs = end_at.duration_since(w0_at).as_secs_f64().max(1e-9);
+
+    println!("\n  ---------------------- patronus-perf summary ----------------------");
+    let mut total_rx = 0f64;
+    for i in 0..n as usize {
+        let rx = (end.ports[i].rx_packets - w0.ports[i].rx_packets) as f64 / secs;
+        let tx = (end.ports[i].tx_packets - w0.ports[i].tx_packets) as f64 / secs;
+        total_rx += rx;
+        println!("  port {i}: RX {:.2} Mpps  TX {:.2} Mpps  drops {}", rx / 1e6, tx / 1e6, report.last.ports[i].total_drops());
+    }
+    let rx_all: u64 = report.last.ports.iter().map(|p| p.rx_packets).sum();
+    let busy: u64 = report.last.workers.iter().map(|w| w.busy_cycles).sum();
+    let cpp = if rx_all > 0 { busy as f64 / rx_all as f64 } else { 0.0 };
+    println!("  CPU cycles/packet={cpp:.2} (busy cycles={busy} / total RX packets={rx_all}) at {} MHz Clock", tsc_hz / 1_000_000);
+    for (w, w0) in end.workers.iter().zip(&w0.workers) {
+        let cpu = match (w.cpu_seconds, w0.cpu_seconds) {
+            (Some(a), Some(b)) => format!("{:.1}%", 100.0 * (a - b) / secs),
+            _ => "?".into(),
+        };
+        println!("  worker lcore {}: cpu {cpu} of one core, {} sleeps", w.lcore, w.sleeps - w0.sleeps);
+    }
+    for p in &report.pools {
+        println!("  mempool {}: {} of {} mbufs returned", p.name, p.available, p.size);
+    }
+    println!(
+        "RESULT mode={} ports={n} cores={} burst={} mpps={:.3} cycles_per_packet={cpp:.2}",
+        a.mode.name(),
+        a.cores,
+        a.burst,
+        total_rx / 1e6
+    );
+    if report.pools.iter().any(|p| p.leaked() > 0) {
+        return Err("mbuf leak".into());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Some(Cmd::GenPcap { out, count, size }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
+        None => run(&cli.run),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("patronus-perf: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Patronus needs to build, run and test on Debian 12:
+# DPDK 22.11 (libraries, headers, testpmd), pkg-config and libclang for
+# bindgen. Idempotent, and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+  libdpdk-dev dpdk dpdk-dev   # DPDK 22.11: libraries and headers, dpdk-testpmd
+  pkg-config clang libclang-dev # bindgen over the DPDK headers
+  build-essential             # cc for the C shim
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
+    { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+fi
+
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || { echo "setup: no Rust toolchain: install rustup (https://rustup.rs) and rerun" >&2; exit 1; }
+fi
+pkg-config --atleast-version=22.11 libdpdk || { echo "setup: DPDK >= 22.11 not found by pkg-config" >&2; exit 1; }

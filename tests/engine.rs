@@ -1,0 +1,239 @@
+//! End-to-end tests of the poll-mode engine: the `patronus` binary on DPDK
+//! virtual devices.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A config with two ports joined by a cross-connect.
+fn two_port_config(prefix: &str, lan: &str, wan: &str, mode: &str) -> String {
+    format!(
+        r#"[eal]
+main_lcore = 0
+worker_lcores = [1]
+memory_mb = 512
+file_prefix = "{prefix}"
+log_level = "warning"
+extra_args = ["--no-telemetry"]
+
+[worker]
+poll_mode = "{mode}"
+
+[[port]]
+name = "lan0"
+device = "{lan}"
+role = "lan"
+forward = "wan0"
+
+[[port]]
+name = "wan0"
+device = "{wan}"
+role = "wan"
+forward = "lan0"
+"#
+    )
+}
+
+/// Deterministic frames of many sizes: Ethernet header then a counter pattern.
+fn frames(n: usize) -> Vec<Vec<u8>> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = 60 + (seed % 1455) as usize;
+            let mut f: Vec<u8> = (0..len).map(|j| (j as u64 ^ seed >> (j % 56)) as u8).collect();
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            f[14..18].copy_from_slice(&(i as u32).to_be_bytes());
+            f
+        })
+        .collect()
+}
+
+fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
+    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write_packet(&PcapPacket::new(Duration::from_micros(i as u64), f.len() as u32, f)).unwrap();
+    }
+}
+
+/// Packets of a capture that may still be being written: whole records only.
+fn read_pcap(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let Ok(file) = std::fs::File::open(path) else { return vec![] };
+    let Ok(mut r) = PcapReader::new(file) else { return vec![] };
+    let mut out = vec![];
+    while let Some(Ok(p)) = r.next_packet() {
+        out.push(p.data.into_owned());
+    }
+    out
+}
+
+#[test]
+fn a_capture_crosses_the_appliance_byte_exact() {
+    let dir = Scratch::new("xconnect-pcap");
+    let input = frames(1000);
+    let in_pcap = dir.path("in.pcap");
+    write_pcap(&in_pcap, &input);
+    let (lan_out, wan_out) = (dir.path("lan_out.pcap"), dir.path("wan_out.pcap"));
+    let lan = format!("net_pcap0,rx_pcap={},tx_pcap={}", in_pcap.display(), lan_out.display());
+    let wan = format!("net_pcap1,tx_pcap={}", wan_out.display());
+    let cfg = dir.write("c.toml", &two_port_config(&prefix("pcap"), &lan, &wan, "adaptive"));
+
+    let child = patronus()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while read_pcap(&wan_out).len() < input.len() && start.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, libc::SIGINT);
+    let out = wait_output(child, LIMIT);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "exit {}\n{stdout}\n{stderr}", code(out.status));
+
+    let forwarded = read_pcap(&wan_out);
+    assert_eq!(forwarded.len(), input.len(), "{stdout}");
+    for (i, (a, b)) in input.iter().zip(&forwarded).enumerate() {
+        assert!(a == b, "frame {i} differs ({} vs {} bytes)", a.len(), b.len());
+    }
+    assert!(read_pcap(&lan_out).is_empty(), "nothing comes back on the LAN side");
+
+    let lan_row = report_row(&stdout, "lan0");
+    let wan_row = report_row(&stdout, "wan0");
+    assert_eq!(lan_row[0], 1000, "lan0 rx_packets\n{stdout}");
+    assert_eq!(lan_row[1], input.iter().map(|f| f.len() as u64).sum::<u64>(), "lan0 NIC rx bytes");
+    assert_eq!(wan_row[2], 1000, "wan0 tx_packets\n{stdout}");
+    assert_eq!(wan_row[4], 0, "no drops");
+    assert!(stdout.contains("drops by reason: none"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("mempool ") && l.contains("all ") && l.ends_with("mbufs returned")), "{stdout}");
+}
+
+#[test]
+fn sigterm_stops_workers_and_ports_and_returns_every_mbuf() {
+    let dir = Scratch::new("sigterm");
+    let cfg = dir.write("c.toml", &two_port_config(&prefix("sigterm"), "net_null0", "net_null1", "poll"));
+    let mut child = patronus()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    signal(&child, libc::SIGTERM);
+    let out = wait_output(child, LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "exit {}\n{stdout}\n{}", code(out.status), text(&out.stderr));
+    // The once-a-second summary names every port and the worker's CPU use.
+    let summary = stdout.lines().find(|l| l.starts_with("[") && l.contains("s] lan0 rx ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(summary.contains("Mpps") && summary.contains("wan0 rx") && summary.contains("cpu lcore1"), "{summary}");
+    assert!(stdout.contains("patronus: stopped after"), "{stdout}");
+    let lan = report_row(&stdout, "lan0");
+    let wan = report_row(&stdout, "wan0");
+    assert!(lan[0] > 1_000_000, "net_null forwards millions per second: {lan:?}");
+    // Everything received on one side left by the other (TX to net_null never refuses).
+    assert_eq!(lan[0], wan[2]);
+    assert_eq!(wan[0], lan[2]);
+    assert!(stdout.contains("worker lcore 1: cpu"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("mempool ") && l.contains(": all ")), "{stdout}");
+}
+
+#[test]
+fn adaptive_mode_sleeps_when_idle_and_busy_mode_never_does() {
+    let dir = Scratch::new("adaptive");
+    let empty = dir.path("empty.pcap");
+    write_pcap(&empty, &[]);
+    for mode in ["adaptive", "poll"] {
+        let lan = format!("net_pcap0,rx_pcap={}", empty.display());
+        let wan = format!("net_pcap1,rx_pcap={}", empty.display());
+        let cfg = dir.write("c.toml", &two_port_config(&prefix(mode), &lan, &wan, mode));
+        let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg).arg("--duration").arg("1.5"), LIMIT);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{mode}: exit {}\n{stdout}\n{}", code(out.status), text(&out.stderr));
+        let worker = stdout.lines().find(|l| l.starts_with("worker lcore 1:")).unwrap();
+        let sleeps: u64 = worker.rsplit("sleeps ").next().unwrap().trim().parse().unwrap();
+        if mode == "adaptive" {
+            assert!(sleeps > 100, "idle adaptive worker naps: {worker}");
+        } else {
+            assert_eq!(sleeps, 0, "{worker}");
+        }
+    }
+}
+
+/// Each bad config: exit status 2, one line on stderr naming file, line and
+/// field, nothing on stdout, and no sign that EAL started.
+#[test]
+fn bad_configs_give_one_line_errors_and_start_nothing() {
+    let dir = Scratch::new("badcfg");
+    let good = two_port_config(&prefix("bad"), "net_null0", "net_null1", "poll");
+    let cases: &[(&str, String, &str)] = &[
+        ("unknown-field", good.replace("role = \"wan\"", "role = \"wan\"\nspeed = 10"), ":22:1: port[1].speed: unknown field `speed`"),
+        ("missing-port", good[..good.find("[[port]]").unwrap()].to_string(), ":12:1: port: no ports are defined"),
+        ("bad-device", good.replace("\"net_null1\"", "\"eth1\""), ":20:10: port[1].device: \"eth1\": expected a PCI address"),
+        (
+            "worker-is-main",
+            good.replace("worker_lcores = [1]", "worker_lcores = [0]"),
+            ":3:18: eal.worker_lcores[0]: lcore 0 is the main lcore",
+        ),
+        ("forward-to-nowhere", good.replace("forward = \"lan0\"", "forward = \"lan7\""), ":22:11: port[1].forward: no port named \"lan7\""),
+    ];
+    for (name, body, expect) in cases {
+        let file = dir.write(&format!("{name}.toml"), body);
+        for cmd in ["run", "check"] {
+            let out = run_with_timeout(patronus().arg(cmd).arg("--config").arg(&file), LIMIT);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {cmd}: exit {}\n{stderr}", code(out.status));
+            assert_eq!(stderr.lines().count(), 1, "{name} {cmd}: one line:\n{stderr}");
+            let want = format!("patronus: error: {}{expect}", file.display());
+            assert!(stderr.starts_with(&want), "{name} {cmd}:\n got: {stderr}\nwant: {want}");
+            assert!(out.stdout.is_empty(), "{name} {cmd}: started something:\n{}", text(&out.stdout));
+            assert!(!stderr.contains("EAL"), "{name}: EAL must not start");
+        }
+    }
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/patronus.toml");
+    let out = run_with_timeout(patronus().arg("check").arg("--config").arg(conf), LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("OK (2 port(s), 1 worker(s))"));
+}
+
+#[test]
+fn eal_and_device_failures_are_clear_messages_not_aborts() {
+    let dir = Scratch::new("ealfail");
+    let good = two_port_config(&prefix("ealfail"), "net_null0", "net_null1", "poll");
+    let cases = [
+        (
+            "eal-arg",
+            good.replace("extra_args = [\"--no-telemetry\"]", "extra_args = [\"--no-such-eal-option\"]"),
+            "EAL initialisation failed: rte_eal_init failed",
+        ),
+        ("no-driver", good.replace("\"net_null1\"", "\"net_bogus1\""), "port wan0: device \"net_bogus1\" could not be probed"),
+        ("no-pci-device", good.replace("\"net_null1\"", "\"0000:ff:1f.7\""), "port wan0: device \"0000:ff:1f.7\" could not be probed"),
+    ];
+    for (name, body, expect) in cases {
+        let file = dir.write(&format!("{name}.toml"), &body);
+        let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&file), LIMIT);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: exit {}\n{stderr}", code(out.status));
+        let ours = format!("patronus: {}: ", file.display());
+        let line = stderr.lines().find(|l| l.starts_with(&ours)).unwrap_or_else(|| panic!("{name}: no line naming the config:\n{stderr}"));
+        assert!(line.contains(expect), "{name}: {line}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}
