@@ -147,7 +147,7 @@ fn sigterm_stops_workers_and_ports_and_returns_every_mbuf() {
     // Everything received on one side left by the other (TX to net_null never refuses).
     assert_eq!(lan[0], wan[2]);
     assert_eq!(wan[0], lan[2]);
-    assert!(stdout.contains("worker lcore 1: cpu"), "{stdout}");
+    assert!(stdout.contains("worker lcore 1: rx "), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("mempool ") && l.contains(": all ")), "{stdout}");
 }
 
@@ -236,4 +236,63 @@ fn eal_and_device_failures_are_clear_messages_not_aborts() {
         assert!(line.contains(expect), "{name}: {line}");
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
+}
+
+/// Two workers sharing CPU 1 (lcore 2 mapped onto it): every port gets an
+/// RX queue per worker (RSS), a TX queue per worker plus one for control,
+/// and both workers carry traffic.
+#[test]
+fn two_workers_each_get_their_own_queues() {
+    let dir = Scratch::new("two-workers");
+    let cfg = two_port_config(&prefix("two"), "net_null0", "net_null1", "adaptive")
+        .replace("worker_lcores = [1]", "worker_lcores = [1, 2]\ncpu_map = \"2@1\"");
+    let cfg = dir.write("c.toml", &cfg);
+    let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg).arg("--duration").arg("2"), LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "exit {}\n{stdout}\n{}", code(out.status), text(&out.stderr));
+    for port in ["lan0", "wan0"] {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("patronus: port {port} "))).unwrap();
+        assert!(line.contains("2 RX / 3 TX queues"), "{line}");
+    }
+    let rx: Vec<u64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("worker lcore "))
+        .map(|l| l.split(" rx ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rx.len(), 2, "{stdout}");
+    assert!(rx.iter().all(|&n| n > 10_000), "both workers forward: {rx:?}");
+    let (lan, wan) = (report_row(&stdout, "lan0"), report_row(&stdout, "wan0"));
+    assert_eq!(rx.iter().sum::<u64>(), lan[0] + wan[0], "per-worker counts add up to the port totals");
+    assert_eq!(lan[0], wan[2]);
+    assert!(stdout.lines().any(|l| l.starts_with("mempool ") && l.contains(": all ")), "{stdout}");
+}
+
+/// A device with fewer queues than the workers need: too few TX queues is a
+/// clear error; too few RX queues and no spare TX queue are notes.
+#[test]
+fn devices_with_few_queues_are_reported() {
+    let dir = Scratch::new("few-queues");
+    let empty = dir.path("empty.pcap");
+    write_pcap(&empty, &[]);
+    let two = |cfg: String| cfg.replace("worker_lcores = [1]", "worker_lcores = [1, 2]\ncpu_map = \"2@1\"");
+
+    let one_txq = format!("net_pcap0,rx_pcap={},tx_pcap={}", empty.display(), dir.path("o.pcap").display());
+    let cfg = dir.write("one.toml", &two(two_port_config(&prefix("fewq1"), &one_txq, "net_null1", "adaptive")));
+    let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg), LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("port lan0: the device offers 1 TX queue(s) but each of the 2 workers needs its own"), "{stderr}");
+
+    let two_txq = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}",
+        empty.display(),
+        dir.path("o1.pcap").display(),
+        dir.path("o2.pcap").display()
+    );
+    let cfg = dir.write("two.toml", &two(two_port_config(&prefix("fewq2"), &two_txq, "net_null1", "adaptive")));
+    let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg).arg("--duration").arg("1"), LIMIT);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", text(&out.stdout));
+    assert!(stderr.contains("note: port lan0: device offers 1 RX queue(s) for 2 workers; only the first 1 poll it"), "{stderr}");
+    assert!(stderr.contains("note: port lan0: no spare TX queue for the control thread"), "{stderr}");
 }

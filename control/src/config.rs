@@ -37,6 +37,9 @@ pub struct Eal {
     pub main_lcore: u32,
     /// One poll-mode worker per lcore listed.
     pub worker_lcores: Vec<u32>,
+    /// Lcores that run on another CPU than their number: "2@1,3@1".
+    #[serde(default)]
+    pub cpu_map: String,
     /// Memory EAL reserves, in MiB.
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u32,
@@ -367,6 +370,9 @@ impl Config {
                 check(false, p, format!("lcore {l} is listed twice"));
             }
         }
+        if let Err(m) = self.parse_cpu_map() {
+            check(false, path!("eal", "cpu_map"), m);
+        }
         check(
             (64..=1 << 20).contains(&e.memory_mb),
             path!("eal", "memory_mb"),
@@ -461,6 +467,28 @@ impl Config {
         errs
     }
 
+    /// `eal.cpu_map` as (lcore, cpu) pairs.
+    pub fn parse_cpu_map(&self) -> Result<Vec<(u32, u32)>, String> {
+        let e = &self.eal;
+        let expect = "expected LCORE@CPU pairs separated by commas, e.g. \"2@1,3@1\"";
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for item in e.cpu_map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (l, c) = item.split_once('@').ok_or_else(|| format!("{item:?}: {expect}"))?;
+            let (l, c) = match (l.trim().parse::<u32>(), c.trim().parse::<u32>()) {
+                (Ok(l), Ok(c)) if c < 1024 => (l, c),
+                _ => return Err(format!("{item:?}: {expect}")),
+            };
+            if l != e.main_lcore && !e.worker_lcores.contains(&l) {
+                return Err(format!("lcore {l} is neither the main lcore nor a worker lcore"));
+            }
+            if out.iter().any(|(seen, _)| *seen == l) {
+                return Err(format!("lcore {l} is mapped twice"));
+            }
+            out.push((l, c));
+        }
+        Ok(out)
+    }
+
     /// Index of the port named `name`.
     pub fn port_index(&self, name: &str) -> Option<PortIdx> {
         self.port.iter().position(|p| p.name == name).map(|i| i as PortIdx)
@@ -478,6 +506,7 @@ impl Config {
             eal: EalSpec {
                 main_lcore: e.main_lcore,
                 worker_lcores: e.worker_lcores.clone(),
+                cpu_map: self.parse_cpu_map().expect("validated"),
                 memory_mb: e.memory_mb,
                 hugepages: e.hugepages,
                 file_prefix: e.file_prefix.clone(),
@@ -595,6 +624,17 @@ forward = "lan0"
         let text = GOOD.replace("\"net_null1\"", "\"eth1\"");
         let e = err(&text);
         assert!(e.starts_with("t.toml:14:10: port[1].device: \"eth1\": expected a PCI address"), "{e}");
+    }
+
+    #[test]
+    fn cpu_map_is_checked() {
+        let ok = GOOD.replace("worker_lcores = [1]", "worker_lcores = [1, 2]\ncpu_map = \"2@1\"");
+        let c = Config::parse(Path::new("t.toml"), &ok).unwrap();
+        assert_eq!(c.engine_spec().eal.cpu_map, vec![(2, 1)]);
+        let bad = GOOD.replace("worker_lcores = [1]", "worker_lcores = [1]\ncpu_map = \"5@1\"");
+        assert_eq!(err(&bad), "t.toml:5:11: eal.cpu_map: lcore 5 is neither the main lcore nor a worker lcore");
+        let bad = GOOD.replace("worker_lcores = [1]", "worker_lcores = [1]\ncpu_map = \"1-1\"");
+        assert!(err(&bad).contains("eal.cpu_map: \"1-1\": expected LCORE@CPU pairs"), "{}", err(&bad));
     }
 
     #[test]

@@ -106,14 +106,14 @@ pub fn final_report(names: &[String], report: &ShutdownReport, tsc_hz: u64, secs
     if !any {
         let _ = writeln!(s, "drops by reason: none");
     }
-    let rx_total: u64 = last.ports.iter().map(|p| p.rx_packets).sum();
     for (w, c) in last.workers.iter().zip(cpu) {
         let busy = if secs > 0.0 { 100.0 * w.busy_cycles as f64 / (tsc_hz as f64 * secs) } else { 0.0 };
-        let cpp = if rx_total > 0 { format!("{:.1}", w.busy_cycles as f64 / rx_total as f64) } else { "-".into() };
+        let cpp = if w.rx_packets > 0 { format!("{:.1}", w.busy_cycles as f64 / w.rx_packets as f64) } else { "-".into() };
         let _ = writeln!(
             s,
-            "worker lcore {}: cpu {} busy {busy:.1}% cycles/packet {cpp} polls {} sleeps {}",
+            "worker lcore {}: rx {} cpu {} busy {busy:.1}% cycles/packet {cpp} polls {} sleeps {}",
             w.lcore,
+            w.rx_packets,
             pct(*c),
             w.polls,
             w.sleeps

@@ -29,6 +29,9 @@ const MBUF_SLACK: u32 = 8192;
 pub struct EalSpec {
     pub main_lcore: u32,
     pub worker_lcores: Vec<u32>,
+    /// Lcores to run on another CPU than their own number (lcore, cpu);
+    /// lets several lcores share a CPU on small machines.
+    pub cpu_map: Vec<(u32, u32)>,
     pub memory_mb: u32,
     pub hugepages: bool,
     /// Runtime-directory prefix; distinct per process that runs at once.
@@ -127,9 +130,10 @@ impl EngineSpec {
         let e = &self.eal;
         let mut lcores = vec![e.main_lcore];
         lcores.extend(&e.worker_lcores);
-        let lcores: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        let cpu = |l: u32| e.cpu_map.iter().find(|(lc, _)| *lc == l).map_or(l, |(_, c)| *c);
+        let lcores: Vec<String> = lcores.iter().map(|&l| format!("{l}@{}", cpu(l))).collect();
         // argv[0] prefixes EAL's own messages ("eal: unrecognized option ...").
-        let mut a: Vec<String> = vec!["eal".into(), "-l".into(), lcores.join(","), "--main-lcore".into(), e.main_lcore.to_string()];
+        let mut a: Vec<String> = vec!["eal".into(), "--lcores".into(), lcores.join(","), "--main-lcore".into(), e.main_lcore.to_string()];
         if !e.hugepages {
             a.push("--no-huge".into());
         }
@@ -215,6 +219,8 @@ pub struct WorkerSnapshot {
     pub busy_cycles: u64,
     pub polls: u64,
     pub sleeps: u64,
+    /// Packets this worker received, over all ports.
+    pub rx_packets: u64,
     /// CPU time (user + system) the worker thread has used, in seconds.
     pub cpu_seconds: Option<f64>,
 }
@@ -432,6 +438,7 @@ impl Engine {
                         busy_cycles: c.busy_cycles.get(),
                         polls: c.polls.get(),
                         sleeps: c.sleeps.get(),
+                        rx_packets: w.counters.ports.iter().map(|p| p.rx_packets.get()).sum(),
                         cpu_seconds: (tid != 0).then(|| thread_cpu_seconds(tid)).flatten(),
                     }
                 })
@@ -519,6 +526,7 @@ mod tests {
             eal: EalSpec {
                 main_lcore: 0,
                 worker_lcores: vec![1, 2],
+                cpu_map: vec![(2, 1)],
                 memory_mb: 512,
                 hugepages: false,
                 file_prefix: "t1".into(),
@@ -536,7 +544,7 @@ mod tests {
         };
         assert_eq!(
             spec.eal_args().join(" "),
-            "eal -l 0,1,2 --main-lcore 0 --no-huge -m 512 --file-prefix t1 --log-level=notice -a 0000:03:00.0 --no-telemetry"
+            "eal --lcores 0@0,1@1,2@1 --main-lcore 0 --no-huge -m 512 --file-prefix t1 --log-level=notice -a 0000:03:00.0 --no-telemetry"
         );
         let mut vdev_only = spec.clone();
         vdev_only.ports.pop();

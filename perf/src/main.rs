@@ -154,6 +154,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         eal: EalSpec {
             main_lcore: a.main_lcore,
             worker_lcores: (1..=a.cores).map(|i| a.main_lcore + i).collect(),
+            cpu_map: vec![],
             memory_mb: a.memory_mb,
             hugepages: a.hugepages,
             file_prefix: a.file_prefix.clone(),
