@@ -12,6 +12,7 @@ pub mod dpdk;
 pub mod engine;
 pub mod packet;
 pub mod pipeline;
+pub mod wire;
 pub mod worker;
 
 /// Index of a port in the configuration's port list (not the DPDK port id).
