@@ -45,11 +45,20 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_stats_reset",
     "rte_eth_link_get_nowait",
     "rte_dev_probe",
+    "rte_lpm_create",
+    "rte_lpm_add",
+    "rte_lpm_free",
+    "rte_lpm6_create",
+    "rte_lpm6_add",
+    "rte_lpm6_free",
+    "rte_lpm6_lookup",
+    "rte_lpm6_lookup_bulk_func",
     "shim_.*",
 ];
 
 /// Types and constants the safe layer needs beyond what the functions pull in.
-const TYPES: &[&str] = &["rte_mbuf", "rte_mempool", "rte_eth_conf", "rte_eth_dev_info", "rte_eth_stats"];
+const TYPES: &[&str] =
+    &["rte_mbuf", "rte_mempool", "rte_eth_conf", "rte_eth_dev_info", "rte_eth_stats", "rte_lpm_config", "rte_lpm6_config"];
 const VARS: &[&str] = &[
     "RTE_MAX_LCORE",
     "RTE_MAX_ETHPORTS",

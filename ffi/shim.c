@@ -5,6 +5,7 @@
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>
+#include <rte_lpm.h>
 #include "shim.h"
 
 uint16_t shim_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
@@ -53,4 +54,14 @@ uint64_t shim_rte_rdtsc(void)
 uint64_t shim_rss_hf_ip_tcp_udp(void)
 {
 	return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+}
+
+int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop)
+{
+	return rte_lpm_lookup(lpm, ip, next_hop);
+}
+
+int shim_rte_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned n)
+{
+	return rte_lpm_lookup_bulk(lpm, ips, next_hops, n);
 }

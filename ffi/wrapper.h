@@ -11,4 +11,6 @@
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>
 #include <rte_dev.h>
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include "shim.h"

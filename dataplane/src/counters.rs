@@ -56,6 +56,50 @@ drop_reasons! {
     NoTxQueue => "no_tx_queue",
     /// Too short or malformed for the headers a stage needs.
     Malformed => "malformed",
+    /// The ring to the control thread was full.
+    PuntFull => "punt_full",
+    /// Frame shorter than its Ethernet and VLAN headers, or a bad tag.
+    MalformedL2 => "malformed_l2",
+    /// Tagged with a VLAN stack no interface of the port is configured for.
+    UnknownVlan => "unknown_vlan",
+    /// Unicast frame addressed to another MAC (a port in promiscuous mode).
+    NotOurMac => "not_our_mac",
+    /// An EtherType the appliance does not handle.
+    UnsupportedEthertype => "unsupported_ethertype",
+    /// ARP packet that is not Ethernet/IPv4 or has a bad operation.
+    MalformedArp => "malformed_arp",
+    /// IPv4 header truncated, or a length or version field that lies.
+    MalformedIpv4 => "malformed_ipv4",
+    /// IPv4 header checksum does not verify.
+    BadIpv4Checksum => "bad_ipv4_checksum",
+    /// IPv6 header truncated, a lying payload length, or a bad extension-header chain.
+    MalformedIpv6 => "malformed_ipv6",
+    /// ICMP/ICMPv6 message to the appliance that is truncated or malformed.
+    MalformedIcmp => "malformed_icmp",
+    /// ICMP/ICMPv6 checksum does not verify.
+    BadIcmpChecksum => "bad_icmp_checksum",
+    /// Neighbor Discovery message failing RFC 4861 validation (hop limit, code, options).
+    MalformedNd => "malformed_nd",
+    /// Source or destination that must never appear on the wire (loopback, multicast source, ...).
+    Martian => "martian",
+    /// Multicast or broadcast destination the appliance does not route.
+    NotRouted => "not_routed",
+    /// IPv6 link-local destination that is not one of the appliance's addresses.
+    LinkLocalScope => "link_local_scope",
+    /// No route to the destination.
+    NoRoute => "no_route",
+    /// Route to a blackhole.
+    Blackhole => "blackhole",
+    /// TTL or hop limit expired.
+    TtlExpired => "ttl_expired",
+    /// Larger than the egress MTU (the appliance does not fragment).
+    MtuExceeded => "mtu_exceeded",
+    /// To the appliance, for a protocol or fragment it does not serve.
+    LocalUnsupported => "local_unsupported",
+    /// The queue of packets waiting for a neighbour's address was full.
+    NeighborPendingOverflow => "neighbor_pending_overflow",
+    /// The neighbour never answered resolution.
+    NeighborUnresolved => "neighbor_unresolved",
 }
 
 /// Counters of one port as seen by one worker. Bytes are not counted here:
@@ -66,6 +110,12 @@ drop_reasons! {
 pub struct PortCounters {
     pub rx_packets: Counter,
     pub tx_packets: Counter,
+    /// Received packets handed to the control thread (ARP, ND, waiting
+    /// for a neighbour).
+    pub punted: Counter,
+    /// Received packets answered in place with an ICMP error (also counted
+    /// as drops under their reason).
+    pub icmp_errors: Counter,
     /// Drops attributed to this port, indexed by `DropReason as usize`.
     pub drops: [Counter; DropReason::COUNT],
 }
@@ -108,6 +158,8 @@ impl WorkerCounters {
 pub struct PortTotals {
     pub rx_packets: u64,
     pub tx_packets: u64,
+    pub punted: u64,
+    pub icmp_errors: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -115,6 +167,8 @@ impl PortTotals {
     pub fn add(&mut self, c: &PortCounters) {
         self.rx_packets += c.rx_packets.get();
         self.tx_packets += c.tx_packets.get();
+        self.punted += c.punted.get();
+        self.icmp_errors += c.icmp_errors.get();
         for (t, d) in self.drops.iter_mut().zip(c.drops.iter()) {
             *t += d.get();
         }

@@ -324,17 +324,6 @@ impl Mbuf {
         m.pkt_len += len as u32;
         Some(&mut self.data_mut()[old..])
     }
-
-    /// Removes `len` bytes from the end of a single-segment packet.
-    pub fn trim(&mut self, len: usize) -> bool {
-        if self.segments() != 1 || len > self.raw().data_len as usize {
-            return false;
-        }
-        let m = self.raw_mut();
-        m.data_len -= len as u16;
-        m.pkt_len -= len as u32;
-        true
-    }
 }
 
 impl Packet for Mbuf {
@@ -353,6 +342,49 @@ impl Packet for Mbuf {
     #[inline(always)]
     fn wire_len(&self) -> usize {
         self.raw().pkt_len as usize
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.raw().data_off as usize {
+            return false;
+        }
+        let m = self.raw_mut();
+        m.data_off -= n as u16;
+        m.data_len += n as u16;
+        m.pkt_len += n as u32;
+        true
+    }
+
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.raw().data_len as usize {
+            return false;
+        }
+        let m = self.raw_mut();
+        m.data_off += n as u16;
+        m.data_len -= n as u16;
+        m.pkt_len -= n as u32;
+        true
+    }
+
+    fn truncate(&mut self, len: usize) -> bool {
+        if self.segments() != 1 || len > self.raw().data_len as usize {
+            return false;
+        }
+        let m = self.raw_mut();
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        true
+    }
+
+    #[inline(always)]
+    fn ipv4_checksum_ok(&self) -> Option<bool> {
+        // RTE_MBUF_F_RX_IP_CKSUM_{BAD = 1 << 4, GOOD = 1 << 7}; neither or
+        // both: not checked.
+        match self.raw().ol_flags & (1 << 4 | 1 << 7) {
+            x if x == 1 << 7 => Some(true),
+            x if x == 1 << 4 => Some(false),
+            _ => None,
+        }
     }
 
     #[inline(always)]
@@ -596,6 +628,88 @@ impl TxQueue<Mbuf> for EthTxQueue {
             burst.forget_front(n);
             n
         }
+    }
+}
+
+/// DPDK's IPv4 LPM (`rte_lpm`, DIR-24-8), kept to measure our own
+/// [`crate::router::lpm::Lpm`] against it.
+pub struct DpdkLpm(NonNull<ffi::rte_lpm>);
+
+impl DpdkLpm {
+    pub fn new(name: &str, max_rules: u32, tbl8s: u32) -> Result<DpdkLpm> {
+        let c = cstring(name)?;
+        let conf = ffi::rte_lpm_config { max_rules, number_tbl8s: tbl8s, flags: 0 };
+        // SAFETY: valid name and config; EAL initialised.
+        NonNull::new(unsafe { ffi::rte_lpm_create(c.as_ptr(), -1, &conf) }).map(DpdkLpm).ok_or_else(|| rte_errno("rte_lpm_create"))
+    }
+
+    pub fn add(&mut self, prefix: u32, depth: u8, next_hop: u32) -> Result<()> {
+        // SAFETY: valid table.
+        check("rte_lpm_add", unsafe { ffi::rte_lpm_add(self.0.as_ptr(), prefix, depth, next_hop) }).map(drop)
+    }
+
+    #[inline(always)]
+    pub fn lookup(&self, ip: u32) -> Option<u32> {
+        let mut nh = 0;
+        // SAFETY: valid table and out-pointer.
+        (unsafe { ffi::shim_rte_lpm_lookup(self.0.as_ptr(), ip, &mut nh) } == 0).then_some(nh)
+    }
+
+    /// Looks up `ips`; each result is the next hop, or `u32::MAX` for no route.
+    #[inline(always)]
+    pub fn lookup_bulk(&self, ips: &[u32], out: &mut [u32]) {
+        let n = ips.len().min(out.len());
+        // SAFETY: valid table; both arrays hold n entries.
+        unsafe { ffi::shim_rte_lpm_lookup_bulk(self.0.as_ptr(), ips.as_ptr(), out.as_mut_ptr(), n as u32) };
+        for v in &mut out[..n] {
+            // RTE_LPM_LOOKUP_SUCCESS is bit 24 of each result.
+            *v = if *v & 0x0100_0000 != 0 { *v & 0x00ff_ffff } else { u32::MAX };
+        }
+    }
+}
+
+impl Drop for DpdkLpm {
+    fn drop(&mut self) {
+        // SAFETY: valid table, freed once.
+        unsafe { ffi::rte_lpm_free(self.0.as_ptr()) };
+    }
+}
+
+/// DPDK's IPv6 LPM (`rte_lpm6`), kept for the same comparison.
+pub struct DpdkLpm6(NonNull<ffi::rte_lpm6>);
+
+impl DpdkLpm6 {
+    pub fn new(name: &str, max_rules: u32, tbl8s: u32) -> Result<DpdkLpm6> {
+        let c = cstring(name)?;
+        let conf = ffi::rte_lpm6_config { max_rules, number_tbl8s: tbl8s, flags: 0 };
+        // SAFETY: valid name and config; EAL initialised.
+        NonNull::new(unsafe { ffi::rte_lpm6_create(c.as_ptr(), -1, &conf) }).map(DpdkLpm6).ok_or_else(|| rte_errno("rte_lpm6_create"))
+    }
+
+    pub fn add(&mut self, prefix: &[u8; 16], depth: u8, next_hop: u32) -> Result<()> {
+        // SAFETY: valid table and a 16-byte address.
+        check("rte_lpm6_add", unsafe { ffi::rte_lpm6_add(self.0.as_ptr(), prefix.as_ptr(), depth, next_hop) }).map(drop)
+    }
+
+    #[inline(always)]
+    pub fn lookup(&self, ip: &[u8; 16]) -> Option<u32> {
+        let mut nh = 0;
+        // SAFETY: valid table, address and out-pointer.
+        (unsafe { ffi::rte_lpm6_lookup(self.0.as_ptr(), ip.as_ptr(), &mut nh) } == 0).then_some(nh)
+    }
+
+    /// Looks up `ips`; each result is the next hop, or -1 for no route.
+    pub fn lookup_bulk(&self, ips: &[[u8; 16]], out: &mut [i32]) {
+        let n = ips.len().min(out.len());
+        // SAFETY: valid table; both arrays hold n entries.
+        unsafe { ffi::rte_lpm6_lookup_bulk_func(self.0.as_ptr(), ips.as_ptr().cast_mut(), out.as_mut_ptr(), n as u32) };
+    }
+}
+
+impl Drop for DpdkLpm6 {
+    fn drop(&mut self) {
+        // SAFETY: valid table, freed once.
+        unsafe { ffi::rte_lpm6_free(self.0.as_ptr()) };
     }
 }
 

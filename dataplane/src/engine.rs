@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::counters::{port_totals, PortTotals, WorkerCounters};
+use crossbeam_queue::ArrayQueue;
+
+use crate::counters::{port_totals, DropReason, PortTotals, WorkerCounters};
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
+use crate::packet::Burst;
 use crate::pipeline::Stage;
-use crate::worker::{PollMode, PortQueues, Worker, WorkerConf};
+use crate::worker::{PollMode, PortQueues, PuntRing, TxQueue, Worker, WorkerConf};
 use crate::{PortIdx, MAX_BURST, MAX_PORTS};
 
 /// Largest lcore id DPDK supports (exclusive).
@@ -19,6 +22,9 @@ pub const MAX_LCORE: u32 = dpdk_sys::RTE_MAX_LCORE;
 
 /// Per-lcore mempool cache size.
 const MBUF_CACHE: u32 = 256;
+
+/// Packets each worker can have waiting for the control thread.
+const PUNT_RING: usize = 1024;
 
 /// Mbufs added on top of the computed need (in-flight slack, vdevs that
 /// hold packets such as `net_pcap` with `infinite_rx`).
@@ -208,6 +214,7 @@ pub struct RunningPort {
 struct WorkerSlot {
     lcore: u32,
     counters: Arc<WorkerCounters>,
+    punt: PuntRing<Mbuf>,
     launched: bool,
 }
 
@@ -275,6 +282,8 @@ pub struct ShutdownReport {
 pub struct Engine {
     workers: Vec<WorkerSlot>,
     control_tx: Vec<Option<EthTxQueue>>,
+    /// Counters the control thread writes (its own sends and drops).
+    control_counters: Arc<WorkerCounters>,
     ports: Vec<RunningPort>,
     pools: Vec<(i32, Mempool)>,
     stop: Arc<AtomicBool>,
@@ -322,7 +331,7 @@ impl Engine {
                 None => need.push((s, rings)),
             }
         }
-        let per_lcore = (nworkers as u32 + 1) * (MBUF_CACHE + (spec.ports.len() as u32 + 1) * MAX_BURST as u32);
+        let per_lcore = (nworkers as u32 + 1) * (MBUF_CACHE + (spec.ports.len() as u32 + 1) * MAX_BURST as u32 + PUNT_RING as u32);
         let mut pools = Vec::new();
         for (s, rings) in need {
             let n = (rings + per_lcore + MBUF_SLACK).max(spec.mbufs);
@@ -367,10 +376,26 @@ impl Engine {
             .eal
             .worker_lcores
             .iter()
-            .map(|&lcore| WorkerSlot { lcore, counters: Arc::new(WorkerCounters::new(spec.ports.len())), launched: false })
+            .map(|&lcore| WorkerSlot {
+                lcore,
+                counters: Arc::new(WorkerCounters::new(spec.ports.len())),
+                punt: Arc::new(ArrayQueue::new(PUNT_RING)),
+                launched: false,
+            })
             .collect();
         let control_tx = running.iter_mut().map(|p| p.port.take_tx_queue(nworkers)).collect();
-        Ok(Engine { workers, control_tx, ports: running, pools, stop: Arc::new(AtomicBool::new(false)), conf, notes, tsc_hz, eal })
+        Ok(Engine {
+            workers,
+            control_tx,
+            control_counters: Arc::new(WorkerCounters::new(spec.ports.len())),
+            ports: running,
+            pools,
+            stop: Arc::new(AtomicBool::new(false)),
+            conf,
+            notes,
+            tsc_hz,
+            eal,
+        })
     }
 
     /// Starts one worker per worker lcore, each with the stage chain
@@ -389,7 +414,7 @@ impl Engine {
                 .map(|(idx, p)| PortQueues { port: idx as PortIdx, rx: p.port.take_rx_queue(q), tx: p.port.take_tx_queue(q) })
                 .collect();
             let stages = make_stages(i, &self.ports);
-            let mut worker = Worker::new(queues, stages, slot.counters.clone(), self.conf, Tsc);
+            let mut worker = Worker::new(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc);
             let stop = self.stop.clone();
             self.eal
                 .launch(slot.lcore, move || {
@@ -419,9 +444,44 @@ impl Engine {
         self.workers.iter().map(|w| w.lcore).collect()
     }
 
+    /// The rings the workers punt packets into, one per worker.
+    pub fn punt_rings(&self) -> Vec<PuntRing<Mbuf>> {
+        self.workers.iter().map(|w| w.punt.clone()).collect()
+    }
+
+    /// Counters for what the control thread sends and drops.
+    pub fn control_counters(&self) -> &WorkerCounters {
+        &self.control_counters
+    }
+
+    /// A fresh mbuf from the pool of `port`'s NUMA socket.
+    pub fn alloc(&self, port: PortIdx) -> Option<Mbuf> {
+        let socket = self.ports.get(port as usize).map_or(-1, |p| p.info.socket);
+        let pool = self.pools.iter().find(|(s, _)| *s == socket).or_else(|| self.pools.first())?;
+        pool.1.alloc()
+    }
+
+    /// Sends packets on `port` through the control thread's own TX queue;
+    /// what cannot be sent is freed and counted against the port.
+    pub fn control_send(&mut self, port: PortIdx, pkts: &mut Burst<Mbuf>) {
+        let Some(c) = self.control_counters.ports.get(port as usize) else {
+            pkts.clear();
+            return;
+        };
+        match self.control_tx.get_mut(port as usize).and_then(Option::as_mut) {
+            Some(q) => {
+                let sent = q.tx_burst(pkts);
+                c.tx_packets.add(sent as u64);
+                c.drop(DropReason::TxFull, pkts.clear() as u64);
+            }
+            None => c.drop(DropReason::NoTxQueue, pkts.clear() as u64),
+        }
+    }
+
     /// Reads every counter without stopping or locking the workers.
     pub fn snapshot(&self) -> Snapshot {
-        let counters: Vec<&WorkerCounters> = self.workers.iter().map(|w| &*w.counters).collect();
+        let mut counters: Vec<&WorkerCounters> = self.workers.iter().map(|w| &*w.counters).collect();
+        counters.push(&self.control_counters);
         Snapshot {
             tsc: dpdk::tsc(),
             ports: port_totals(&counters, self.ports.len()),
@@ -464,6 +524,9 @@ impl Engine {
     pub fn shutdown(mut self) -> ShutdownReport {
         let failed_workers = self.stop_workers();
         let last = self.snapshot();
+        for w in &self.workers {
+            while w.punt.pop().is_some() {}
+        }
         self.control_tx.clear();
         for p in &mut self.ports {
             let _ = p.port.stop();

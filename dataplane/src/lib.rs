@@ -12,6 +12,8 @@ pub mod dpdk;
 pub mod engine;
 pub mod packet;
 pub mod pipeline;
+pub mod rcu;
+pub mod router;
 pub mod wire;
 pub mod worker;
 

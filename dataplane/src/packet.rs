@@ -24,6 +24,19 @@ pub trait Packet {
     /// Hints the CPU to fetch the first cache line of packet data.
     #[inline(always)]
     fn prefetch(&self) {}
+    /// Grows the packet by `n` bytes at the front (into headroom); false,
+    /// and no change, when there is not enough headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the front; false, and no change, if shorter.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Cuts the packet to its first `len` bytes; false, and no change, if
+    /// it is shorter or cannot be cut (a chained mbuf).
+    fn truncate(&mut self, len: usize) -> bool;
+    /// The NIC's verdict on the IPv4 header checksum, when it checked it.
+    #[inline(always)]
+    fn ipv4_checksum_ok(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A fixed-capacity array of owned packets: an RX burst or a TX buffer.
@@ -191,10 +204,13 @@ impl HeapPool {
         Self::default()
     }
 
-    /// Allocates a packet holding a copy of `bytes`.
+    /// Allocates a packet holding a copy of `bytes`, with
+    /// [`HEAP_HEADROOM`] bytes of headroom like an mbuf.
     pub fn packet(&self, bytes: &[u8]) -> HeapPacket {
         self.live.fetch_add(1, Relaxed);
-        HeapPacket { buf: bytes.to_vec(), pool: self.live.clone() }
+        let mut buf = vec![0u8; HEAP_HEADROOM];
+        buf.extend_from_slice(bytes);
+        HeapPacket { buf, head: HEAP_HEADROOM, pool: self.live.clone() }
     }
 
     /// Packets allocated and not yet dropped.
@@ -203,18 +219,44 @@ impl HeapPool {
     }
 }
 
+/// Headroom of a [`HeapPacket`], as DPDK's default `RTE_PKTMBUF_HEADROOM`.
+pub const HEAP_HEADROOM: usize = 128;
+
 /// A packet on the heap, for tests and benchmarks that run without EAL.
 pub struct HeapPacket {
     buf: Vec<u8>,
+    /// Start of the data in `buf`.
+    head: usize,
     pool: Arc<AtomicUsize>,
 }
 
 impl Packet for HeapPacket {
     fn data(&self) -> &[u8] {
-        &self.buf
+        &self.buf[self.head..]
     }
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+        &mut self.buf[self.head..]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.head {
+            return false;
+        }
+        self.head -= n;
+        true
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.buf.len() - self.head {
+            return false;
+        }
+        self.head += n;
+        true
+    }
+    fn truncate(&mut self, len: usize) -> bool {
+        if len > self.buf.len() - self.head {
+            return false;
+        }
+        self.buf.truncate(self.head + len);
+        true
     }
 }
 
@@ -250,6 +292,20 @@ mod tests {
         assert_eq!(pool.in_use(), 1);
         drop(first);
         assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn heap_packets_have_headroom() {
+        let pool = HeapPool::new();
+        let mut p = pool.packet(&[1, 2, 3]);
+        assert!(p.prepend(2));
+        assert_eq!(p.data(), &[0, 0, 1, 2, 3]);
+        assert!(!p.prepend(HEAP_HEADROOM));
+        assert!(p.adj(3));
+        assert_eq!(p.data(), &[2, 3]);
+        assert!(!p.adj(3));
+        assert!(p.truncate(1) && p.data() == [2]);
+        assert!(!p.truncate(2));
     }
 
     #[test]

@@ -12,12 +12,17 @@ use crate::{PortIdx, MAX_BURST, MAX_PORTS};
 /// Sentinel for "no egress port chosen yet".
 pub const NO_PORT: PortIdx = PortIdx::MAX;
 
+/// Egress "port" that hands the packet to the control thread (ARP, ND,
+/// packets waiting for neighbour resolution, ...).
+pub const TO_CONTROL: PortIdx = PortIdx::MAX - 1;
+
 /// How many packets ahead of the one being processed to prefetch.
 pub const PREFETCH_OFFSET: usize = 3;
 
 /// Per-packet metadata: where the packet goes, or why it was dropped.
-/// One `u32` (egress port in the low half, drop reason + 1 above it), so a
-/// burst's worth initialises, fills and compares as vectors.
+/// One `u32` (egress port in bits 0-15, drop reason + 1 in bits 16-23, a
+/// noted reason + 1 in bits 24-31), so a burst's worth initialises, fills
+/// and compares as vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Meta(u32);
@@ -37,10 +42,27 @@ impl Meta {
         self.0 = (self.0 & !0xffff) | port as u32;
     }
 
+    /// Records that the received packet was dropped for `reason` but its
+    /// buffer now carries a reply generated in place (an ICMP error) that
+    /// continues to `out_port`: counted as a drop and as a reply.
+    #[inline(always)]
+    pub fn set_noted(&mut self, reason: DropReason) {
+        self.0 = (self.0 & 0x00ff_ffff) | (reason as u32 + 1) << 24;
+    }
+
+    /// The reason noted by [`Meta::set_noted`], if any.
+    #[inline(always)]
+    pub fn noted(self) -> Option<DropReason> {
+        match self.0 >> 24 {
+            0 => None,
+            d => DropReason::ALL.get(d as usize - 1).copied(),
+        }
+    }
+
     /// Why the packet was dropped, if it was.
     #[inline(always)]
     pub fn dropped(self) -> Option<DropReason> {
-        match self.0 >> 16 {
+        match (self.0 >> 16) & 0xff {
             0 => None,
             d => DropReason::ALL.get(d as usize - 1).copied(),
         }
@@ -48,13 +70,13 @@ impl Meta {
 
     #[inline(always)]
     pub fn is_dropped(self) -> bool {
-        self.0 >> 16 != 0
+        self.0 & 0x00ff_0000 != 0
     }
 
     /// Marks the packet dropped; later stages skip it.
     #[inline(always)]
     pub fn set_dropped(&mut self, reason: DropReason) {
-        self.0 = (self.0 & 0xffff) | (reason as u32 + 1) << 16;
+        self.0 = (self.0 & 0xff00_ffff) | (reason as u32 + 1) << 16;
     }
 }
 
@@ -163,23 +185,34 @@ pub trait Stage<P: Packet> {
     /// Processes one packet received on `in_port`.
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict;
 
+    /// Called once per poll-loop iteration, packets or not: where a stage
+    /// adopts new snapshots from the control thread.
+    #[inline(always)]
+    fn tick(&mut self) {}
+
     /// Processes a burst received on `in_port`; packet `i`'s meta is
-    /// `metas.get(i)`. The default runs [`Stage::process`] on every packet
-    /// not yet dropped, prefetching packet data a few packets ahead.
+    /// `metas.get(i)`. The default is [`per_packet`].
     #[inline(always)]
     fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
-        let n = pkts.len().min(metas.len());
-        for i in 0..n {
-            if let Some(ahead) = pkts.get(i + PREFETCH_OFFSET) {
-                ahead.prefetch();
+        per_packet(self, in_port, pkts, metas);
+    }
+}
+
+/// Runs [`Stage::process`] on every packet not yet dropped, prefetching
+/// packet data a few packets ahead.
+#[inline(always)]
+pub fn per_packet<P: Packet, S: Stage<P> + ?Sized>(stage: &mut S, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+    let n = pkts.len().min(metas.len());
+    for i in 0..n {
+        if let Some(ahead) = pkts.get(i + PREFETCH_OFFSET) {
+            ahead.prefetch();
+        }
+        let mut meta = metas.get(i);
+        if !meta.is_dropped() {
+            if let Verdict::Drop(reason) = stage.process(in_port, &mut pkts[i], &mut meta) {
+                meta.set_dropped(reason);
             }
-            let mut meta = metas.get(i);
-            if !meta.is_dropped() {
-                if let Verdict::Drop(reason) = self.process(in_port, &mut pkts[i], &mut meta) {
-                    meta.set_dropped(reason);
-                }
-                metas.set(i, meta);
-            }
+            metas.set(i, meta);
         }
     }
 }
@@ -199,18 +232,24 @@ impl<P: Packet, A: Stage<P>, B: Stage<P>> Stage<P> for (A, B) {
         self.0.process_burst(in_port, pkts, metas);
         self.1.process_burst(in_port, pkts, metas);
     }
+
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.0.tick();
+        self.1.tick();
+    }
 }
 
 /// Cross-connect: every packet received on a port leaves by its configured
-/// peer port (`forward = "wan0"`).
+/// peer port (`forward = "wan0"`). Packets from other ports pass through
+/// undecided, for a later stage (or, if none decides, a `no_egress` drop).
 #[derive(Clone)]
 pub struct XConnect {
     peer: [PortIdx; MAX_PORTS],
 }
 
 impl XConnect {
-    /// `pairs` lists (from, to) port indices; ports not listed drop with
-    /// [`DropReason::NoEgress`].
+    /// `pairs` lists (from, to) port indices.
     pub fn new(pairs: &[(PortIdx, PortIdx)]) -> Self {
         let mut peer = [NO_PORT; MAX_PORTS];
         for &(from, to) in pairs {
@@ -219,37 +258,36 @@ impl XConnect {
         XConnect { peer }
     }
 
-    /// The decision for a whole port: egress, or drop.
+    /// The peer of `in_port`, or [`NO_PORT`].
     #[inline(always)]
-    fn decide(&self, in_port: PortIdx) -> Meta {
-        let mut m = Meta::NEW;
-        match self.peer.get(in_port as usize).copied().unwrap_or(NO_PORT) {
-            NO_PORT => m.set_dropped(DropReason::NoEgress),
-            out => m.set_out_port(out),
-        }
-        m
+    pub fn peer_of(&self, in_port: PortIdx) -> PortIdx {
+        self.peer.get(in_port as usize).copied().unwrap_or(NO_PORT)
     }
 }
 
 impl<P: Packet> Stage<P> for XConnect {
     #[inline(always)]
     fn process(&mut self, in_port: PortIdx, _pkt: &mut P, meta: &mut Meta) -> Verdict {
-        let d = self.decide(in_port);
-        match d.dropped() {
-            Some(reason) => Verdict::Drop(reason),
-            None => {
-                meta.set_out_port(d.out_port());
-                Verdict::Continue
-            }
+        let out = self.peer_of(in_port);
+        if out != NO_PORT {
+            meta.set_out_port(out);
         }
+        Verdict::Continue
     }
 
     /// The decision depends only on the ingress port: made once per burst,
     /// and the packets themselves are never touched.
     #[inline(always)]
     fn process_burst(&mut self, in_port: PortIdx, _pkts: &mut [P], metas: &mut Metas) {
-        let d = self.decide(in_port);
-        metas.map(|m| if m.is_dropped() { m } else { d });
+        let out = self.peer_of(in_port);
+        if out != NO_PORT {
+            metas.map(|mut m| {
+                if !m.is_dropped() {
+                    m.set_out_port(out);
+                }
+                m
+            });
+        }
     }
 }
 
@@ -259,6 +297,18 @@ mod tests {
     use crate::packet::HeapPool;
 
     struct Tag(u8);
+
+    /// Drops packets received on one port.
+    struct DropOn(PortIdx);
+    impl<P: Packet> Stage<P> for DropOn {
+        fn process(&mut self, in_port: PortIdx, _: &mut P, _: &mut Meta) -> Verdict {
+            if in_port == self.0 {
+                Verdict::Drop(DropReason::NoEgress)
+            } else {
+                Verdict::Continue
+            }
+        }
+    }
     impl<P: Packet> Stage<P> for Tag {
         fn process(&mut self, _: PortIdx, pkt: &mut P, _: &mut Meta) -> Verdict {
             pkt.data_mut()[0] = self.0;
@@ -273,22 +323,38 @@ mod tests {
             let mut m = Meta::NEW;
             assert_eq!(m.dropped(), None);
             m.set_out_port(3);
+            m.set_noted(DropReason::TxFull);
             m.set_dropped(*r);
             assert_eq!(m.dropped(), Some(*r));
+            assert_eq!(m.noted(), Some(DropReason::TxFull));
             assert_eq!(m.out_port(), 3);
+            let mut n = Meta::NEW;
+            n.set_noted(*r);
+            assert_eq!((n.noted(), n.dropped(), n.out_port()), (Some(*r), None, NO_PORT));
+        }
+    }
+
+    /// Drops everything (to test that later stages do not run).
+    struct DropAll;
+    impl<P: Packet> Stage<P> for DropAll {
+        fn process(&mut self, _: PortIdx, _: &mut P, _: &mut Meta) -> Verdict {
+            Verdict::Drop(DropReason::Malformed)
         }
     }
 
     #[test]
-    fn xconnect_sends_to_the_peer_and_drops_unpaired_ports() {
+    fn xconnect_sends_to_the_peer_and_leaves_unpaired_ports_undecided() {
         let pool = HeapPool::new();
         let mut x = XConnect::new(&[(0, 1), (1, 0)]);
         let mut p = pool.packet(&[0; 60]);
         let mut m = Meta::NEW;
         assert_eq!(x.process(1, &mut p, &mut m), Verdict::Continue);
         assert_eq!(m.out_port(), 0);
-        assert_eq!(x.process(2, &mut p, &mut m), Verdict::Drop(DropReason::NoEgress));
-        assert_eq!(x.process(PortIdx::MAX - 1, &mut p, &mut m), Verdict::Drop(DropReason::NoEgress));
+        let mut m = Meta::NEW;
+        assert_eq!(x.process(2, &mut p, &mut m), Verdict::Continue);
+        assert_eq!(m, Meta::NEW);
+        assert_eq!(x.process(PortIdx::MAX - 1, &mut p, &mut m), Verdict::Continue);
+        assert_eq!(m, Meta::NEW);
     }
 
     #[test]
@@ -299,7 +365,8 @@ mod tests {
         assert_eq!(chain.process(0, &mut p, &mut Meta::NEW.clone()), Verdict::Continue);
         assert_eq!(p.data()[0], 7);
         let mut q = pool.packet(&[0; 4]);
-        assert_eq!(chain.process(1, &mut q, &mut Meta::NEW.clone()), Verdict::Drop(DropReason::NoEgress));
+        let mut dropping = (DropAll, Tag(7));
+        assert_eq!(dropping.process(1, &mut q, &mut Meta::NEW.clone()), Verdict::Drop(DropReason::Malformed));
         assert_eq!(q.data()[0], 0, "stage after a drop must not run");
     }
 
@@ -307,7 +374,7 @@ mod tests {
     fn burst_processing_matches_per_packet_processing() {
         let pool = HeapPool::new();
         for in_port in [0, 1, 5] {
-            let mut chain = (XConnect::new(&[(0, 1), (1, 0)]), Tag(9));
+            let mut chain = (XConnect::new(&[(0, 1), (1, 0)]), (Tag(9), DropOn(5)));
             let mut burst: Vec<_> = (0..10).map(|_| pool.packet(&[0; 4])).collect();
             let mut metas = Metas::new(10);
             metas.each_mut()[3].set_dropped(DropReason::TxFull); // dropped earlier: left alone

@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
+
 use crate::counters::{DropReason, PortCounters, WorkerCounters};
 use crate::packet::{Burst, Packet};
-use crate::pipeline::{Metas, Stage};
+use crate::pipeline::{Meta, Metas, Stage, TO_CONTROL};
 use crate::{PortIdx, MAX_BURST};
 
 /// Empty polls in a row before adaptive mode starts sleeping.
@@ -71,14 +73,24 @@ struct TxPort<T, P> {
     buf: Burst<P>,
 }
 
+/// Packets a worker hands to the control thread: a bounded lock-free ring
+/// per worker (ARP, ND, packets waiting for a neighbour).
+pub type PuntRing<P> = Arc<ArrayQueue<P>>;
+
 /// One worker's state: its queues, stage chain, counters and clock.
 pub struct Worker<R: RxQueue, T, S, C> {
     rx: Vec<(PortIdx, R)>,
-    tx: Vec<TxPort<T, R::Pkt>>,
+    out: Egress<T, R::Pkt>,
     stages: S,
     counters: Arc<WorkerCounters>,
     conf: WorkerConf,
     clock: C,
+}
+
+/// Where processed packets go: a TX buffer per port, and the punt ring.
+struct Egress<T, P> {
+    tx: Vec<TxPort<T, P>>,
+    punt: Option<PuntRing<P>>,
 }
 
 impl<R, T, S, C> Worker<R, T, S, C>
@@ -88,8 +100,16 @@ where
     S: Stage<R::Pkt>,
     C: Clock,
 {
-    /// `ports` must hold one entry per configured port, in port-index order.
-    pub fn new(ports: Vec<PortQueues<R, T>>, stages: S, counters: Arc<WorkerCounters>, conf: WorkerConf, clock: C) -> Self {
+    /// `ports` must hold one entry per configured port, in port-index order;
+    /// `punt` receives packets the stages send [`TO_CONTROL`].
+    pub fn new(
+        ports: Vec<PortQueues<R, T>>,
+        punt: Option<PuntRing<R::Pkt>>,
+        stages: S,
+        counters: Arc<WorkerCounters>,
+        conf: WorkerConf,
+        clock: C,
+    ) -> Self {
         assert!((1..=MAX_BURST).contains(&conf.burst), "burst out of range");
         assert_eq!(ports.len(), counters.ports.len(), "one counter block per port");
         let mut rx = Vec::new();
@@ -101,7 +121,7 @@ where
             }
             tx.push(TxPort { queue: p.tx, buf: Burst::new() });
         }
-        Worker { rx, tx, stages, counters, conf, clock }
+        Worker { rx, out: Egress { tx, punt }, stages, counters, conf, clock }
     }
 
     /// Polls until `stop` is set, then flushes what is buffered.
@@ -115,12 +135,13 @@ where
         let mut last_drain = last;
 
         while !stop.load(Relaxed) {
+            self.stages.tick();
             let mut got = 0;
             for (port, queue) in self.rx.iter_mut() {
                 let n = queue.rx_burst(&mut rx, self.conf.burst);
                 if n > 0 {
                     got += n;
-                    process_burst(*port, &mut rx, &mut self.stages, &mut self.tx, &self.counters, self.conf.burst);
+                    process_burst(*port, &mut rx, &mut self.stages, &mut self.out, &self.counters, self.conf.burst);
                 }
             }
 
@@ -131,30 +152,31 @@ where
             core.polls.add(1);
             last = now;
             if now.wrapping_sub(last_drain) >= self.conf.drain_cycles {
-                flush_all(&mut self.tx, &self.counters);
+                flush_all(&mut self.out.tx, &self.counters);
                 last_drain = now;
             }
             if let PollMode::Adaptive { max_sleep } = self.conf.mode {
                 if let Some(nap) = idle.after_poll(got, max_sleep) {
-                    flush_all(&mut self.tx, &self.counters);
+                    flush_all(&mut self.out.tx, &self.counters);
                     core.sleeps.add(1);
                     std::thread::sleep(nap);
                     last = self.clock.now();
                 }
             }
         }
-        flush_all(&mut self.tx, &self.counters);
+        flush_all(&mut self.out.tx, &self.counters);
     }
 }
 
 /// Runs one RX burst (all from `port`) through the stages and hands each
-/// packet to its egress port's TX buffer, or drops and counts it.
+/// packet to its egress port's TX buffer (or the control thread), or drops
+/// and counts it.
 #[inline(always)]
 fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     port: PortIdx,
     rx: &mut Burst<P>,
     stages: &mut S,
-    tx: &mut [TxPort<T, P>],
+    out: &mut Egress<T, P>,
     counters: &WorkerCounters,
     flush_at: usize,
 ) {
@@ -163,21 +185,53 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     stages.process_burst(port, rx.as_mut_slice(), &mut metas);
     counters.ports[port as usize].rx_packets.add(n as u64);
 
+    // Common case: the whole burst kept and bound for one port.
     if let Some(meta) = metas.common() {
-        return match meta.dropped() {
-            None => send_burst(rx, port, meta.out_port(), tx, counters, flush_at),
-            Some(reason) => counters.ports[port as usize].drop(reason, rx.clear() as u64),
-        };
+        if meta.dropped().is_none() && meta.out_port() != TO_CONTROL {
+            account_replies(port, meta, n, counters);
+            return send_burst(rx, port, meta.out_port(), &mut out.tx, counters, flush_at);
+        }
     }
     for (i, pkt) in rx.drain().enumerate() {
-        let meta = metas.get(i);
-        match meta.dropped() {
-            Some(reason) => counters.ports[port as usize].drop(reason, 1),
-            None => match egress(port, meta.out_port(), tx) {
-                Ok(out) => buffer(out, pkt, &counters.ports[meta.out_port() as usize], flush_at),
-                Err((at, reason)) => counters.ports[at as usize].drop(reason, 1),
-            },
-        }
+        dispatch(pkt, port, metas.get(i), out, counters, flush_at);
+    }
+}
+
+/// Sends one packet where its meta says, or drops and counts it.
+#[inline(always)]
+fn dispatch<P: Packet, T: TxQueue<P>>(
+    pkt: P,
+    port: PortIdx,
+    meta: Meta,
+    out: &mut Egress<T, P>,
+    counters: &WorkerCounters,
+    flush_at: usize,
+) {
+    if let Some(reason) = meta.dropped() {
+        return counters.ports[port as usize].drop(reason, 1);
+    }
+    account_replies(port, meta, 1, counters);
+    if meta.out_port() == TO_CONTROL {
+        let c = &counters.ports[port as usize];
+        return match out.punt.as_ref().map(|ring| ring.push(pkt)) {
+            Some(Ok(())) => c.punted.add(1),
+            _ => c.drop(DropReason::PuntFull, 1),
+        };
+    }
+    match egress(port, meta.out_port(), &mut out.tx) {
+        Ok(tx) => buffer(tx, pkt, &counters.ports[meta.out_port() as usize], flush_at),
+        Err((at, reason)) => counters.ports[at as usize].drop(reason, 1),
+    }
+}
+
+/// Counts packets turned into an ICMP error in place: a drop of the
+/// original under its reason, and a reply.
+#[inline(always)]
+fn account_replies(port: PortIdx, meta: Meta, n: usize, counters: &WorkerCounters) {
+    if let Some(reason) = meta.noted() {
+        let c = &counters.ports[port as usize];
+        c.drop(reason, n as u64);
+        c.icmp_errors.add(n as u64);
     }
 }
 
@@ -378,7 +432,7 @@ mod tests {
                 PortQueues { port: 0, rx: Some(rx), tx: Some(self.tx.clone()) },
                 PortQueues { port: 1, rx: None, tx: Some(self.tx.clone()) },
             ];
-            let mut w = Worker::new(ports, XConnect::new(&[(0, 1)]), self.counters.clone(), conf, self.clock.clone());
+            let mut w = Worker::new(ports, None, XConnect::new(&[(0, 1)]), self.counters.clone(), conf, self.clock.clone());
             w.run(&self.stop);
         }
     }
@@ -418,6 +472,7 @@ mod tests {
 
     #[test]
     fn packets_without_egress_are_dropped_with_a_reason() {
+        // Port 1 is not cross-connected: XConnect leaves its packets undecided.
         let rig = Rig::new(usize::MAX);
         let stop = rig.stop.clone();
         let rx = ScriptRx { script: vec![rig.burst(0..8)].into(), clock: rig.clock.clone(), tick: 1, stop: stop.clone(), idle_polls: 0 };
@@ -426,7 +481,7 @@ mod tests {
             PortQueues { port: 0, rx: None, tx: Some(rig.tx.clone()) },
             PortQueues { port: 1, rx: Some(rx), tx: Some(rig.tx.clone()) },
         ];
-        let mut w = Worker::new(ports, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        let mut w = Worker::new(ports, None, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
         w.run(&stop);
         assert_eq!(rig.counters.ports[1].drops[DropReason::NoEgress as usize].get(), 8);
         assert_eq!(rig.counters.ports[1].rx_packets.get(), 8);
@@ -442,7 +497,7 @@ mod tests {
             PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
             PortQueues::<ScriptRx, RecordTx> { port: 1, rx: None, tx: None },
         ];
-        let mut w = Worker::new(ports, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        let mut w = Worker::new(ports, None, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
         w.run(&rig.stop);
         assert_eq!(rig.counters.ports[1].drops[DropReason::NoTxQueue as usize].get(), 3);
         assert_eq!(rig.pool.in_use(), 0);
@@ -470,7 +525,7 @@ mod tests {
             PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
             PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
         ];
-        let mut w = Worker::new(ports, EvenOdd, rig.counters.clone(), conf(8, 1_000_000), rig.clock.clone());
+        let mut w = Worker::new(ports, None, EvenOdd, rig.counters.clone(), conf(8, 1_000_000), rig.clock.clone());
         w.run(&rig.stop);
         let sent: Vec<Vec<u8>> = rig.tx.sent.lock().unwrap().iter().map(|s| s.1.clone()).collect();
         let evens: Vec<u8> = (0..40).filter(|i| i % 2 == 0).collect();
@@ -478,6 +533,72 @@ mod tests {
         assert_eq!(rig.counters.ports[0].drops[DropReason::NoEgress as usize].get(), 20);
         assert_eq!(rig.counters.ports[1].tx_packets.get(), 20);
         assert_eq!(rig.pool.in_use(), 0);
+    }
+
+    /// Punts packets whose first byte is 0, turns those whose first byte
+    /// is 1 into a "reply" back out of port 0, forwards the rest to port 1.
+    struct Slowpath;
+    impl Stage<HeapPacket> for Slowpath {
+        fn process(&mut self, _: PortIdx, pkt: &mut HeapPacket, meta: &mut Meta) -> crate::pipeline::Verdict {
+            match pkt.data()[0] {
+                0 => meta.set_out_port(TO_CONTROL),
+                1 => {
+                    meta.set_out_port(0);
+                    meta.set_noted(DropReason::Malformed);
+                }
+                _ => meta.set_out_port(1),
+            }
+            crate::pipeline::Verdict::Continue
+        }
+    }
+
+    #[test]
+    fn punts_and_in_place_replies_are_counted() {
+        let rig = Rig::new(usize::MAX);
+        let ring: PuntRing<HeapPacket> = Arc::new(ArrayQueue::new(3));
+        let script = vec![rig.burst(0..1), rig.burst(0..1), rig.burst(0..1), rig.burst(0..1), rig.burst(0..4)];
+        let rx = ScriptRx { script: script.into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
+        let ports = vec![
+            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, Some(ring.clone()), Slowpath, rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        w.run(&rig.stop);
+        let c = &rig.counters.ports[0];
+        assert_eq!(c.punted.get(), 3, "the ring holds three");
+        assert_eq!(c.drops[DropReason::PuntFull as usize].get(), 2);
+        assert_eq!(c.icmp_errors.get(), 1);
+        assert_eq!(c.drops[DropReason::Malformed as usize].get(), 1, "the original counts as a drop");
+        assert_eq!(c.tx_packets.get(), 1, "the reply left by port 0");
+        assert_eq!(rig.counters.ports[1].tx_packets.get(), 2);
+        assert_eq!(ring.len(), 3);
+        drop(ring.pop());
+        while ring.pop().is_some() {}
+        drop(w);
+        assert_eq!(rig.pool.in_use(), 0);
+    }
+
+    #[test]
+    fn stages_tick_every_iteration() {
+        struct Ticks(Arc<AtomicU64>);
+        impl Stage<HeapPacket> for Ticks {
+            fn process(&mut self, _: PortIdx, _: &mut HeapPacket, _: &mut Meta) -> crate::pipeline::Verdict {
+                crate::pipeline::Verdict::Continue
+            }
+            fn tick(&mut self) {
+                self.0.fetch_add(1, Relaxed);
+            }
+        }
+        let rig = Rig::new(usize::MAX);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let rx = ScriptRx { script: VecDeque::new(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 9 };
+        let ports = vec![
+            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, None, Ticks(ticks.clone()), rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        w.run(&rig.stop);
+        assert_eq!(ticks.load(Relaxed), 10, "idle iterations tick too");
     }
 
     #[test]

@@ -28,9 +28,14 @@ fn mempool_and_mbufs() {
     m.append(60).unwrap().copy_from_slice(&[0xab; 60]);
     assert_eq!(m.wire_len(), 60);
     assert_eq!(m.data(), &[0xab; 60][..]);
-    assert!(m.trim(10));
+    assert!(m.truncate(50));
     assert_eq!(m.wire_len(), 50);
-    assert!(!m.trim(51));
+    assert!(!m.truncate(51));
+    assert!(m.prepend(14) && m.wire_len() == 64 && m.headroom() == 114);
+    assert!(!m.prepend(115), "more than the headroom");
+    assert!(m.adj(14) && m.data() == &[0xab; 50][..]);
+    assert!(!m.adj(51));
+    assert_eq!(m.ipv4_checksum_ok(), None, "nothing checked it");
     assert!(m.append(1 << 15).is_none(), "more than tailroom");
     drop(m);
     assert_eq!(pool.available(), 1023);

@@ -3,6 +3,7 @@
 //! run`), printing port statistics the way `dpdk-testpmd` does so the two
 //! can be compared on the same virtual devices.
 
+mod lpm_bench;
 mod pcap;
 mod stages;
 
@@ -70,6 +71,20 @@ enum Cmd {
         /// Frame size in bytes (without FCS), at least 60.
         #[arg(long, default_value_t = 60)]
         size: u16,
+    },
+    /// Our LPM tables against DPDK's rte_lpm/rte_lpm6: same routes, same lookups.
+    LpmBench {
+        /// IPv4 routes in the large table.
+        #[arg(long, default_value_t = 100_000)]
+        routes4: usize,
+        /// IPv6 routes in the large table.
+        #[arg(long, default_value_t = 20_000)]
+        routes6: usize,
+        /// Lookups per pass.
+        #[arg(long, default_value_t = 4_000_000)]
+        lookups: usize,
+        #[arg(long, default_value = "patronus-lpm")]
+        file_prefix: String,
     },
 }
 
@@ -266,6 +281,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Some(Cmd::GenPcap { out, count, size }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
+        Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
         None => run(&cli.run),
     };
     match res {
