@@ -53,7 +53,7 @@ fn v6_routes(n: usize, rng: &mut Rng) -> Vec<(u128, u8, u32)> {
 fn v4_dests(routes: &[(u32, u8, u32)], n: usize, rng: &mut Rng) -> Vec<u32> {
     (0..n)
         .map(|_| {
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 let (p, l, _) = routes[rng.next() as usize % routes.len()];
                 let host = if l >= 32 { 0 } else { rng.next() as u32 & (u32::MAX >> l) };
                 p | host

@@ -142,7 +142,7 @@ impl<K: Key, const ROOT_BITS: u32> Lpm<K, ROOT_BITS> {
     /// appears twice the later entry wins. Bits of a prefix beyond its
     /// length are ignored.
     pub fn build(routes: &[(K, u8, u32)]) -> Self {
-        assert!(ROOT_BITS >= STRIDE && (K::BITS - ROOT_BITS) % STRIDE == 0);
+        assert!(ROOT_BITS >= STRIDE && (K::BITS - ROOT_BITS).is_multiple_of(STRIDE));
         let mut b = Builder { root: vec![0u32; 1 << ROOT_BITS], groups: Vec::new() };
         let mut sorted: Vec<(K, u8, u32)> = routes.iter().map(|&(k, l, v)| (k.truncate(l as u32), l.min(K::BITS as u8), v)).collect();
         sorted.sort_by_key(|r| r.1); // stable: later duplicates win

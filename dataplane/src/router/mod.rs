@@ -379,7 +379,7 @@ impl<C: Clock> Cx<'_, C> {
     /// Rewrites the L2 header for interface `out` and sends the packet to
     /// the neighbour, or punts it for resolution when its MAC is unknown.
     #[allow(clippy::too_many_arguments)]
-    fn to_neighbor<P: Packet>(
+    fn forward_to<P: Packet>(
         &mut self,
         pkt: &mut P,
         meta: &mut Meta,

@@ -262,7 +262,7 @@ impl Options {
 
     /// Options of `b` (at most 40 bytes, a multiple of 4).
     pub fn new(b: &[u8]) -> Option<Options> {
-        if b.len() > MAX_OPTIONS || b.len() % 4 != 0 {
+        if b.len() > MAX_OPTIONS || !b.len().is_multiple_of(4) {
             return None;
         }
         let mut o = Options { len: b.len() as u8, bytes: [0; MAX_OPTIONS] };

@@ -136,7 +136,7 @@ impl Options {
     pub const NONE: Options = Options { len: 0, bytes: [0; MAX_OPTIONS] };
 
     pub fn new(b: &[u8]) -> Option<Options> {
-        if b.len() > MAX_OPTIONS || b.len() % 4 != 0 {
+        if b.len() > MAX_OPTIONS || !b.len().is_multiple_of(4) {
             return None;
         }
         let mut o = Options { len: b.len() as u8, bytes: [0; MAX_OPTIONS] };
