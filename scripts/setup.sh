@@ -8,6 +8,7 @@ packages=(
   libdpdk-dev dpdk dpdk-dev   # DPDK 22.11: libraries and headers, dpdk-testpmd
   pkg-config clang libclang-dev # bindgen over the DPDK headers
   build-essential             # cc for the C shim
+  iproute2 ethtool iputils-ping iperf3 curl busybox  # end-to-end tests in network namespaces
 )
 
 missing=()

@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod run;
+pub mod slowpath;
 pub mod stats;

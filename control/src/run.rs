@@ -6,14 +6,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dataplane::dpdk::Tsc;
 use dataplane::engine::Engine;
 use dataplane::pipeline::XConnect;
+use dataplane::router::Router;
+use dataplane::wire::EthernetAddress;
 
 use crate::config::{Config, PollModeName};
+use crate::slowpath::SlowPath;
 use crate::stats::{final_report, summary_line, CpuMeter};
 
-/// How often the control loop wakes to check for signals.
+/// How often the control loop wakes when it only watches signals and stats.
 const TICK: Duration = Duration::from_millis(50);
+
+/// ... and when it also serves the workers' punted packets (ARP, ND,
+/// packets waiting for a neighbour).
+const SLOW_PATH_TICK: Duration = Duration::from_millis(1);
 
 /// Options of `patronus run` beyond the config.
 #[derive(Clone, Debug, Default)]
@@ -78,8 +86,34 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         );
     }
     let pairs = cfg.forward_pairs();
-    if let Err(e) = engine.launch(|_, _| XConnect::new(&pairs)) {
+    let mut slowpath = None;
+    let launched = if cfg.routed() {
+        let macs: Vec<EthernetAddress> = engine.ports().iter().map(|p| EthernetAddress(p.mac)).collect();
+        let routes = match cfg.routes(&macs) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("patronus: {}: {e}", config_path.display());
+                engine.shutdown();
+                return EXIT_FAILURE;
+            }
+        };
+        for f in &routes.ifaces {
+            let addrs: Vec<String> =
+                f.v4.iter().map(|(a, l)| format!("{a}/{l}")).chain(f.v6.iter().map(|(a, l)| format!("{a}/{l}"))).collect();
+            println!("patronus: interface {} on {} (mtu {}): {}", f.name, cfg.port[f.port as usize].name, f.mtu, addrs.join(" "));
+        }
+        let sp = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
+        let (rconf, hz) = (cfg.router_conf(), engine.tsc_hz());
+        let launched = engine.launch(|_, _| (XConnect::new(&pairs), Router::new(sp.reader(), rconf, Tsc, hz)));
+        slowpath = Some(sp);
+        launched
+    } else {
+        engine.launch(|_, _| XConnect::new(&pairs))
+    };
+    if let Err(e) = launched {
         eprintln!("patronus: {e}");
+        engine.stop_workers();
+        drop(slowpath);
         engine.shutdown();
         return EXIT_FAILURE;
     }
@@ -102,8 +136,12 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let mut cpu = CpuMeter::new(&first);
     let mut cpu_total = CpuMeter::new(&first);
     let interval = Duration::from_secs(cfg.stats.interval_s as u64);
+    let tick = if slowpath.is_some() { SLOW_PATH_TICK } else { TICK };
     while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| start.elapsed() < d) {
-        std::thread::sleep(TICK);
+        let busy = slowpath.as_mut().is_some_and(|sp| sp.poll(&mut engine, Instant::now()));
+        if !busy {
+            std::thread::sleep(tick);
+        }
         if !interval.is_zero() && prev_at.elapsed() >= interval {
             let cur = engine.snapshot();
             let secs = prev_at.elapsed().as_secs_f64();
@@ -116,6 +154,15 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let secs = start.elapsed().as_secs_f64();
     let tsc_hz = engine.tsc_hz();
     let cpu_avg = cpu_total.sample(&engine.snapshot(), secs);
+    engine.stop_workers();
+    if let Some(sp) = slowpath.take() {
+        let n = sp.neighbors();
+        println!("neighbors: {}", n.iter().filter(|e| e.1.is_some()).count());
+        for (k, mac, state) in n {
+            let mac = mac.map_or("-".into(), |m| m.to_string());
+            println!("  {} {} {mac} {state}", sp.routes().ifaces[k.iface as usize].name, k.ip());
+        }
+    }
     let report = engine.shutdown();
     println!("patronus: stopped after {secs:.1} s");
     print!("{}", final_report(&names, &report, tsc_hz, secs, &cpu_avg));

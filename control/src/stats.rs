@@ -73,21 +73,23 @@ pub fn final_report(names: &[String], report: &ShutdownReport, tsc_hz: u64, secs
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<12} {:>14} {:>16} {:>14} {:>16} {:>10} {:>10} {:>10}",
-        "port", "rx_packets", "nic_rx_bytes", "tx_packets", "nic_tx_bytes", "drops", "nic_missed", "nic_nombuf"
+        "{:<12} {:>14} {:>16} {:>14} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "port", "rx_packets", "nic_rx_bytes", "tx_packets", "nic_tx_bytes", "drops", "nic_missed", "nic_nombuf", "punted", "icmp_errs"
     );
     for (i, name) in names.iter().enumerate() {
         let (p, e) = (&last.ports[i], &last.eth[i]);
         let _ = writeln!(
             s,
-            "{name:<12} {:>14} {:>16} {:>14} {:>16} {:>10} {:>10} {:>10}",
+            "{name:<12} {:>14} {:>16} {:>14} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10}",
             p.rx_packets,
             e.ibytes,
             p.tx_packets,
             e.obytes,
             p.total_drops(),
             e.imissed,
-            e.rx_nombuf
+            e.rx_nombuf,
+            p.punted,
+            p.icmp_errors
         );
     }
     let mut any = false;

@@ -115,6 +115,10 @@ pub struct PortSpec {
     pub device: Device,
     pub rx_desc: u16,
     pub tx_desc: u16,
+    /// RX queues to configure; `None`: one per worker. Queue q is polled
+    /// by worker q mod workers (devices whose queues all receive, such as
+    /// `net_af_packet` with `qpairs`, need every queue polled).
+    pub rx_queues: Option<u16>,
 }
 
 /// Everything the engine needs to start.
@@ -289,6 +293,7 @@ pub struct Engine {
     stop: Arc<AtomicBool>,
     conf: WorkerConf,
     notes: Vec<String>,
+    failed_workers: Vec<u32>,
     tsc_hz: u64,
     eal: Eal,
 }
@@ -346,9 +351,9 @@ impl Engine {
             if info.max_tx_queues < nworkers {
                 return Err(StartError::TooFewTxQueues { port: p.name.clone(), offered: info.max_tx_queues, needed: nworkers });
             }
-            let rx_queues = nworkers.min(info.max_rx_queues.max(1));
+            let rx_queues = p.rx_queues.unwrap_or(nworkers).min(info.max_rx_queues.max(1));
             let tx_queues = (nworkers + 1).min(info.max_tx_queues);
-            if rx_queues < nworkers {
+            if rx_queues < nworkers && p.rx_queues.is_none() {
                 notes.push(format!(
                     "port {}: device offers {} RX queue(s) for {} workers; only the first {} poll it",
                     p.name, info.max_rx_queues, nworkers, rx_queues
@@ -393,6 +398,7 @@ impl Engine {
             stop: Arc::new(AtomicBool::new(false)),
             conf,
             notes,
+            failed_workers: Vec::new(),
             tsc_hz,
             eal,
         })
@@ -405,13 +411,18 @@ impl Engine {
         S: Stage<Mbuf> + Send + 'static,
         F: FnMut(usize, &[RunningPort]) -> S,
     {
+        let nworkers = self.workers.len() as u16;
         for (i, slot) in self.workers.iter_mut().enumerate() {
-            let q = i as u16;
+            let w = i as u16;
             let queues = self
                 .ports
                 .iter_mut()
                 .enumerate()
-                .map(|(idx, p)| PortQueues { port: idx as PortIdx, rx: p.port.take_rx_queue(q), tx: p.port.take_tx_queue(q) })
+                .map(|(idx, p)| PortQueues {
+                    port: idx as PortIdx,
+                    rx: (w..p.rx_queues).step_by(nworkers as usize).filter_map(|q| p.port.take_rx_queue(q)).collect(),
+                    tx: p.port.take_tx_queue(w),
+                })
                 .collect();
             let stages = make_stages(i, &self.ports);
             let mut worker = Worker::new(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc);
@@ -506,23 +517,23 @@ impl Engine {
         }
     }
 
-    /// Stops the workers, waits for them, and returns their exit codes'
-    /// failures.
-    fn stop_workers(&mut self) -> Vec<u32> {
+    /// Stops the workers and waits for them (idempotent). Afterwards no
+    /// worker touches a queue, a ring or a snapshot, so the control thread
+    /// can release what it holds before [`Engine::shutdown`].
+    pub fn stop_workers(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let mut failed = Vec::new();
         for w in self.workers.iter_mut().filter(|w| w.launched) {
             if self.eal.wait(w.lcore) != 0 {
-                failed.push(w.lcore);
+                self.failed_workers.push(w.lcore);
             }
             w.launched = false;
         }
-        failed
     }
 
     /// Stops workers and ports and checks every pool got all its mbufs back.
     pub fn shutdown(mut self) -> ShutdownReport {
-        let failed_workers = self.stop_workers();
+        self.stop_workers();
+        let failed_workers = std::mem::take(&mut self.failed_workers);
         let last = self.snapshot();
         for w in &self.workers {
             while w.punt.pop().is_some() {}
@@ -597,8 +608,8 @@ mod tests {
                 extra_args: vec!["--no-telemetry".into()],
             },
             ports: vec![
-                PortSpec { name: "a".into(), device: Device::parse("net_null0").unwrap(), rx_desc: 512, tx_desc: 512 },
-                PortSpec { name: "b".into(), device: Device::parse("0000:03:00.0").unwrap(), rx_desc: 512, tx_desc: 512 },
+                PortSpec { name: "a".into(), device: Device::parse("net_null0").unwrap(), rx_desc: 512, tx_desc: 512, rx_queues: None },
+                PortSpec { name: "b".into(), device: Device::parse("0000:03:00.0").unwrap(), rx_desc: 512, tx_desc: 512, rx_queues: None },
             ],
             burst: 32,
             drain: Duration::from_micros(100),

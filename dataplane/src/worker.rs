@@ -64,7 +64,8 @@ pub struct WorkerConf {
 /// The queues of one port assigned to a worker.
 pub struct PortQueues<R, T> {
     pub port: PortIdx,
-    pub rx: Option<R>,
+    /// RX queues of the port this worker polls (usually one).
+    pub rx: Vec<R>,
     pub tx: Option<T>,
 }
 
@@ -116,9 +117,7 @@ where
         let mut tx = Vec::new();
         for (i, p) in ports.into_iter().enumerate() {
             assert_eq!(p.port as usize, i, "ports in index order");
-            if let Some(q) = p.rx {
-                rx.push((p.port, q));
-            }
+            rx.extend(p.rx.into_iter().map(|q| (p.port, q)));
             tx.push(TxPort { queue: p.tx, buf: Burst::new() });
         }
         Worker { rx, out: Egress { tx, punt }, stages, counters, conf, clock }
@@ -429,8 +428,8 @@ mod tests {
         fn run(&self, script: Vec<Vec<HeapPacket>>, tick: u64, idle_polls: u32, conf: WorkerConf) {
             let rx = ScriptRx { script: script.into(), clock: self.clock.clone(), tick, stop: self.stop.clone(), idle_polls };
             let ports = vec![
-                PortQueues { port: 0, rx: Some(rx), tx: Some(self.tx.clone()) },
-                PortQueues { port: 1, rx: None, tx: Some(self.tx.clone()) },
+                PortQueues { port: 0, rx: vec![rx], tx: Some(self.tx.clone()) },
+                PortQueues { port: 1, rx: vec![], tx: Some(self.tx.clone()) },
             ];
             let mut w = Worker::new(ports, None, XConnect::new(&[(0, 1)]), self.counters.clone(), conf, self.clock.clone());
             w.run(&self.stop);
@@ -478,8 +477,8 @@ mod tests {
         let rx = ScriptRx { script: vec![rig.burst(0..8)].into(), clock: rig.clock.clone(), tick: 1, stop: stop.clone(), idle_polls: 0 };
         // Port 1 receives but is not cross-connected anywhere.
         let ports = vec![
-            PortQueues { port: 0, rx: None, tx: Some(rig.tx.clone()) },
-            PortQueues { port: 1, rx: Some(rx), tx: Some(rig.tx.clone()) },
+            PortQueues { port: 0, rx: vec![], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![rx], tx: Some(rig.tx.clone()) },
         ];
         let mut w = Worker::new(ports, None, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
         w.run(&stop);
@@ -494,8 +493,8 @@ mod tests {
         let rx =
             ScriptRx { script: vec![rig.burst(0..3)].into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
         let ports = vec![
-            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
-            PortQueues::<ScriptRx, RecordTx> { port: 1, rx: None, tx: None },
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues::<ScriptRx, RecordTx> { port: 1, rx: vec![], tx: None },
         ];
         let mut w = Worker::new(ports, None, XConnect::new(&[(0, 1)]), rig.counters.clone(), conf(32, 10), rig.clock.clone());
         w.run(&rig.stop);
@@ -522,8 +521,8 @@ mod tests {
         let script = (0..5).map(|i| rig.burst(i * 8..i * 8 + 8)).collect();
         let rx = ScriptRx { script, clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
         let ports = vec![
-            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
-            PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
         ];
         let mut w = Worker::new(ports, None, EvenOdd, rig.counters.clone(), conf(8, 1_000_000), rig.clock.clone());
         w.run(&rig.stop);
@@ -559,8 +558,8 @@ mod tests {
         let script = vec![rig.burst(0..1), rig.burst(0..1), rig.burst(0..1), rig.burst(0..1), rig.burst(0..4)];
         let rx = ScriptRx { script: script.into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
         let ports = vec![
-            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
-            PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
         ];
         let mut w = Worker::new(ports, Some(ring.clone()), Slowpath, rig.counters.clone(), conf(32, 10), rig.clock.clone());
         w.run(&rig.stop);
@@ -593,8 +592,8 @@ mod tests {
         let ticks = Arc::new(AtomicU64::new(0));
         let rx = ScriptRx { script: VecDeque::new(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 9 };
         let ports = vec![
-            PortQueues { port: 0, rx: Some(rx), tx: Some(rig.tx.clone()) },
-            PortQueues { port: 1, rx: None, tx: Some(rig.tx.clone()) },
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
         ];
         let mut w = Worker::new(ports, None, Ticks(ticks.clone()), rig.counters.clone(), conf(32, 10), rig.clock.clone());
         w.run(&rig.stop);

@@ -163,7 +163,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         .vdevs
         .iter()
         .enumerate()
-        .map(|(i, d)| Ok(PortSpec { name: format!("port{i}"), device: Device::parse(d)?, rx_desc: 1024, tx_desc: 1024 }))
+        .map(|(i, d)| Ok(PortSpec { name: format!("port{i}"), device: Device::parse(d)?, rx_desc: 1024, tx_desc: 1024, rx_queues: None }))
         .collect::<Result<Vec<_>, String>>()?;
     let spec = EngineSpec {
         eal: EalSpec {

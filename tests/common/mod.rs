@@ -107,12 +107,245 @@ pub fn code(status: ExitStatus) -> String {
 }
 
 /// The numbers on the final-report row of `port`:
-/// rx_packets, nic_rx_bytes, tx_packets, nic_tx_bytes, drops, nic_missed, nic_nombuf.
+/// rx_packets, nic_rx_bytes, tx_packets, nic_tx_bytes, drops, nic_missed, nic_nombuf, punted, icmp_errs.
 pub fn report_row(stdout: &str, port: &str) -> Vec<u64> {
     let line = stdout
         .lines()
         .rev()
-        .find(|l| l.split_whitespace().next() == Some(port))
+        .find(|l| l.strip_prefix(port).is_some_and(|rest| rest.starts_with(' ')))
         .unwrap_or_else(|| panic!("no report row for {port} in:\n{stdout}"));
     line.split_whitespace().skip(1).map(|n| n.parse().expect("number")).collect()
+}
+
+/// Why this machine cannot run network-namespace tests, if it cannot.
+pub fn netns_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root (network namespaces, veth)".into());
+    }
+    for tool in ["ip", "ping", "ethtool"] {
+        if Command::new(tool).arg("-V").output().is_err() && Command::new(tool).arg("--version").output().is_err() {
+            return Some(format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+        }
+    }
+    let probe = format!("ptprobe{}", std::process::id() % 10000);
+    let ok = Command::new("ip").args(["netns", "add", &probe]).status().map(|s| s.success()).unwrap_or(false);
+    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    (!ok).then(|| "cannot create network namespaces here".into())
+}
+
+/// Runs a shell command, panicking with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(out.status.success(), "`{cmd}` failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Runs a shell command and returns (success, stdout+stderr).
+pub fn try_sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// Host A and host B in their own namespaces, each joined by a veth pair
+/// to the appliance's namespace: A (10.1.0.2, fd01::2) -- lan0 [appliance]
+/// wan0 -- B (10.2.0.2, fd02::2). Torn down on drop.
+pub struct Lab {
+    /// Namespace names: host A, host B, the appliance.
+    pub a: String,
+    pub b: String,
+    pub r: String,
+    /// Interface names: A's, B's, and the appliance's two.
+    pub a0: String,
+    pub b0: String,
+    pub a1: String,
+    pub b1: String,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        let p = format!("{tag}{}", std::process::id() % 10000);
+        let lab = Lab {
+            a: format!("{p}a"),
+            b: format!("{p}b"),
+            r: format!("{p}r"),
+            a0: format!("{p}a0"),
+            b0: format!("{p}b0"),
+            a1: format!("{p}a1"),
+            b1: format!("{p}b1"),
+        };
+        lab.teardown();
+        let (a, b, r) = (&lab.a, &lab.b, &lab.r);
+        for ns in [a, b, r] {
+            sh(&format!("ip netns add {ns} && ip netns exec {ns} ip link set lo up"));
+        }
+        sh(&format!("ip link add {} type veth peer name {}", lab.a0, lab.a1));
+        sh(&format!("ip link add {} type veth peer name {}", lab.b0, lab.b1));
+        for (dev, ns) in [(&lab.a0, a), (&lab.a1, r), (&lab.b0, b), (&lab.b1, r)] {
+            sh(&format!("ip link set {dev} netns {ns}"));
+            // Checksums and segmentation in software: frames cross the
+            // appliance exactly as they are on the wire.
+            let _ = try_sh(&format!("ip netns exec {ns} ethtool -K {dev} tx off rx off tso off gso off gro off"));
+            sh(&format!("ip netns exec {ns} ip link set {dev} up"));
+        }
+        // The appliance's kernel side of its veths stays out of the way.
+        sh(&format!("ip netns exec {r} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"));
+        for (ns, dev, v4, v6, gw4, gw6) in [
+            (a, &lab.a0, "10.1.0.2/24", "fd01::2/64", "10.1.0.1", "fd01::1"),
+            (b, &lab.b0, "10.2.0.2/24", "fd02::2/64", "10.2.0.1", "fd02::1"),
+        ] {
+            sh(&format!(
+                "ip netns exec {ns} ip addr add {v4} dev {dev} && ip netns exec {ns} ip -6 addr add {v6} dev {dev} nodad && \
+                 ip netns exec {ns} ip route add default via {gw4} && ip netns exec {ns} ip -6 route add default via {gw6}"
+            ));
+        }
+        lab
+    }
+
+    /// The appliance config for this lab (af_packet on the appliance's veths).
+    pub fn config(&self, prefix: &str) -> String {
+        format!(
+            r#"[eal]
+worker_lcores = [1]
+memory_mb = 512
+file_prefix = "{prefix}"
+log_level = "warning"
+extra_args = ["--no-telemetry"]
+
+[worker]
+poll_mode = "adaptive"
+
+[[port]]
+name = "lan0"
+device = "net_af_packet0,iface={a1},qpairs=2"
+rx_queues = 2
+role = "lan"
+addresses = ["10.1.0.1/24", "fd01::1/64"]
+
+[[port]]
+name = "wan0"
+device = "net_af_packet1,iface={b1},qpairs=2"
+rx_queues = 2
+role = "wan"
+addresses = ["10.2.0.1/24", "fd02::1/64"]
+"#,
+            a1 = self.a1,
+            b1 = self.b1
+        )
+    }
+
+    /// Starts the appliance in its namespace and waits until it runs.
+    pub fn start(&self, config: &Path) -> Child {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.r, env!("CARGO_BIN_EXE_patronus"), "run", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn patronus");
+        // Wait for the first summary line's worth of time, or an early exit.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if let Some(st) = child.try_wait().expect("wait") {
+                let out = child.wait_with_output().unwrap();
+                panic!("appliance exited early ({st}):\n{}{}", text(&out.stdout), text(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child
+    }
+
+    pub fn in_a(&self, cmd: &str) -> (bool, String) {
+        try_sh(&format!("ip netns exec {} {cmd}", self.a))
+    }
+
+    pub fn in_b(&self, cmd: &str) -> (bool, String) {
+        try_sh(&format!("ip netns exec {} {cmd}", self.b))
+    }
+
+    fn teardown(&self) {
+        for ns in [&self.a, &self.b, &self.r] {
+            let _ = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| {
+                for pid in text(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").arg("-9").arg(pid).status();
+                }
+            });
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Stops a running appliance with SIGINT and returns its output.
+pub fn stop(child: Child) -> Output {
+    signal(&child, libc::SIGINT);
+    wait_output(child, Duration::from_secs(30))
+}
+
+/// Sends raw frames out of interface `dev` inside namespace `ns` (AF_PACKET,
+/// from a thread that joins the namespace). Returns how many the kernel
+/// accepted (it refuses some impossible frames, e.g. shorter than a header).
+pub fn inject(ns: &str, dev: &str, frames: Vec<Vec<u8>>) -> usize {
+    let (ns, dev) = (ns.to_owned(), dev.to_owned());
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscalls on owned descriptors; this thread only.
+        unsafe {
+            assert_eq!(libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET), 0, "setns");
+            let s = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(s >= 0, "AF_PACKET socket");
+            let name = std::ffi::CString::new(dev).unwrap();
+            let ifindex = libc::if_nametoindex(name.as_ptr());
+            assert!(ifindex > 0, "no such interface");
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = ifindex as i32;
+            addr.sll_halen = 6;
+            let mut sent = 0;
+            for fr in &frames {
+                let n = libc::sendto(
+                    s,
+                    fr.as_ptr().cast(),
+                    fr.len(),
+                    0,
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
+                if n == fr.len() as isize {
+                    sent += 1;
+                }
+            }
+            libc::close(s);
+            sent
+        }
+    })
+    .join()
+    .expect("inject thread")
+}
+
+/// Drop counts by reason from the appliance's final report.
+pub fn drops_by_reason(stdout: &str) -> std::collections::HashMap<String, u64> {
+    let mut m = std::collections::HashMap::new();
+    let mut on = false;
+    for l in stdout.lines() {
+        if l.starts_with("drops by reason:") {
+            on = true;
+            continue;
+        }
+        if on {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if l.starts_with("  ") && f.len() == 3 {
+                *m.entry(f[1].to_owned()).or_insert(0) += f[2].parse::<u64>().unwrap_or(0);
+            } else {
+                break;
+            }
+        }
+    }
+    m
 }

@@ -131,13 +131,17 @@ pub enum RouteTarget {
     Blackhole,
 }
 
-/// Why routes could not be built.
+/// Why a static route could not be installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteError(pub String);
+pub struct RouteError {
+    /// Index of the route in the `statics` given to [`Routes::build`].
+    pub route: usize,
+    pub message: String,
+}
 
 impl fmt::Display for RouteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -187,17 +191,16 @@ impl Routes {
                 })
                 .map(|i| i as IfaceIdx)
         };
-        for s in statics {
+        for (route, s) in statics.iter().enumerate() {
+            let err = |message: String| RouteError { route, message };
             let target = match &s.target {
                 RouteTarget::Blackhole => NextHop::Blackhole,
                 RouteTarget::Dev(iface) => NextHop::Connected { iface: *iface },
                 RouteTarget::Via(via) => {
                     if via.is_ipv4() != s.prefix.is_ipv4() {
-                        return Err(RouteError(format!("route {}/{}: gateway {via} is of the other address family", s.prefix, s.len)));
+                        return Err(err(format!("gateway {via} is of the other address family than {}/{}", s.prefix, s.len)));
                     }
-                    let iface = on_link(*via).ok_or_else(|| {
-                        RouteError(format!("route {}/{}: gateway {via} is not on any interface's subnet", s.prefix, s.len))
-                    })?;
+                    let iface = on_link(*via).ok_or_else(|| err(format!("gateway {via} is not on any interface's subnet")))?;
                     NextHop::Gateway { iface, via: *via }
                 }
             };
@@ -320,11 +323,9 @@ mod tests {
     fn gateways_must_be_on_link() {
         let ifaces = vec![iface("lan0", 0, 1, "10.1.0.1/24", "fd01::1/64")];
         let bad = [StaticRoute { prefix: ip("0.0.0.0"), len: 0, target: RouteTarget::Via(ip("10.9.9.9")) }];
-        assert_eq!(
-            Routes::build(ifaces.clone(), &bad).err().unwrap().0,
-            "route 0.0.0.0/0: gateway 10.9.9.9 is not on any interface's subnet"
-        );
+        let e = Routes::build(ifaces.clone(), &bad).err().unwrap();
+        assert_eq!((e.route, e.message.as_str()), (0, "gateway 10.9.9.9 is not on any interface's subnet"));
         let mixed = [StaticRoute { prefix: ip("::"), len: 0, target: RouteTarget::Via(ip("10.1.0.2")) }];
-        assert!(Routes::build(ifaces, &mixed).err().unwrap().0.contains("other address family"));
+        assert!(Routes::build(ifaces, &mixed).err().unwrap().message.contains("other address family"));
     }
 }

@@ -457,3 +457,51 @@ fn ports_without_interfaces_are_left_to_other_stages() {
     assert_eq!(m.out_port(), 1);
     assert_ne!(m.out_port(), NO_PORT);
 }
+
+/// An IPv4 fragment: `offset` in bytes, MF flag.
+fn fragment(src: &str, dst: &str, ttl: u8, offset: u16, more: bool) -> Vec<u8> {
+    let mut b = ipv4_packet(src, dst, ttl, ip_proto::UDP, &udp_payload(8), false);
+    ipv4::Packet::new_unchecked(&mut b[..]).set_flags_offset(false, more, offset);
+    ipv4::Packet::new_unchecked(&mut b[..]).fill_checksum();
+    b
+}
+
+#[test]
+fn fragments_are_forwarded_as_they_are_and_never_answered_to() {
+    let mut rig = Rig::new();
+    // First and later fragments through the appliance: forwarded untouched but for TTL.
+    for (off, more) in [(0, true), (1480, true), (2960, false)] {
+        let ip = fragment("10.1.0.2", "8.8.8.8", 64, off, more);
+        let (v, m, p) = rig.run(0, &frame(LAN_MAC, HOST_A, &[], EtherType::IPV4, &ip));
+        assert_eq!((v, m.out_port()), (Verdict::Continue, 1), "offset {off}");
+        let got = ipv4::Packet::new_checked(&p.data()[14..]).unwrap();
+        assert_eq!((got.frag_offset(), got.more_frags(), got.ttl()), (off, more, 63));
+        assert!(got.verify_checksum());
+    }
+    // Fragments to the appliance: it serves no reassembly.
+    for (off, more) in [(0, true), (8, false)] {
+        let f = frame(LAN_MAC, HOST_A, &[], EtherType::IPV4, &fragment("10.1.0.2", "10.1.0.1", 64, off, more));
+        assert_eq!(rig.drop_reason(0, &f), Some(DropReason::LocalUnsupported));
+    }
+    // A later fragment whose TTL runs out: dropped, no ICMP error (RFC 1812).
+    let f = frame(LAN_MAC, HOST_A, &[], EtherType::IPV4, &fragment("10.1.0.2", "8.8.8.8", 1, 1480, true));
+    let (v, m, _) = rig.run(0, &f);
+    assert_eq!((v, m.noted()), (Verdict::Drop(DropReason::TtlExpired), None));
+    // The first fragment may be answered.
+    let f = frame(LAN_MAC, HOST_A, &[], EtherType::IPV4, &fragment("10.1.0.2", "8.8.8.8", 1, 0, true));
+    assert_eq!(rig.run(0, &f).1.noted(), Some(DropReason::TtlExpired));
+
+    // IPv6: a Fragment header is walked; a later fragment is forwarded.
+    let frag_hdr = |off: u16, more: bool| {
+        let mut h = vec![ip_proto::UDP, 0];
+        h.extend((off | more as u16).to_be_bytes());
+        h.extend([0, 0, 0, 9]);
+        h.extend(udp_payload(4));
+        h
+    };
+    for (off, more) in [(0u16, true), (1448, false)] {
+        let ip6 = ipv6_packet("fd01::2", "2001:db8::1", 64, ip_proto::IPV6_FRAGMENT, &frag_hdr(off, more));
+        let (v, m, _) = rig.run(0, &frame(LAN_MAC, HOST_A, &[], EtherType::IPV6, &ip6));
+        assert_eq!((v, m.out_port()), (Verdict::Continue, 1), "IPv6 fragment offset {off}");
+    }
+}

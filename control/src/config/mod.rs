@@ -4,6 +4,9 @@
 //! expected. Serde rejects unknown fields and wrong types; [`validate`]
 //! checks ranges and cross-references. Positions come from one mechanism:
 //! a field path (`port[1].forward`) looked up in the parsed document.
+//! Interfaces, addresses and routes are in [`router`].
+
+pub use router::RouterOpts;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -26,6 +29,10 @@ pub struct Config {
     pub stats: Stats,
     #[serde(default)]
     pub port: Vec<Port>,
+    #[serde(default)]
+    pub router: RouterOpts,
+    #[serde(default)]
+    pub route: Vec<router::Route>,
 }
 
 /// `[eal]`: how DPDK's Environment Abstraction Layer starts.
@@ -123,6 +130,18 @@ pub struct Port {
     /// Cross-connect: send everything received here out of this port.
     #[serde(default)]
     pub forward: Option<String>,
+    /// RX queues; default one per worker.
+    #[serde(default)]
+    pub rx_queues: Option<u16>,
+    /// IP MTU of the untagged interface (and default of its VLANs).
+    #[serde(default = "router::default_mtu")]
+    pub mtu: u16,
+    /// Addresses of the untagged interface ("10.1.0.1/24", "fd00::1/64").
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// VLAN sub-interfaces.
+    #[serde(default)]
+    pub vlan: Vec<router::Vlan>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -210,7 +229,7 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// Maps field paths and byte offsets of one file to line and column.
-struct Locator<'a> {
+pub(crate) struct Locator<'a> {
     file: &'a Path,
     text: &'a str,
     doc: Option<toml_edit::ImDocument<&'a str>>,
@@ -251,7 +270,7 @@ impl<'a> Locator<'a> {
         best
     }
 
-    fn error(&self, path: &[Seg], message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(&self, path: &[Seg], message: impl Into<String>) -> ConfigError {
         self.error_at(self.offset_of(path), path, message)
     }
 
@@ -272,7 +291,7 @@ fn span_of(item: &toml_edit::Item) -> Option<std::ops::Range<usize>> {
 
 /// One step of a field path.
 #[derive(Clone, Debug)]
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
 }
@@ -293,9 +312,12 @@ fn path_string(path: &[Seg]) -> String {
     s
 }
 
-macro_rules! path {
+macro_rules! cfg_path {
     ($($seg:expr),* $(,)?) => { vec![$(Seg::from($seg)),*] };
 }
+
+// After the macro, so the router module sees it.
+mod router;
 
 impl From<&str> for Seg {
     fn from(k: &str) -> Seg {
@@ -355,13 +377,13 @@ impl Config {
         let e = &self.eal;
         check(
             e.main_lcore < MAX_LCORE,
-            path!("eal", "main_lcore"),
+            cfg_path!("eal", "main_lcore"),
             format!("lcore {} is out of range; expected 0..{}", e.main_lcore, MAX_LCORE),
         );
-        check(!e.worker_lcores.is_empty(), path!("eal", "worker_lcores"), "expected at least one worker lcore".into());
+        check(!e.worker_lcores.is_empty(), cfg_path!("eal", "worker_lcores"), "expected at least one worker lcore".into());
         let mut seen = HashSet::new();
         for (i, &l) in e.worker_lcores.iter().enumerate() {
-            let p = path!("eal", "worker_lcores", i);
+            let p = cfg_path!("eal", "worker_lcores", i);
             if l >= MAX_LCORE {
                 check(false, p, format!("lcore {l} is out of range; expected 0..{MAX_LCORE}"));
             } else if l == e.main_lcore {
@@ -371,48 +393,48 @@ impl Config {
             }
         }
         if let Err(m) = self.parse_cpu_map() {
-            check(false, path!("eal", "cpu_map"), m);
+            check(false, cfg_path!("eal", "cpu_map"), m);
         }
         check(
             (64..=1 << 20).contains(&e.memory_mb),
-            path!("eal", "memory_mb"),
+            cfg_path!("eal", "memory_mb"),
             format!("{} MiB is out of range; expected 64..=1048576", e.memory_mb),
         );
         check(
             !e.file_prefix.is_empty() && !e.file_prefix.contains(['/', ' ']),
-            path!("eal", "file_prefix"),
+            cfg_path!("eal", "file_prefix"),
             format!("{:?} is not a valid prefix; expected a non-empty name without '/' or spaces", e.file_prefix),
         );
         check(
             LOG_LEVELS.contains(&e.log_level.as_str()),
-            path!("eal", "log_level"),
+            cfg_path!("eal", "log_level"),
             format!("unknown level {:?}; expected one of {}", e.log_level, LOG_LEVELS.join(", ")),
         );
         check(
             e.mbufs == 0 || (1023..=1 << 24).contains(&e.mbufs),
-            path!("eal", "mbufs"),
+            cfg_path!("eal", "mbufs"),
             format!("{} is out of range; expected 0 (automatic) or 1023..=16777216", e.mbufs),
         );
 
         let w = &self.worker;
         check(
             (1..=MAX_BURST as u32).contains(&w.burst),
-            path!("worker", "burst"),
+            cfg_path!("worker", "burst"),
             format!("{} is out of range; expected 1..={MAX_BURST}", w.burst),
         );
         check(
             (1..=10_000).contains(&w.drain_us),
-            path!("worker", "drain_us"),
+            cfg_path!("worker", "drain_us"),
             format!("{} is out of range; expected 1..=10000 microseconds", w.drain_us),
         );
         check(
             (1..=100_000).contains(&w.max_sleep_us),
-            path!("worker", "max_sleep_us"),
+            cfg_path!("worker", "max_sleep_us"),
             format!("{} is out of range; expected 1..=100000 microseconds", w.max_sleep_us),
         );
         check(
             self.stats.interval_s <= 3600,
-            path!("stats", "interval_s"),
+            cfg_path!("stats", "interval_s"),
             format!("{} is out of range; expected 0 (off) ..=3600 seconds", self.stats.interval_s),
         );
 
@@ -428,7 +450,11 @@ impl Config {
                 errs.push(loc.error(&path, msg));
             }
         };
-        check(self.port.len() <= MAX_PORTS, path!("port"), format!("{} ports defined; at most {MAX_PORTS} are supported", self.port.len()));
+        check(
+            self.port.len() <= MAX_PORTS,
+            cfg_path!("port"),
+            format!("{} ports defined; at most {MAX_PORTS} are supported", self.port.len()),
+        );
         let names: Vec<&str> = self.port.iter().map(|p| p.name.as_str()).collect();
         let mut seen_names = HashSet::new();
         let mut seen_devs = HashSet::new();
@@ -437,33 +463,34 @@ impl Config {
                 !p.name.is_empty() && p.name.len() <= 32 && p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             check(
                 name_ok,
-                path!("port", i, "name"),
+                cfg_path!("port", i, "name"),
                 format!("{:?} is not a valid name; expected 1-32 letters, digits, '_' or '-'", p.name),
             );
-            check(seen_names.insert(p.name.as_str()), path!("port", i, "name"), format!("port name {:?} is used twice", p.name));
+            check(seen_names.insert(p.name.as_str()), cfg_path!("port", i, "name"), format!("port name {:?} is used twice", p.name));
             match Device::parse(&p.device) {
                 Ok(d) => check(
                     seen_devs.insert(d.port_name().to_owned()),
-                    path!("port", i, "device"),
+                    cfg_path!("port", i, "device"),
                     format!("device {:?} is used by two ports", d.port_name()),
                 ),
-                Err(m) => check(false, path!("port", i, "device"), m),
+                Err(m) => check(false, cfg_path!("port", i, "device"), m),
             }
             for (field, v) in [("rx_ring_size", p.rx_ring_size), ("tx_ring_size", p.tx_ring_size)] {
                 check(
                     v.is_power_of_two() && (64..=16384).contains(&v),
-                    path!("port", i, field),
+                    cfg_path!("port", i, field),
                     format!("{v} is not allowed; expected a power of two in 64..=16384"),
                 );
             }
             if let Some(to) = &p.forward {
                 if !names.contains(&to.as_str()) {
-                    check(false, path!("port", i, "forward"), format!("no port named {to:?}; expected one of: {}", names.join(", ")));
+                    check(false, cfg_path!("port", i, "forward"), format!("no port named {to:?}; expected one of: {}", names.join(", ")));
                 } else {
-                    check(to != &p.name, path!("port", i, "forward"), format!("port {:?} cannot forward to itself", p.name));
+                    check(to != &p.name, cfg_path!("port", i, "forward"), format!("port {:?} cannot forward to itself", p.name));
                 }
             }
         }
+        errs.extend(self.validate_router(loc));
         errs
     }
 
@@ -521,6 +548,7 @@ impl Config {
                     device: Device::parse(&p.device).expect("validated"),
                     rx_desc: p.rx_ring_size as u16,
                     tx_desc: p.tx_ring_size as u16,
+                    rx_queues: p.rx_queues,
                 })
                 .collect(),
             burst: self.worker.burst as usize,
@@ -587,7 +615,7 @@ forward = "lan0"
     #[test]
     fn unknown_field_names_file_line_and_table() {
         let text = GOOD.replace("forward = \"wan0\"", "forwrd = \"wan0\"");
-        assert_eq!(err(&text), "t.toml:10:1: port[0].forwrd: unknown field `forwrd`, expected one of `name`, `device`, `role`, `rx_ring_size`, `tx_ring_size`, `forward`");
+        assert_eq!(err(&text), "t.toml:10:1: port[0].forwrd: unknown field `forwrd`, expected one of `name`, `device`, `role`, `rx_ring_size`, `tx_ring_size`, `forward`, `rx_queues`, `mtu`, `addresses`, `vlan`");
     }
 
     #[test]

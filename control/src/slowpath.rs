@@ -1,0 +1,298 @@
+//! The control thread's side of routing: it takes what workers punt (ARP,
+//! Neighbor Discovery, packets waiting for a neighbour), answers and
+//! resolves through the neighbour cache, sends from its own TX queues, and
+//! publishes a new forwarding snapshot whenever the neighbours change.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataplane::counters::DropReason;
+use dataplane::dpdk::Mbuf;
+use dataplane::engine::Engine;
+use dataplane::packet::{Burst, Packet};
+use dataplane::rcu::{Publisher, Reader};
+use dataplane::router::fib::{Fib, Iface, Routes};
+use dataplane::router::neighbor::{Action, NeighborCache, NeighborConf, NeighborKey, Resolve};
+use dataplane::router::punt;
+use dataplane::wire::{arp, icmpv6, ip_proto, ipv6, EtherType, EthernetAddress, Ipv4Address, Ipv6Address};
+use dataplane::worker::PuntRing;
+use dataplane::PortIdx;
+
+/// Punted packets handled per ring per poll, so timers keep running.
+const BATCH: usize = 256;
+
+/// Smallest Ethernet frame without FCS; shorter frames are padded.
+const MIN_FRAME: usize = 60;
+
+pub struct SlowPath {
+    routes: Arc<Routes>,
+    publisher: Publisher<Fib>,
+    cache: NeighborCache<Mbuf>,
+    rings: Vec<PuntRing<Mbuf>>,
+    /// Frames to send, per port.
+    out: Vec<Burst<Mbuf>>,
+}
+
+impl SlowPath {
+    pub fn new(routes: Routes, conf: NeighborConf, rings: Vec<PuntRing<Mbuf>>, nports: usize) -> SlowPath {
+        let routes = Arc::new(routes);
+        let publisher = Publisher::new(Fib::new(routes.clone(), NeighborCache::<Mbuf>::new(conf).table()));
+        SlowPath { routes, publisher, cache: NeighborCache::new(conf), rings, out: (0..nports).map(|_| Burst::new()).collect() }
+    }
+
+    /// A reader of the forwarding snapshot, for one worker's router stage.
+    pub fn reader(&self) -> Reader<Fib> {
+        self.publisher.reader()
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Neighbours and their state, for display.
+    pub fn neighbors(&self) -> Vec<(NeighborKey, Option<EthernetAddress>, &'static str)> {
+        self.cache.entries()
+    }
+
+    /// Handles punted packets and timers. Returns whether there was work.
+    pub fn poll(&mut self, engine: &mut Engine, now: Instant) -> bool {
+        let mut work = false;
+        for r in 0..self.rings.len() {
+            for _ in 0..BATCH {
+                let Some(pkt) = self.rings[r].pop() else { break };
+                work = true;
+                self.handle(engine, pkt, now);
+            }
+        }
+        for action in self.cache.poll(now) {
+            work = true;
+            match action {
+                Action::Solicit { key, unicast } => self.solicit(engine, key, unicast),
+                Action::Unresolved { key, pkts } => {
+                    let port = self.routes.ifaces[key.iface as usize].port;
+                    drop_count(engine, port, DropReason::NeighborUnresolved, pkts.len());
+                }
+            }
+        }
+        if self.cache.take_changed() {
+            self.publisher.publish(Fib::new(self.routes.clone(), self.cache.table()));
+        }
+        self.publisher.reclaim();
+        for port in 0..self.out.len() {
+            if !self.out[port].is_empty() {
+                engine.control_send(port as PortIdx, &mut self.out[port]);
+            }
+        }
+        work
+    }
+
+    fn handle(&mut self, engine: &mut Engine, mut pkt: Mbuf, now: Instant) {
+        let Some(h) = punt::pop(&mut pkt) else {
+            return drop_count(engine, 0, DropReason::Malformed, 1);
+        };
+        if h.iface as usize >= self.routes.ifaces.len() {
+            return drop_count(engine, h.in_port, DropReason::Malformed, 1);
+        }
+        match h.kind {
+            punt::Kind::Arp => self.on_arp(engine, &h, pkt, now),
+            punt::Kind::Nd => self.on_nd(engine, &h, pkt, now),
+            punt::Kind::Resolve => {
+                let key = NeighborKey { iface: h.iface, ip: h.neighbor };
+                match self.cache.resolve(key, pkt, now) {
+                    Resolve::Known(mac, pkt) => self.send_to(engine, key, mac, pkt),
+                    Resolve::Queued => {}
+                    Resolve::Solicit => self.solicit(engine, key, None),
+                    Resolve::Overflow(_) => {
+                        drop_count(engine, self.routes.ifaces[h.iface as usize].port, DropReason::NeighborPendingOverflow, 1)
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_arp(&mut self, engine: &mut Engine, h: &punt::Header, pkt: Mbuf, now: Instant) {
+        let Some(Ok(a)) = arp::Packet::new_checked(pkt.data().get(h.l2_len as usize..).unwrap_or(&[])).ok().map(|p| arp::Repr::parse(&p))
+        else {
+            return drop_count(engine, h.in_port, DropReason::MalformedArp, 1);
+        };
+        drop(pkt);
+        let routes = self.routes.clone();
+        let iface = &routes.ifaces[h.iface as usize];
+        let (spa, sha, tpa) = (a.source_protocol_addr, a.source_hardware_addr, a.target_protocol_addr);
+        let for_us = iface.has_v4(tpa);
+        if iface.on_link_v4(spa) && !spa.is_unspecified() && sha.is_unicast() && !iface.has_v4(spa) {
+            let key = NeighborKey::v4(h.iface, spa);
+            for p in self.cache.learn(key, sha, now, for_us) {
+                self.send_to(engine, key, sha, p);
+            }
+        }
+        if a.operation == arp::Operation::Request && for_us {
+            let reply = arp::Repr {
+                operation: arp::Operation::Reply,
+                source_hardware_addr: iface.mac,
+                source_protocol_addr: tpa,
+                target_hardware_addr: sha,
+                target_protocol_addr: spa,
+            };
+            self.send_arp(engine, iface, sha, &reply);
+        }
+    }
+
+    fn on_nd(&mut self, engine: &mut Engine, h: &punt::Header, pkt: Mbuf, now: Instant) {
+        let l2 = h.l2_len as usize;
+        let frame_src = EthernetAddress::from_bytes(&pkt.data()[6..12]);
+        let parsed = ipv6::Packet::new_checked(&pkt.data()[l2..]).ok().filter(|ip| ip.next_header() == ip_proto::ICMPV6).and_then(|ip| {
+            let (src, dst) = (ip.src_addr(), ip.dst_addr());
+            let icmp = icmpv6::Packet::new_checked(ip.payload()).ok()?;
+            icmpv6::Repr::parse(src, dst, &icmp).ok().map(|r| (src, owned(r)))
+        });
+        drop(pkt);
+        let Some((src, msg)) = parsed else {
+            return drop_count(engine, h.in_port, DropReason::MalformedNd, 1);
+        };
+        let routes = self.routes.clone();
+        let iface = &routes.ifaces[h.iface as usize];
+        match msg {
+            Nd::Solicit { target, source_lladdr } => {
+                if !(iface.has_v6(target) || target == iface.link_local()) || src.is_unspecified() {
+                    return; // not ours, or someone's duplicate address detection
+                }
+                let ll = source_lladdr.unwrap_or(frame_src);
+                let key = NeighborKey::v6(h.iface, src);
+                for p in self.cache.learn(key, ll, now, true) {
+                    self.send_to(engine, key, ll, p);
+                }
+                let na = icmpv6::Repr::NeighborAdvert {
+                    flags: icmpv6::NA_ROUTER | icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
+                    target,
+                    target_lladdr: Some(iface.mac),
+                };
+                self.send_icmpv6(engine, iface, ll, target, src, &na);
+            }
+            Nd::Advert { target, target_lladdr } => {
+                let ll = target_lladdr.unwrap_or(frame_src);
+                let key = NeighborKey::v6(h.iface, target);
+                for p in self.cache.learn(key, ll, now, false) {
+                    self.send_to(engine, key, ll, p);
+                }
+            }
+            Nd::Other => {}
+        }
+    }
+
+    /// An ARP request or Neighbor Solicitation for `key`: broadcast /
+    /// solicited-node multicast to resolve, unicast to re-probe.
+    fn solicit(&mut self, engine: &mut Engine, key: NeighborKey, unicast: Option<EthernetAddress>) {
+        let routes = self.routes.clone();
+        let iface = &routes.ifaces[key.iface as usize];
+        match key.ip() {
+            std::net::IpAddr::V4(t) => {
+                let target: Ipv4Address = t.into();
+                let Some(spa) = iface.v4.iter().find(|(a, l)| iface_net_contains(*a, *l, target)).or(iface.v4.first()).map(|a| a.0) else {
+                    return;
+                };
+                let req = arp::Repr {
+                    operation: arp::Operation::Request,
+                    source_hardware_addr: iface.mac,
+                    source_protocol_addr: spa,
+                    target_hardware_addr: EthernetAddress::default(),
+                    target_protocol_addr: target,
+                };
+                self.send_arp(engine, iface, unicast.unwrap_or(EthernetAddress::BROADCAST), &req);
+            }
+            std::net::IpAddr::V6(t) => {
+                let target: Ipv6Address = t.into();
+                let (dst_ip, dst_mac) = match unicast {
+                    Some(m) => (target, m),
+                    None => (target.solicited_node(), EthernetAddress::ipv6_multicast(&target.solicited_node().0)),
+                };
+                let ns = icmpv6::Repr::NeighborSolicit { target, source_lladdr: Some(iface.mac) };
+                self.send_icmpv6(engine, iface, dst_mac, iface.link_local(), dst_ip, &ns);
+            }
+        }
+    }
+
+    /// Sends a packet that waited for `key`'s address.
+    fn send_to(&mut self, engine: &mut Engine, key: NeighborKey, mac: EthernetAddress, mut pkt: Mbuf) {
+        let port = self.routes.ifaces[key.iface as usize].port;
+        if let Some(d) = pkt.data_mut().get_mut(..6) {
+            d.copy_from_slice(&mac.0);
+        }
+        self.queue(engine, port, pkt);
+    }
+
+    fn send_arp(&mut self, engine: &mut Engine, iface: &Iface, dst: EthernetAddress, a: &arp::Repr) {
+        let l2 = iface.l2_len();
+        self.build(engine, iface.port, l2 + arp::PACKET_LEN, |b| {
+            iface.write_l2(b, dst, EtherType::ARP);
+            a.emit(&mut arp::Packet::new_unchecked(&mut b[l2..l2 + arp::PACKET_LEN]));
+        });
+    }
+
+    fn send_icmpv6(
+        &mut self,
+        engine: &mut Engine,
+        iface: &Iface,
+        dst_mac: EthernetAddress,
+        src: Ipv6Address,
+        dst: Ipv6Address,
+        msg: &icmpv6::Repr,
+    ) {
+        let l2 = iface.l2_len();
+        let len = msg.buffer_len();
+        self.build(engine, iface.port, l2 + ipv6::HEADER_LEN + len, |b| {
+            iface.write_l2(b, dst_mac, EtherType::IPV6);
+            let ip =
+                ipv6::Repr { src, dst, next_header: ip_proto::ICMPV6, hop_limit: 255, traffic_class: 0, flow_label: 0, payload_len: len };
+            ip.emit(&mut ipv6::Packet::new_unchecked(&mut b[l2..]));
+            msg.emit(src, dst, &mut icmpv6::Packet::new_unchecked(&mut b[l2 + ipv6::HEADER_LEN..l2 + ipv6::HEADER_LEN + len]));
+        });
+    }
+
+    /// Allocates a frame of `len` bytes (padded to the Ethernet minimum),
+    /// lets `fill` write it, and queues it on `port`.
+    fn build(&mut self, engine: &mut Engine, port: PortIdx, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let Some(mut m) = engine.alloc(port) else {
+            return drop_count(engine, port, DropReason::TxFull, 1);
+        };
+        let Some(b) = m.append(len.max(MIN_FRAME)) else {
+            return drop_count(engine, port, DropReason::TxFull, 1);
+        };
+        b.fill(0);
+        fill(&mut b[..len]);
+        self.queue(engine, port, m);
+    }
+
+    fn queue(&mut self, engine: &mut Engine, port: PortIdx, pkt: Mbuf) {
+        let Some(out) = self.out.get_mut(port as usize) else { return };
+        if let Err(pkt) = out.push(pkt) {
+            engine.control_send(port, out);
+            let _ = out.push(pkt);
+        }
+    }
+}
+
+fn iface_net_contains(a: Ipv4Address, len: u8, x: Ipv4Address) -> bool {
+    len == 0 || (a.to_u32() ^ x.to_u32()) >> (32 - len as u32) == 0
+}
+
+fn drop_count(engine: &Engine, port: PortIdx, reason: DropReason, n: usize) {
+    if let Some(c) = engine.control_counters().ports.get(port as usize) {
+        c.drop(reason, n as u64);
+    }
+}
+
+/// The ND messages the slow path acts on, detached from the packet buffer.
+enum Nd {
+    Solicit { target: Ipv6Address, source_lladdr: Option<EthernetAddress> },
+    Advert { target: Ipv6Address, target_lladdr: Option<EthernetAddress> },
+    Other,
+}
+
+fn owned(r: icmpv6::Repr) -> Nd {
+    match r {
+        icmpv6::Repr::NeighborSolicit { target, source_lladdr } => Nd::Solicit { target, source_lladdr },
+        icmpv6::Repr::NeighborAdvert { target, target_lladdr, .. } => Nd::Advert { target, target_lladdr },
+        _ => Nd::Other,
+    }
+}
