@@ -371,7 +371,8 @@ impl Config {
             let ifaces = self.ifaces(&[]);
             let statics = self.static_routes(&ifaces);
             if let Err(e) = Routes::build(ifaces, &statics) {
-                errs.push(loc.error(&cfg_path!("route", e.route, "via"), e.message));
+                let at = cfg_path!("route", e.route, "via");
+                errs.push(loc.error(&at, e.message));
             }
         }
 
