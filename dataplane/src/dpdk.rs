@@ -388,6 +388,20 @@ impl Packet for Mbuf {
     }
 
     #[inline(always)]
+    fn free_all(pkts: &mut Burst<Self>) -> usize {
+        let n = pkts.len();
+        if n > 0 {
+            // SAFETY: the first n slots are owned mbufs; DPDK frees them and
+            // the burst forgets them.
+            unsafe {
+                ffi::rte_pktmbuf_free_bulk(pkts.as_mut_ptr().cast::<*mut ffi::rte_mbuf>(), n as u32);
+                pkts.forget_front(n);
+            }
+        }
+        n
+    }
+
+    #[inline(always)]
     fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: prefetch never faults.

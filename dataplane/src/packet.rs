@@ -37,6 +37,15 @@ pub trait Packet {
     fn ipv4_checksum_ok(&self) -> Option<bool> {
         None
     }
+    /// Frees every packet in `pkts` (in one call where the pool allows);
+    /// returns how many.
+    #[inline(always)]
+    fn free_all(pkts: &mut Burst<Self>) -> usize
+    where
+        Self: Sized,
+    {
+        pkts.clear()
+    }
 }
 
 /// A fixed-capacity array of owned packets: an RX burst or a TX buffer.
@@ -141,11 +150,20 @@ impl<P> Burst<P> {
         Drain { burst: self, next: 0, end }
     }
 
-    /// Drops every packet held, returning how many were dropped.
+    /// Drops every packet held, one at a time, returning how many.
     pub fn clear(&mut self) -> usize {
         let n = self.len;
         self.drain();
         n
+    }
+}
+
+impl<P: Packet> Burst<P> {
+    /// Frees every packet held, in bulk where the packet type can; returns
+    /// how many.
+    #[inline(always)]
+    pub fn free(&mut self) -> usize {
+        P::free_all(self)
     }
 }
 
@@ -231,9 +249,11 @@ pub struct HeapPacket {
 }
 
 impl Packet for HeapPacket {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.head..]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.head..]
     }

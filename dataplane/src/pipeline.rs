@@ -202,6 +202,14 @@ pub trait Stage<P: Packet> {
 /// packet data a few packets ahead.
 #[inline(always)]
 pub fn per_packet<P: Packet, S: Stage<P> + ?Sized>(stage: &mut S, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+    each_packet(pkts, metas, |pkt, meta| stage.process(in_port, pkt, meta));
+}
+
+/// Runs `f` on every packet not yet dropped, prefetching packet data a
+/// few packets ahead: the loop of [`per_packet`], for stages that set up
+/// per-burst state first.
+#[inline(always)]
+pub fn each_packet<P: Packet>(pkts: &mut [P], metas: &mut Metas, mut f: impl FnMut(&mut P, &mut Meta) -> Verdict) {
     let n = pkts.len().min(metas.len());
     for i in 0..n {
         if let Some(ahead) = pkts.get(i + PREFETCH_OFFSET) {
@@ -209,7 +217,7 @@ pub fn per_packet<P: Packet, S: Stage<P> + ?Sized>(stage: &mut S, in_port: PortI
         }
         let mut meta = metas.get(i);
         if !meta.is_dropped() {
-            if let Verdict::Drop(reason) = stage.process(in_port, &mut pkts[i], &mut meta) {
+            if let Verdict::Drop(reason) = f(&mut pkts[i], &mut meta) {
                 meta.set_dropped(reason);
             }
             metas.set(i, meta);

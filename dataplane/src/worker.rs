@@ -88,10 +88,12 @@ pub struct Worker<R: RxQueue, T, S, C> {
     clock: C,
 }
 
-/// Where processed packets go: a TX buffer per port, and the punt ring.
+/// Where processed packets go: a TX buffer per port, the punt ring, and
+/// the packets dropped in this burst (freed together at its end).
 struct Egress<T, P> {
     tx: Vec<TxPort<T, P>>,
     punt: Option<PuntRing<P>>,
+    trash: Burst<P>,
 }
 
 impl<R, T, S, C> Worker<R, T, S, C>
@@ -120,7 +122,7 @@ where
             rx.extend(p.rx.into_iter().map(|q| (p.port, q)));
             tx.push(TxPort { queue: p.tx, buf: Burst::new() });
         }
-        Worker { rx, out: Egress { tx, punt }, stages, counters, conf, clock }
+        Worker { rx, out: Egress { tx, punt, trash: Burst::new() }, stages, counters, conf, clock }
     }
 
     /// Polls until `stop` is set, then flushes what is buffered.
@@ -194,6 +196,7 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     for (i, pkt) in rx.drain().enumerate() {
         dispatch(pkt, port, metas.get(i), out, counters, flush_at);
     }
+    out.trash.free();
 }
 
 /// Sends one packet where its meta says, or drops and counts it.
@@ -207,7 +210,10 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
     flush_at: usize,
 ) {
     if let Some(reason) = meta.dropped() {
-        return counters.ports[port as usize].drop(reason, 1);
+        counters.ports[port as usize].drop(reason, 1);
+        // The trash holds at most one burst: it is freed after each.
+        let _ = out.trash.push(pkt);
+        return;
     }
     account_replies(port, meta, 1, counters);
     if meta.out_port() == TO_CONTROL {
@@ -257,7 +263,7 @@ fn send_burst<P: Packet, T: TxQueue<P>>(
 ) {
     let out = match egress(in_port, out_port, tx) {
         Ok(out) => out,
-        Err((at, reason)) => return counters.ports[at as usize].drop(reason, rx.clear() as u64),
+        Err((at, reason)) => return counters.ports[at as usize].drop(reason, rx.free() as u64),
     };
     let out_counters = &counters.ports[out_port as usize];
     if out.buf.is_empty() && rx.len() >= flush_at {
@@ -287,7 +293,7 @@ fn transmit<P: Packet, T: TxQueue<P>>(queue: Option<&mut T>, pkts: &mut Burst<P>
     let sent = queue.map_or(0, |q| q.tx_burst(pkts));
     counters.tx_packets.add(sent as u64);
     if !pkts.is_empty() {
-        counters.drop(DropReason::TxFull, pkts.clear() as u64);
+        counters.drop(DropReason::TxFull, pkts.free() as u64);
     }
 }
 

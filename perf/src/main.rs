@@ -5,6 +5,8 @@
 
 mod lpm_bench;
 mod pcap;
+mod route;
+mod stage_bench;
 mod stages;
 
 use std::path::PathBuf;
@@ -29,6 +31,9 @@ enum Mode {
     Mac,
     /// Swap source and destination MAC (testpmd `macswap`).
     Macswap,
+    /// Route: parse, LPM, neighbour rewrite, TTL and checksum (two ports;
+    /// port 0 receives `gen-pcap` frames).
+    Route,
 }
 
 impl Mode {
@@ -37,6 +42,7 @@ impl Mode {
             Mode::Io => "io",
             Mode::Mac => "mac",
             Mode::Macswap => "macswap",
+            Mode::Route => "route",
         }
     }
 }
@@ -71,6 +77,11 @@ enum Cmd {
         /// Frame size in bytes (without FCS), at least 60.
         #[arg(long, default_value_t = 60)]
         size: u16,
+    },
+    /// The route stage on heap packets, without EAL: ns per packet.
+    StageBench {
+        #[arg(long, default_value_t = 20_000_000)]
+        packets: usize,
     },
     /// Our LPM tables against DPDK's rte_lpm/rte_lpm6: same routes, same lookups.
     LpmBench {
@@ -196,10 +207,21 @@ fn run(a: &RunArgs) -> Result<(), String> {
     }
     let macs: Vec<[u8; 6]> = engine.ports().iter().map(|p| p.mac).collect();
     let xc = XConnect::new(&pairs);
+    let mut fibs = Vec::new(); // outlives the workers' readers
     let launched = match a.mode {
         Mode::Io => engine.launch(|_, _| xc.clone()),
         Mode::Mac => engine.launch(|_, _| (xc.clone(), MacRewrite::new(&macs))),
         Mode::Macswap => engine.launch(|_, _| (xc.clone(), MacSwap)),
+        Mode::Route => {
+            if n != 2 {
+                return Err("route mode takes exactly two ports (capture in, gateways out)".into());
+            }
+            let fib = route::fib(macs[1]);
+            let hz = engine.tsc_hz();
+            let r = engine.launch(|_, _| route::stage(&fib, hz));
+            fibs.push(fib);
+            r
+        }
     };
     launched.map_err(|e| e.to_string())?;
     println!(
@@ -238,6 +260,8 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let end = engine.snapshot();
     let end_at = Instant::now();
     let tsc_hz = engine.tsc_hz();
+    engine.stop_workers();
+    drop(fibs);
     let report = engine.shutdown();
     let (w0, w0_at) = at_warmup.unwrap_or_else(|| (end.clone(), start));
     let secs = end_at.duration_since(w0_at).as_secs_f64().max(1e-9);
@@ -249,6 +273,16 @@ fn run(a: &RunArgs) -> Result<(), String> {
         let tx = (end.ports[i].tx_packets - w0.ports[i].tx_packets) as f64 / secs;
         total_rx += rx;
         println!("  port {i}: RX {:.2} Mpps  TX {:.2} Mpps  drops {}", rx / 1e6, tx / 1e6, report.last.ports[i].total_drops());
+    }
+    if a.mode == Mode::Route {
+        let routed = (end.ports[1].tx_packets - w0.ports[1].tx_packets) as f64 / secs;
+        println!("  routed (port 0 -> port 1): {:.2} Mpps", routed / 1e6);
+        for r in dataplane::counters::DropReason::ALL {
+            let d: u64 = report.last.ports.iter().map(|p| p.drops[*r as usize]).sum();
+            if d > 0 {
+                println!("  dropped {}: {d}", r.name());
+            }
+        }
     }
     let rx_all: u64 = report.last.ports.iter().map(|p| p.rx_packets).sum();
     let busy: u64 = report.last.workers.iter().map(|w| w.busy_cycles).sum();
@@ -281,6 +315,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Some(Cmd::GenPcap { out, count, size }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
+        Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
         Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
         None => run(&cli.run),
     };

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::lpm::Lpm;
-use super::neighbor::NeighborTable;
+use super::neighbor::{NeighborKey, NeighborTable};
 use crate::wire::{vlan, EthernetAddress, Ipv4Address, Ipv6Address};
 use crate::{PortIdx, MAX_PORTS};
 
@@ -32,6 +32,7 @@ pub struct Iface {
 
 impl Iface {
     /// Length of this interface's L2 header (Ethernet plus VLAN tags).
+    #[inline]
     pub fn l2_len(&self) -> usize {
         crate::wire::ethernet::HEADER_LEN + 4 * (self.vlans.outer.is_some() as usize + self.vlans.inner.is_some() as usize)
     }
@@ -39,6 +40,7 @@ impl Iface {
     /// Writes this interface's L2 header (`l2_len()` bytes) into `b`:
     /// addresses, VLAN tags (802.1ad outer and 802.1Q inner for QinQ) and
     /// the payload's EtherType.
+    #[inline(always)]
     pub fn write_l2(&self, b: &mut [u8], dst: EthernetAddress, ethertype: crate::wire::EtherType) {
         use crate::wire::EtherType;
         b[0..6].copy_from_slice(&dst.0);
@@ -152,7 +154,14 @@ pub struct Routes {
     pub v4: Lpm<u32>,
     pub v6: Lpm<u128>,
     /// Interfaces of each port, for classifying received frames.
-    by_port: Vec<Vec<IfaceIdx>>,
+    by_port: Vec<PortIfaces>,
+}
+
+/// A port's interfaces: the untagged one looked up directly.
+#[derive(Clone, Default)]
+struct PortIfaces {
+    untagged: Option<IfaceIdx>,
+    tagged: Vec<IfaceIdx>,
 }
 
 impl Routes {
@@ -210,9 +219,14 @@ impl Routes {
                 IpAddr::V6(a) => r6.push((u128::from(a), s.len, id)),
             }
         }
-        let mut by_port = vec![Vec::new(); MAX_PORTS];
+        let mut by_port = vec![PortIfaces::default(); MAX_PORTS];
         for (i, f) in ifaces.iter().enumerate() {
-            by_port[f.port as usize].push(i as IfaceIdx);
+            let p = &mut by_port[f.port as usize];
+            if f.vlans == vlan::Stack::default() {
+                p.untagged = Some(i as IfaceIdx);
+            } else {
+                p.tagged.push(i as IfaceIdx);
+            }
         }
         Ok(Routes { v4: Lpm::build(&r4), v6: Lpm::build(&r6), nexthops, by_port, ifaces })
     }
@@ -220,35 +234,150 @@ impl Routes {
     /// The interface a frame with `vlans` received on `port` belongs to.
     #[inline(always)]
     pub fn iface_of(&self, port: PortIdx, vlans: vlan::Stack) -> Option<IfaceIdx> {
-        self.by_port.get(port as usize)?.iter().copied().find(|&i| self.ifaces[i as usize].vlans == vlans)
+        let p = self.by_port.get(port as usize)?;
+        if vlans == vlan::Stack::default() {
+            return p.untagged;
+        }
+        p.tagged.iter().copied().find(|&i| self.ifaces[i as usize].vlans == vlans)
+    }
+
+    /// The MAC of `port` (that of its interfaces).
+    #[inline]
+    pub fn port_mac(&self, port: PortIdx) -> Option<EthernetAddress> {
+        let p = self.by_port.get(port as usize)?;
+        p.untagged.or(p.tagged.first().copied()).map(|i| self.ifaces[i as usize].mac)
     }
 
     /// The port carries IP interfaces (the router handles its frames).
     #[inline(always)]
     pub fn routed(&self, port: PortIdx) -> bool {
-        self.by_port.get(port as usize).is_some_and(|v| !v.is_empty())
+        self.by_port.get(port as usize).is_some_and(|p| p.untagged.is_some() || !p.tagged.is_empty())
+    }
+
+    /// The next hop for `dst` and its index in [`Routes::nexthops`].
+    #[inline(always)]
+    pub fn route_v4(&self, dst: Ipv4Address) -> Option<(u32, NextHop)> {
+        self.v4.lookup(dst.to_u32()).map(|i| (i, self.nexthops[i as usize]))
     }
 
     #[inline(always)]
+    pub fn route_v6(&self, dst: Ipv6Address) -> Option<(u32, NextHop)> {
+        self.v6.lookup(dst.to_u128()).map(|i| (i, self.nexthops[i as usize]))
+    }
+
     pub fn lookup_v4(&self, dst: Ipv4Address) -> Option<NextHop> {
-        self.v4.lookup(dst.to_u32()).map(|i| self.nexthops[i as usize])
+        self.route_v4(dst).map(|r| r.1)
     }
 
-    #[inline(always)]
     pub fn lookup_v6(&self, dst: Ipv6Address) -> Option<NextHop> {
-        self.v6.lookup(dst.to_u128()).map(|i| self.nexthops[i as usize])
+        self.route_v6(dst).map(|r| r.1)
     }
 }
 
-/// What workers read: routes plus the neighbours resolved so far.
+/// A ready-made L2 rewrite toward one neighbour: the header (addresses and
+/// VLAN tags, everything but the EtherType), the port, the interface MTU.
+/// Forwarding copies it over the packet's header; nothing is looked up.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Adjacency {
+    hdr: [u8; 20],
+    /// Bytes of `hdr` used (12 untagged, 16 with one tag, 20 with two).
+    hdr_len: u8,
+    pub port: PortIdx,
+    pub mtu: u16,
+}
+
+impl Adjacency {
+    pub fn new(iface: &Iface, dst: EthernetAddress) -> Adjacency {
+        let mut b = [0u8; 22];
+        iface.write_l2(&mut b, dst, crate::wire::EtherType(0));
+        let len = iface.l2_len() - 2;
+        let mut hdr = [0u8; 20];
+        hdr[..len].copy_from_slice(&b[..len]);
+        Adjacency { hdr, hdr_len: len as u8, port: iface.port, mtu: iface.mtu }
+    }
+
+    /// Destination and source MAC (the first 12 bytes of the header).
+    #[inline(always)]
+    pub fn eth_addrs(&self) -> [u8; 12] {
+        let mut a = [0u8; 12];
+        a.copy_from_slice(&self.hdr[..12]);
+        a
+    }
+
+    /// Length of the L2 header this adjacency writes.
+    #[inline(always)]
+    pub fn l2_len(&self) -> usize {
+        self.hdr_len as usize + 2
+    }
+
+    /// Replaces the packet's L2 header of `in_len` bytes with this one;
+    /// false if there is no headroom for it.
+    #[inline(always)]
+    pub fn rewrite<P: crate::packet::Packet>(&self, pkt: &mut P, in_len: usize, et: crate::wire::EtherType) -> bool {
+        let out_len = self.l2_len();
+        if out_len > in_len && !pkt.prepend(out_len - in_len) {
+            return false;
+        }
+        if out_len < in_len && !pkt.adj(in_len - out_len) {
+            return false;
+        }
+        let d = pkt.data_mut();
+        if out_len == crate::wire::ethernet::HEADER_LEN && d.len() >= 14 {
+            // The common case as two fixed-size copies.
+            d[..12].copy_from_slice(&self.hdr[..12]);
+            d[12..14].copy_from_slice(&et.0.to_be_bytes());
+        } else {
+            let n = self.hdr_len as usize;
+            d[..n].copy_from_slice(&self.hdr[..n]);
+            d[n..n + 2].copy_from_slice(&et.0.to_be_bytes());
+        }
+        true
+    }
+}
+
+/// What workers read: routes plus the neighbours resolved so far, as
+/// ready-made rewrites.
 pub struct Fib {
     pub routes: Arc<Routes>,
-    pub neighbors: NeighborTable,
+    /// Resolved neighbours on connected subnets.
+    pub neighbors: NeighborTable<Adjacency>,
+    /// Per next hop (index into `routes.nexthops`), the gateway's rewrite
+    /// when resolved: forwarding through a gateway needs no hash lookup.
+    gateways: Box<[Option<Adjacency>]>,
 }
 
 impl Fib {
-    pub fn new(routes: Arc<Routes>, neighbors: NeighborTable) -> Fib {
-        Fib { routes, neighbors }
+    /// `macs`: the neighbours' MACs as the neighbour cache knows them.
+    pub fn new(routes: Arc<Routes>, macs: NeighborTable) -> Fib {
+        let adj = |k: NeighborKey, mac: EthernetAddress| routes.ifaces.get(k.iface as usize).map(|f| Adjacency::new(f, mac));
+        let neighbors = NeighborTable::build(macs.iter().filter_map(|(k, mac)| Some((k, adj(k, mac)?))));
+        let gateways = routes
+            .nexthops
+            .iter()
+            .map(|nh| match *nh {
+                NextHop::Gateway { iface, via } => {
+                    let k = NeighborKey::from_ip(iface, via);
+                    macs.get(k).and_then(|m| adj(k, *m))
+                }
+                _ => None,
+            })
+            .collect();
+        Fib { routes, neighbors, gateways }
+    }
+
+    /// The rewrite toward gateway next hop `id`, if resolved.
+    #[inline(always)]
+    pub fn gateway(&self, id: u32) -> Option<&Adjacency> {
+        self.gateways.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The rewrite toward next hop `id` (kind `nh`) for neighbour `key`.
+    #[inline(always)]
+    pub fn adjacency(&self, id: u32, nh: &NextHop, key: NeighborKey) -> Option<&Adjacency> {
+        match nh {
+            NextHop::Gateway { .. } => self.gateways.get(id as usize).and_then(Option::as_ref),
+            _ => self.neighbors.get(key),
+        }
     }
 }
 

@@ -15,9 +15,9 @@ pub mod punt;
 
 use crate::counters::DropReason;
 use crate::packet::Packet;
-use crate::pipeline::{per_packet, Meta, Metas, Stage, Verdict, NO_PORT, TO_CONTROL};
+use crate::pipeline::{each_packet, Meta, Metas, Stage, Verdict, NO_PORT, TO_CONTROL};
 use crate::rcu::Reader;
-use crate::wire::{ethernet, icmpv4, icmpv6, ip_proto, ipv4, ipv6, vlan, EtherType, EthernetAddress};
+use crate::wire::{ethernet, icmpv4, icmpv6, ip_proto, ipv4, ipv6, vlan, EtherType, EthernetAddress, Ipv4Address};
 use crate::worker::Clock;
 use crate::PortIdx;
 
@@ -88,33 +88,39 @@ impl<P: Packet, C: Clock> Stage<P> for Router<C> {
         self.fib.refresh();
     }
 
+    /// Resolves the snapshot and the ingress port's interface once per
+    /// burst, then routes packet by packet.
     #[inline(always)]
     fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
-        if !self.fib.get().routes.routed(in_port) {
+        let fib = self.fib.get();
+        let routes = &*fib.routes;
+        if !routes.routed(in_port) {
             return;
         }
-        per_packet(self, in_port, pkts, metas);
+        let mut cx = Cx::new(routes, fib, &mut self.icmp, &self.clock, in_port);
+        each_packet(pkts, metas, |pkt, meta| cx.process(pkt, meta));
     }
 
-    #[inline(always)]
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
-        if meta.out_port() != NO_PORT {
-            return Verdict::Continue; // decided by an earlier stage
+        let fib = self.fib.get();
+        if !fib.routes.routed(in_port) {
+            return Verdict::Continue;
         }
-        let mut cx = Cx { routes: &self.fib.get().routes, fib: self.fib.get(), icmp: &mut self.icmp, now: &self.clock };
-        match cx.route(in_port, pkt, meta) {
-            Ok(()) => Verdict::Continue,
-            Err(reason) => Verdict::Drop(reason),
-        }
+        Cx::new(&fib.routes, fib, &mut self.icmp, &self.clock, in_port).process(pkt, meta)
     }
 }
 
-/// What one packet's processing needs, borrowed from the stage.
+/// What routing a burst needs, borrowed from the stage and resolved once.
 struct Cx<'a, C> {
     routes: &'a Routes,
     fib: &'a Fib,
     icmp: &'a mut TokenBucket,
     now: &'a C,
+    in_port: PortIdx,
+    /// The ingress port's MAC (every interface of a port has it).
+    port_mac: EthernetAddress,
+    /// The port's untagged interface.
+    untagged: Option<IfaceIdx>,
 }
 
 type Res = Result<(), DropReason>;
@@ -126,20 +132,103 @@ struct L2 {
     multicast: bool,
 }
 
-impl<C: Clock> Cx<'_, C> {
+impl<'a, C: Clock> Cx<'a, C> {
+    #[inline(always)]
+    fn new(routes: &'a Routes, fib: &'a Fib, icmp: &'a mut TokenBucket, now: &'a C, in_port: PortIdx) -> Self {
+        let untagged = routes.iface_of(in_port, vlan::Stack::default());
+        let port_mac = routes.port_mac(in_port).unwrap_or_default();
+        Cx { routes, fib, icmp, now, in_port, port_mac, untagged }
+    }
+
+    #[inline(always)]
+    fn process<P: Packet>(&mut self, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        if meta.out_port() != NO_PORT {
+            return Verdict::Continue; // decided by an earlier stage
+        }
+        if self.fast_v4(pkt, meta) {
+            return Verdict::Continue;
+        }
+        match self.route(self.in_port, pkt, meta) {
+            Ok(()) => Verdict::Continue,
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// The common case, done on raw bytes: an untagged IPv4 packet without
+    /// options, valid, not for the appliance, with TTL to spare, toward a
+    /// resolved neighbour on an untagged interface within its MTU. Anything
+    /// else returns false untouched and takes [`Cx::route`], which handles
+    /// every case (and is what the fast path must agree with, see tests).
+    #[inline(always)]
+    fn fast_v4<P: Packet>(&mut self, pkt: &mut P, meta: &mut Meta) -> bool {
+        const ETH: usize = ethernet::HEADER_LEN;
+        if self.untagged.is_none() {
+            return false;
+        }
+        let hw = pkt.ipv4_checksum_ok();
+        let d = pkt.data();
+        let Some(h) = d.get(..ETH + ipv4::HEADER_LEN) else { return false };
+        let h: &[u8; ETH + ipv4::HEADER_LEN] = h.try_into().expect("34 bytes");
+        if h[..6] != self.port_mac.0 || h[12..15] != [0x08, 0x00, 0x45] {
+            return false;
+        }
+        let total = u16::from_be_bytes([h[16], h[17]]) as usize;
+        if total < ipv4::HEADER_LEN || ETH + total > d.len() || h[22] <= 1 {
+            return false;
+        }
+        if !hw.unwrap_or_else(|| {
+            let mut sum = 0u32;
+            for w in h[ETH..].chunks_exact(2) {
+                sum += u16::from_be_bytes([w[0], w[1]]) as u32;
+            }
+            sum = (sum & 0xffff) + (sum >> 16);
+            sum + (sum >> 16) & 0xffff == 0xffff
+        }) {
+            return false;
+        }
+        let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+        let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+        // 0/8, 127/8 and 224/3 (multicast, class E, broadcast) take the slow path.
+        let odd = |a: u32| matches!(a >> 24, 0 | 127 | 224..);
+        if odd(src) || odd(dst) {
+            return false;
+        }
+        let Some(id) = self.routes.v4.lookup(dst) else { return false };
+        let adj = match self.routes.nexthops[id as usize] {
+            NextHop::Gateway { .. } => self.fib.gateway(id),
+            NextHop::Connected { iface } => self.fib.neighbors.get(NeighborKey::v4(iface, Ipv4Address::from_u32(dst))),
+            _ => None,
+        };
+        let Some(adj) = adj else { return false };
+        if adj.l2_len() != ETH || total > adj.mtu as usize {
+            return false;
+        }
+        let d = pkt.data_mut();
+        d[..12].copy_from_slice(&adj.eth_addrs());
+        let old = u16::from_be_bytes([d[22], d[23]]);
+        d[22] -= 1;
+        let c = crate::wire::checksum::update16(u16::from_be_bytes([d[24], d[25]]), old, old - 0x100);
+        d[24..26].copy_from_slice(&c.to_be_bytes());
+        meta.set_out_port(adj.port);
+        true
+    }
+
+    #[inline(always)]
     fn route<P: Packet>(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Res {
         let data = pkt.data();
         let eth = ethernet::Frame::new_checked(data).map_err(|_| DropReason::MalformedL2)?;
-        let (vlans, ethertype, tags) = match vlan::walk(eth.ethertype(), &data[ethernet::HEADER_LEN..]) {
-            Ok(x) => x,
-            Err(crate::wire::Error::Unsupported) => return Err(DropReason::UnknownVlan),
-            Err(_) => return Err(DropReason::MalformedL2),
-        };
-        let iface = self.routes.iface_of(in_port, vlans).ok_or(DropReason::UnknownVlan)?;
         let dst = eth.dst_addr();
-        if dst.is_unicast() && dst != self.routes.ifaces[iface as usize].mac {
+        if dst.is_unicast() && dst != self.port_mac {
             return Err(DropReason::NotOurMac);
         }
+        let (iface, ethertype, tags) = match eth.ethertype() {
+            et if !et.is_vlan() => (self.untagged.ok_or(DropReason::UnknownVlan)?, et, 0),
+            et => match vlan::walk(et, &data[ethernet::HEADER_LEN..]) {
+                Ok((vlans, inner, tags)) => (self.routes.iface_of(in_port, vlans).ok_or(DropReason::UnknownVlan)?, inner, tags),
+                Err(crate::wire::Error::Unsupported) => return Err(DropReason::UnknownVlan),
+                Err(_) => return Err(DropReason::MalformedL2),
+            },
+        };
         let l2 = L2 { len: ethernet::HEADER_LEN + tags, iface, multicast: dst.is_multicast() };
         match ethertype {
             EtherType::ARP => punt(pkt, meta, punt::Kind::Arp, in_port, &l2, 0),
@@ -172,19 +261,8 @@ impl<C: Clock> Cx<'_, C> {
             return Err(DropReason::Martian);
         }
         let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
-        let may_answer = icmp::v4_error_allowed(&ip);
-        let Some(nh) = self.routes.lookup_v4(dst) else {
-            return self.v4_error(
-                pkt,
-                meta,
-                in_port,
-                l2,
-                may_answer,
-                DropReason::NoRoute,
-                icmpv4::msg::DST_UNREACHABLE,
-                icmpv4::unreachable::NET,
-                0,
-            );
+        let Some((id, nh)) = self.routes.route_v4(dst) else {
+            return self.v4_error(pkt, meta, in_port, l2, DropReason::NoRoute, icmpv4::msg::DST_UNREACHABLE, icmpv4::unreachable::NET, 0);
         };
         let (out, neighbor) = match nh {
             NextHop::Local { .. } => return self.v4_local(in_port, pkt, meta, l2),
@@ -194,20 +272,19 @@ impl<C: Clock> Cx<'_, C> {
             NextHop::Gateway { .. } => return Err(DropReason::NoRoute),
         };
         if ttl <= 1 {
-            return self.v4_error(pkt, meta, in_port, l2, may_answer, DropReason::TtlExpired, icmpv4::msg::TIME_EXCEEDED, 0, 0);
+            return self.v4_error(pkt, meta, in_port, l2, DropReason::TtlExpired, icmpv4::msg::TIME_EXCEEDED, 0, 0);
         }
-        let out_if = &self.routes.ifaces[out as usize];
-        if total > out_if.mtu {
+        let key = NeighborKey::v4(out, neighbor);
+        let mtu = self.fib.adjacency(id, &nh, key).map_or(self.routes.ifaces[out as usize].mtu, |a| a.mtu);
+        if total > mtu {
             if !df {
                 return Err(DropReason::MtuExceeded); // no fragmentation here
             }
-            let mtu = out_if.mtu;
             return self.v4_error(
                 pkt,
                 meta,
                 in_port,
                 l2,
-                may_answer,
                 DropReason::MtuExceeded,
                 icmpv4::msg::DST_UNREACHABLE,
                 icmpv4::unreachable::FRAG_NEEDED,
@@ -215,7 +292,7 @@ impl<C: Clock> Cx<'_, C> {
             );
         }
         ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2.len..]).decrement_ttl();
-        self.forward_to(pkt, meta, in_port, l2, out, NeighborKey::v4(out, neighbor), EtherType::IPV4)
+        self.forward_to(pkt, meta, in_port, l2, (id, &nh), key, EtherType::IPV4)
     }
 
     fn v4_local<P: Packet>(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta, l2: &L2) -> Res {
@@ -235,16 +312,17 @@ impl<C: Clock> Cx<'_, C> {
         Ok(())
     }
 
-    /// Answers with an ICMPv4 error in place when allowed and within the
-    /// rate limit; either way the original counts as dropped for `reason`.
+    /// Answers with an ICMPv4 error in place when RFC 1812 allows one and
+    /// the rate limit does; either way the original counts as dropped for
+    /// `reason`.
     #[allow(clippy::too_many_arguments)]
+    #[cold]
     fn v4_error<P: Packet>(
         &mut self,
         pkt: &mut P,
         meta: &mut Meta,
         in_port: PortIdx,
         l2: &L2,
-        allowed: bool,
         reason: DropReason,
         t: u8,
         code: u8,
@@ -252,6 +330,7 @@ impl<C: Clock> Cx<'_, C> {
     ) -> Res {
         let iface = &self.routes.ifaces[l2.iface as usize];
         let Some(from) = iface.v4_source() else { return Err(reason) };
+        let allowed = icmp::v4_error_allowed(&ipv4::Packet::new_unchecked(&pkt.data()[l2.len..]));
         if !allowed || !self.icmp.allow(self.now.now()) || !icmp::v4_error(pkt, l2.len, iface, from, t, code, rest) {
             return Err(reason);
         }
@@ -294,7 +373,7 @@ impl<C: Clock> Cx<'_, C> {
             };
         }
         let (payload_len, may_answer) = (ip.payload_len(), icmp::v6_error_allowed(src, dst, upper));
-        let Some(nh) = self.routes.lookup_v6(dst) else {
+        let Some((id, nh)) = self.routes.route_v6(dst) else {
             return self.v6_error(
                 pkt,
                 meta,
@@ -320,13 +399,12 @@ impl<C: Clock> Cx<'_, C> {
         if hop_limit <= 1 {
             return self.v6_error(pkt, meta, in_port, l2, may_answer, DropReason::TtlExpired, icmpv6::msg::TIME_EXCEEDED, 0, 0);
         }
-        let out_if = &self.routes.ifaces[out as usize];
-        if ipv6::HEADER_LEN + payload_len as usize > out_if.mtu as usize {
-            let mtu = out_if.mtu as u32;
+        let mtu = self.routes.ifaces[out as usize].mtu as u32;
+        if ipv6::HEADER_LEN + payload_len as usize > mtu as usize {
             return self.v6_error(pkt, meta, in_port, l2, may_answer, DropReason::MtuExceeded, icmpv6::msg::PACKET_TOO_BIG, 0, mtu);
         }
         ipv6::Packet::new_unchecked(&mut pkt.data_mut()[l2.len..]).set_hop_limit(hop_limit - 1);
-        self.forward_to(pkt, meta, in_port, l2, out, NeighborKey::v6(out, neighbor), EtherType::IPV6)
+        self.forward_to(pkt, meta, in_port, l2, (id, &nh), NeighborKey::v6(out, neighbor), EtherType::IPV6)
     }
 
     fn v6_local<P: Packet>(
@@ -355,6 +433,7 @@ impl<C: Clock> Cx<'_, C> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[cold]
     fn v6_error<P: Packet>(
         &mut self,
         pkt: &mut P,
@@ -376,38 +455,38 @@ impl<C: Clock> Cx<'_, C> {
         Ok(())
     }
 
-    /// Rewrites the L2 header for interface `out` and sends the packet to
-    /// the neighbour, or punts it for resolution when its MAC is unknown.
-    #[allow(clippy::too_many_arguments)]
+    /// Rewrites the L2 header toward the neighbour and sends the packet
+    /// there, or punts it for resolution when its MAC is unknown (with the
+    /// egress header written but for the destination MAC).
+    #[inline(always)]
     fn forward_to<P: Packet>(
         &mut self,
         pkt: &mut P,
         meta: &mut Meta,
         in_port: PortIdx,
         l2: &L2,
-        out: IfaceIdx,
+        nh: (u32, &NextHop),
         key: NeighborKey,
         et: EtherType,
     ) -> Res {
-        let out_if = &self.routes.ifaces[out as usize];
-        let mac = self.fib.neighbors.get(key);
-        if !set_l2(pkt, l2.len, out_if, mac.unwrap_or_default(), et) {
-            return Err(DropReason::MalformedL2); // no headroom for the egress tags
-        }
-        match mac {
-            Some(_) => {
-                meta.set_out_port(out_if.port);
-                Ok(())
+        if let Some(adj) = self.fib.adjacency(nh.0, nh.1, key) {
+            if !adj.rewrite(pkt, l2.len, et) {
+                return Err(DropReason::MalformedL2); // no headroom for the egress tags
             }
-            None => {
-                let l2_out = L2 { len: out_if.l2_len(), iface: out, multicast: false };
-                punt(pkt, meta, punt::Kind::Resolve, in_port, &l2_out, key.ip)
-            }
+            meta.set_out_port(adj.port);
+            return Ok(());
         }
+        let out_if = &self.routes.ifaces[key.iface as usize];
+        if !set_l2(pkt, l2.len, out_if, EthernetAddress::default(), et) {
+            return Err(DropReason::MalformedL2);
+        }
+        let l2_out = L2 { len: out_if.l2_len(), iface: key.iface, multicast: false };
+        punt(pkt, meta, punt::Kind::Resolve, in_port, &l2_out, key.ip)
     }
 }
 
 /// Replaces an L2 header of `in_len` bytes with `out`'s header to `dst`.
+#[inline(always)]
 fn set_l2<P: Packet>(pkt: &mut P, in_len: usize, out: &Iface, dst: EthernetAddress, et: EtherType) -> bool {
     let out_len = out.l2_len();
     if out_len > in_len && !pkt.prepend(out_len - in_len) {

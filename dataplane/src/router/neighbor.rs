@@ -24,9 +24,11 @@ pub struct NeighborKey {
 const V4_MAPPED: u128 = 0xffff << 32;
 
 impl NeighborKey {
+    #[inline]
     pub fn v4(iface: IfaceIdx, a: Ipv4Address) -> Self {
         NeighborKey { iface, ip: V4_MAPPED | a.to_u32() as u128 }
     }
+    #[inline]
     pub fn v6(iface: IfaceIdx, a: Ipv6Address) -> Self {
         NeighborKey { iface, ip: a.to_u128() }
     }
@@ -49,16 +51,17 @@ impl NeighborKey {
 }
 
 #[derive(Clone, Copy, Default)]
-struct Slot {
+struct Slot<V> {
     ip: u128,
     iface: IfaceIdx,
     used: bool,
-    mac: EthernetAddress,
+    value: V,
 }
 
-/// Immutable open-addressing table of resolved neighbours.
-pub struct NeighborTable {
-    slots: Box<[Slot]>,
+/// Immutable open-addressing table of resolved neighbours: their MACs
+/// (what the cache knows) or ready-made L2 rewrites (what workers use).
+pub struct NeighborTable<V = EthernetAddress> {
+    slots: Box<[Slot<V>]>,
     mask: usize,
     len: usize,
 }
@@ -69,29 +72,34 @@ fn hash(k: NeighborKey) -> usize {
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 29) as usize
 }
 
-impl NeighborTable {
+impl<V: Copy + Default> NeighborTable<V> {
     pub fn empty() -> Self {
         Self::build(std::iter::empty())
     }
 
     /// A table holding `entries` (at most half full, so probes stay short).
-    pub fn build(entries: impl IntoIterator<Item = (NeighborKey, EthernetAddress)>) -> Self {
+    pub fn build(entries: impl IntoIterator<Item = (NeighborKey, V)>) -> Self {
         let entries: Vec<_> = entries.into_iter().collect();
         let cap = (entries.len() * 2).next_power_of_two().max(16);
         let mut slots = vec![Slot::default(); cap].into_boxed_slice();
         let mask = cap - 1;
-        for (k, mac) in &entries {
+        for (k, v) in &entries {
             let mut i = hash(*k) & mask;
             while slots[i].used && (slots[i].ip, slots[i].iface) != (k.ip, k.iface) {
                 i = (i + 1) & mask;
             }
-            slots[i] = Slot { ip: k.ip, iface: k.iface, used: true, mac: *mac };
+            slots[i] = Slot { ip: k.ip, iface: k.iface, used: true, value: *v };
         }
         NeighborTable { slots, mask, len: entries.len() }
     }
 
+    /// Every entry, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = (NeighborKey, V)> + '_ {
+        self.slots.iter().filter(|s| s.used).map(|s| (NeighborKey { iface: s.iface, ip: s.ip }, s.value))
+    }
+
     #[inline(always)]
-    pub fn get(&self, k: NeighborKey) -> Option<EthernetAddress> {
+    pub fn get(&self, k: NeighborKey) -> Option<&V> {
         let mut i = hash(k) & self.mask;
         loop {
             let s = &self.slots[i];
@@ -99,7 +107,7 @@ impl NeighborTable {
                 return None;
             }
             if s.ip == k.ip && s.iface == k.iface {
-                return Some(s.mac);
+                return Some(&s.value);
             }
             i = (i + 1) & self.mask;
         }
@@ -354,10 +362,10 @@ mod tests {
         let t = NeighborTable::build(entries.clone());
         assert_eq!(t.len(), 1000);
         for (k, mac) in &entries {
-            assert_eq!(t.get(*k), Some(*mac));
+            assert_eq!(t.get(*k), Some(mac));
         }
         assert_eq!(t.get(NeighborKey::v4(1, Ipv4Address::from_u32(0))), None, "same address, other interface");
-        assert_eq!(NeighborTable::empty().get(key(1)), None);
+        assert_eq!(NeighborTable::<EthernetAddress>::empty().get(key(1)), None);
     }
 
     #[test]
@@ -370,7 +378,7 @@ mod tests {
         assert!(c.table().is_empty());
         assert_eq!(c.learn(key(2), MAC, t0, false), vec![1, 2]);
         assert!(c.take_changed());
-        assert_eq!(c.table().get(key(2)), Some(MAC));
+        assert_eq!(c.table().get(key(2)), Some(&MAC));
         assert!(matches!(c.resolve(key(2), 4, t0), Resolve::Known(MAC, 4)));
         // Unsolicited information about unknown hosts is not cached unless asked.
         assert!(c.learn(key(3), MAC, t0, false).is_empty());
@@ -418,6 +426,6 @@ mod tests {
         // A new address for a known neighbour is published.
         c.learn(key(2), MAC2, t30, false);
         assert!(c.take_changed());
-        assert_eq!(c.table().get(key(2)), Some(MAC2));
+        assert_eq!(c.table().get(key(2)), Some(&MAC2));
     }
 }

@@ -505,3 +505,60 @@ fn fragments_are_forwarded_as_they_are_and_never_answered_to() {
         assert_eq!((v, m.out_port()), (Verdict::Continue, 1), "IPv6 fragment offset {off}");
     }
 }
+
+/// The IPv4 fast path must decide exactly as the general path does:
+/// random mutations of valid frames through both, compared byte for byte.
+#[test]
+fn the_fast_path_agrees_with_the_general_path() {
+    let mut rig = Rig::new();
+    let bases: Vec<Vec<u8>> = [
+        ("10.1.0.2", "8.8.8.8", 64),
+        ("10.1.0.2", "10.1.0.1", 64),
+        ("8.8.8.8", "10.1.0.2", 2),
+        ("10.1.0.2", "10.66.1.1", 9),
+        ("10.1.0.2", "10.1.0.77", 5),
+    ]
+    .iter()
+    .map(|(s, d, ttl)| frame(LAN_MAC, HOST_A, &[], EtherType::IPV4, &ipv4_packet(s, d, *ttl, ip_proto::UDP, &udp_payload(20), false)))
+    .collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut fast_taken = 0;
+    for n in 0..40_000 {
+        let mut f = bases[n % bases.len()].clone();
+        for _ in 0..(rnd() % 3) {
+            let at = (rnd() % 40) as usize;
+            f[at] = rnd() as u8;
+        }
+        if rnd() % 4 == 0 && (f[14] & 0x0f) as usize * 4 <= f.len() - 14 {
+            // Keep the header checksum valid so mutations get past it.
+            ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        }
+        if rnd() % 8 == 0 {
+            f.truncate((rnd() % f.len() as u64) as usize);
+        }
+        let port = (rnd() % 2) as u16;
+        let fib = rig.router.fib.get();
+        let (mut a, mut b) = (rig.pool.packet(&f), rig.pool.packet(&f));
+        let (mut ma, mut mb) = (Meta::NEW, Meta::NEW);
+        let mut icmp_a = TokenBucket::new(0, 1, 1000);
+        let mut icmp_b = TokenBucket::new(0, 1, 1000);
+        let mut cx = Cx::new(&fib.routes, fib, &mut icmp_a, &rig.clock, port);
+        let fast = cx.fast_v4(&mut a, &mut ma);
+        if !fast {
+            continue;
+        }
+        fast_taken += 1;
+        let mut cx = Cx::new(&fib.routes, fib, &mut icmp_b, &rig.clock, port);
+        let slow = cx.route(port, &mut b, &mut mb);
+        assert_eq!(slow, Ok(()), "case {n}: fast path forwarded what the general path drops: {f:02x?}");
+        assert_eq!(ma, mb, "case {n}");
+        assert_eq!(a.data(), b.data(), "case {n}");
+    }
+    assert!(fast_taken > 2000, "the fast path was exercised ({fast_taken} times)");
+}

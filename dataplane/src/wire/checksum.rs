@@ -5,6 +5,7 @@ use super::{Ipv4Address, Ipv6Address};
 
 /// One's-complement sum of `data` as big-endian 16-bit words, folded to 16
 /// bits but not complemented. An odd trailing byte is padded with zero.
+#[inline(always)]
 pub fn sum(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(8);
@@ -23,7 +24,7 @@ pub fn sum(data: &[u8]) -> u16 {
 }
 
 /// Folds a wide one's-complement accumulator to 16 bits.
-#[inline]
+#[inline(always)]
 pub fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -65,7 +66,7 @@ pub fn pseudo_v6(src: Ipv6Address, dst: Ipv6Address, proto: u8, len: u32) -> u16
 
 /// Updates checksum field `check` after a 16-bit word changed from `old`
 /// to `new` (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
-#[inline]
+#[inline(always)]
 pub fn update16(check: u16, old: u16, new: u16) -> u16 {
     !fold(!check as u64 + !old as u64 + new as u64)
 }

@@ -11,6 +11,7 @@ pub struct EthernetAddress(pub [u8; 6]);
 impl EthernetAddress {
     pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
 
+    #[inline]
     pub fn from_bytes(b: &[u8]) -> EthernetAddress {
         let mut a = [0u8; 6];
         a.copy_from_slice(&b[..6]);
@@ -22,10 +23,12 @@ impl EthernetAddress {
     }
 
     /// Group address (I/G bit), broadcast included.
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 == 1
     }
 
+    #[inline]
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast()
     }
@@ -61,6 +64,7 @@ impl EtherType {
     pub const IPV6: EtherType = EtherType(0x86dd);
 
     /// A VLAN tag follows (802.1Q or 802.1ad).
+    #[inline]
     pub fn is_vlan(self) -> bool {
         self == Self::VLAN || self == Self::QINQ
     }
@@ -90,16 +94,19 @@ pub struct Frame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Frame<T> {
         Frame { buffer }
     }
 
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Frame<T>> {
         let f = Self::new_unchecked(buffer);
         f.check_len()?;
         Ok(f)
     }
 
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error::Truncated)
@@ -112,6 +119,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
         self.buffer
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::DST])
     }
@@ -120,6 +128,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::SRC])
     }
 
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         EtherType(be16(self.buffer.as_ref(), field::ETHERTYPE))
     }

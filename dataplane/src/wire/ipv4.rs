@@ -16,9 +16,11 @@ impl Ipv4Address {
     pub fn new(a: u8, b: u8, c: u8, d: u8) -> Self {
         Ipv4Address([a, b, c, d])
     }
+    #[inline]
     pub fn from_bytes(b: &[u8]) -> Self {
         Ipv4Address([b[0], b[1], b[2], b[3]])
     }
+    #[inline]
     pub fn to_u32(self) -> u32 {
         u32::from_be_bytes(self.0)
     }
@@ -28,12 +30,15 @@ impl Ipv4Address {
     pub fn is_unspecified(&self) -> bool {
         self.0 == [0; 4]
     }
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         self.0 == [255; 4]
     }
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 0xf0 == 224
     }
+    #[inline]
     pub fn is_loopback(&self) -> bool {
         self.0[0] == 127
     }
@@ -42,6 +47,7 @@ impl Ipv4Address {
         self.0[0] == 169 && self.0[1] == 254
     }
     /// 0.0.0.0/8 ("this network"), valid only as a source during boot.
+    #[inline]
     pub fn is_this_network(&self) -> bool {
         self.0[0] == 0
     }
@@ -99,10 +105,12 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
 
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
@@ -111,6 +119,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The buffer holds the whole header and the whole packet the total
     /// length field announces (it may hold more: link padding).
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -131,10 +140,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
     /// Header length in bytes.
+    #[inline]
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
     }
@@ -144,15 +155,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN] & 3
     }
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::IDENT)
     }
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLG_OFF) & 0x4000 != 0
     }
+    #[inline]
     pub fn more_frags(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLG_OFF) & 0x2000 != 0
     }
@@ -161,25 +175,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
         be16(self.buffer.as_ref(), field::FLG_OFF) & 0x8000 != 0
     }
     /// Fragment offset in bytes.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (be16(self.buffer.as_ref(), field::FLG_OFF) & 0x1fff) << 3
     }
     /// Part of a fragmented datagram (not the whole of it).
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.more_frags() || self.frag_offset() != 0
     }
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Address {
         Ipv4Address::from_bytes(&self.buffer.as_ref()[field::SRC])
     }
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Address {
         Ipv4Address::from_bytes(&self.buffer.as_ref()[field::DST])
     }
@@ -187,6 +207,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
     }
     /// The header checksum verifies.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::sum(&self.buffer.as_ref()[..self.header_len()]) == 0xffff
     }
@@ -231,11 +252,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Recomputes the header checksum.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let hl = self.header_len();
+        let hl = self.header_len().min(self.buffer.as_ref().len());
         let c = checksum::finish(checksum::sum(&self.buffer.as_ref()[..hl]));
         self.set_checksum(c);
     }
     /// Decrements the TTL and updates the checksum incrementally.
+    #[inline(always)]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
         let old = be16(b, field::TTL);
@@ -332,6 +354,7 @@ impl Repr {
         })
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.as_bytes().len()
     }
@@ -340,6 +363,7 @@ impl Repr {
         self.header_len() + self.payload_len
     }
 
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.more_frags || self.frag_offset != 0
     }

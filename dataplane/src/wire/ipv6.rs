@@ -15,27 +15,33 @@ impl Ipv6Address {
     /// ff02::2, all routers on the link.
     pub const ALL_ROUTERS: Ipv6Address = Ipv6Address([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
 
+    #[inline]
     pub fn from_bytes(b: &[u8]) -> Self {
         let mut a = [0u8; 16];
         a.copy_from_slice(&b[..16]);
         Ipv6Address(a)
     }
+    #[inline]
     pub fn to_u128(self) -> u128 {
         u128::from_be_bytes(self.0)
     }
     pub fn from_u128(v: u128) -> Self {
         Ipv6Address(v.to_be_bytes())
     }
+    #[inline]
     pub fn is_unspecified(&self) -> bool {
         self.0 == [0; 16]
     }
+    #[inline]
     pub fn is_loopback(&self) -> bool {
         self.to_u128() == 1
     }
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] == 0xff
     }
     /// fe80::/10.
+    #[inline]
     pub fn is_link_local(&self) -> bool {
         self.0[0] == 0xfe && self.0[1] & 0xc0 == 0x80
     }
@@ -112,6 +118,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Packet { buffer }
     }
 
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
@@ -119,6 +126,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The buffer holds the header and the payload length announced.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN || len < HEADER_LEN + self.payload_len() as usize {
@@ -131,6 +139,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TC_FLOW] >> 4
     }
@@ -140,18 +149,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn flow_label(&self) -> u32 {
         be32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
     }
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NXT_HDR]
     }
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Address {
         Ipv6Address::from_bytes(&self.buffer.as_ref()[field::SRC])
     }
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Address {
         Ipv6Address::from_bytes(&self.buffer.as_ref()[field::DST])
     }
@@ -245,6 +259,7 @@ pub struct Upper {
 }
 
 /// Walks the extension headers in `payload` starting from `next_header`.
+#[inline]
 pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<Upper> {
     let mut up = Upper { protocol: next_header, offset: 0, fragment: false, later_fragment: false, hop_by_hop: false };
     for n in 0..=MAX_EXTENSION_HEADERS {

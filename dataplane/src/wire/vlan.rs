@@ -112,6 +112,7 @@ pub struct Stack {
 /// EtherType and `rest` the bytes after it. Returns the tag stack, the
 /// EtherType of the payload and the number of tag bytes. More than two
 /// tags is unsupported.
+#[inline]
 pub fn walk(mut ethertype: EtherType, rest: &[u8]) -> Result<(Stack, EtherType, usize)> {
     let mut stack = Stack::default();
     let mut off = 0;
