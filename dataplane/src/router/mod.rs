@@ -182,7 +182,7 @@ impl<'a, C: Clock> Cx<'a, C> {
                 sum += u16::from_be_bytes([w[0], w[1]]) as u32;
             }
             sum = (sum & 0xffff) + (sum >> 16);
-            sum + (sum >> 16) & 0xffff == 0xffff
+            (sum + (sum >> 16)) & 0xffff == 0xffff
         }) {
             return false;
         }
@@ -459,6 +459,7 @@ impl<'a, C: Clock> Cx<'a, C> {
     /// there, or punts it for resolution when its MAC is unknown (with the
     /// egress header written but for the destination MAC).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn forward_to<P: Packet>(
         &mut self,
         pkt: &mut P,

@@ -510,7 +510,7 @@ fn fragments_are_forwarded_as_they_are_and_never_answered_to() {
 /// random mutations of valid frames through both, compared byte for byte.
 #[test]
 fn the_fast_path_agrees_with_the_general_path() {
-    let mut rig = Rig::new();
+    let rig = Rig::new();
     let bases: Vec<Vec<u8>> = [
         ("10.1.0.2", "8.8.8.8", 64),
         ("10.1.0.2", "10.1.0.1", 64),
