@@ -207,20 +207,40 @@ pub fn per_packet<P: Packet, S: Stage<P> + ?Sized>(stage: &mut S, in_port: PortI
 
 /// Runs `f` on every packet not yet dropped, prefetching packet data a
 /// few packets ahead: the loop of [`per_packet`], for stages that set up
-/// per-burst state first.
+/// per-burst state first. A uniform burst whose packets all come out with
+/// the same meta stays uniform (one store instead of one per packet).
 #[inline(always)]
 pub fn each_packet<P: Packet>(pkts: &mut [P], metas: &mut Metas, mut f: impl FnMut(&mut P, &mut Meta) -> Verdict) {
     let n = pkts.len().min(metas.len());
-    for i in 0..n {
+    let mut run = |i: usize, mut meta: Meta, pkts: &mut [P]| {
         if let Some(ahead) = pkts.get(i + PREFETCH_OFFSET) {
             ahead.prefetch();
         }
-        let mut meta = metas.get(i);
         if !meta.is_dropped() {
             if let Verdict::Drop(reason) = f(&mut pkts[i], &mut meta) {
                 meta.set_dropped(reason);
             }
-            metas.set(i, meta);
+        }
+        meta
+    };
+    match metas.uniform() {
+        Some(start) if n > 0 => {
+            let mut out = [Meta::NEW; MAX_BURST];
+            for (i, slot) in out[..n].iter_mut().enumerate() {
+                *slot = run(i, start, pkts);
+            }
+            let first = out[0];
+            if out[..n].iter().fold(true, |same, m| same & (*m == first)) {
+                metas.map(|_| first);
+            } else {
+                metas.each_mut().copy_from_slice(&out[..n]);
+            }
+        }
+        _ => {
+            for i in 0..n {
+                let meta = run(i, metas.get(i), pkts);
+                metas.set(i, meta);
+            }
         }
     }
 }

@@ -186,11 +186,20 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     stages.process_burst(port, rx.as_mut_slice(), &mut metas);
     counters.ports[port as usize].rx_packets.add(n as u64);
 
-    // Common case: the whole burst kept and bound for one port.
+    // Common cases: the whole burst bound for one port, or all dropped
+    // for one reason (a flood of one kind of bad packet).
     if let Some(meta) = metas.common() {
-        if meta.dropped().is_none() && meta.out_port() != TO_CONTROL {
-            account_replies(port, meta, n, counters);
-            return send_burst(rx, port, meta.out_port(), &mut out.tx, counters, flush_at);
+        match (meta.dropped(), meta.out_port()) {
+            (Some(reason), _) => {
+                counters.ports[port as usize].drop(reason, n as u64);
+                rx.free();
+                return;
+            }
+            (None, TO_CONTROL) => {}
+            (None, out_port) => {
+                account_replies(port, meta, n, counters);
+                return send_burst(rx, port, out_port, &mut out.tx, counters, flush_at);
+            }
         }
     }
     for (i, pkt) in rx.drain().enumerate() {

@@ -125,6 +125,16 @@ struct Cx<'a, C> {
 
 type Res = Result<(), DropReason>;
 
+/// What the fast path did.
+#[derive(Debug, PartialEq, Eq)]
+enum Fast {
+    Forwarded,
+    /// Unicast to another MAC: drop (as the general path would).
+    NotOurs,
+    /// Not the common case: the general path decides.
+    Slow,
+}
+
 /// What L2 parsing found.
 struct L2 {
     len: usize,
@@ -145,8 +155,10 @@ impl<'a, C: Clock> Cx<'a, C> {
         if meta.out_port() != NO_PORT {
             return Verdict::Continue; // decided by an earlier stage
         }
-        if self.fast_v4(pkt, meta) {
-            return Verdict::Continue;
+        match self.fast_v4(pkt, meta) {
+            Fast::Forwarded => return Verdict::Continue,
+            Fast::NotOurs => return Verdict::Drop(DropReason::NotOurMac),
+            Fast::Slow => {}
         }
         match self.route(self.in_port, pkt, meta) {
             Ok(()) => Verdict::Continue,
@@ -156,52 +168,52 @@ impl<'a, C: Clock> Cx<'a, C> {
 
     /// The common case, done on raw bytes: an untagged IPv4 packet without
     /// options, valid, not for the appliance, with TTL to spare, toward a
-    /// resolved neighbour on an untagged interface within its MTU. Anything
-    /// else returns false untouched and takes [`Cx::route`], which handles
-    /// every case (and is what the fast path must agree with, see tests).
+    /// resolved neighbour on an untagged interface within its MTU; and the
+    /// frames for another MAC, dropped at once. Anything else is
+    /// [`Fast::Slow`], untouched, for [`Cx::route`], which handles every
+    /// case (the fast path must agree with it; see the tests).
     #[inline(always)]
-    fn fast_v4<P: Packet>(&mut self, pkt: &mut P, meta: &mut Meta) -> bool {
+    fn fast_v4<P: Packet>(&mut self, pkt: &mut P, meta: &mut Meta) -> Fast {
         const ETH: usize = ethernet::HEADER_LEN;
-        if self.untagged.is_none() {
-            return false;
-        }
-        let hw = pkt.ipv4_checksum_ok();
         let d = pkt.data();
-        let Some(h) = d.get(..ETH + ipv4::HEADER_LEN) else { return false };
+        let Some(h) = d.get(..ETH + ipv4::HEADER_LEN) else { return Fast::Slow };
         let h: &[u8; ETH + ipv4::HEADER_LEN] = h.try_into().expect("34 bytes");
-        if h[..6] != self.port_mac.0 || h[12..15] != [0x08, 0x00, 0x45] {
-            return false;
+        if h[..6] != self.port_mac.0 {
+            return if h[0] & 1 == 0 { Fast::NotOurs } else { Fast::Slow };
+        }
+        if h[12..15] != [0x08, 0x00, 0x45] || self.untagged.is_none() {
+            return Fast::Slow;
         }
         let total = u16::from_be_bytes([h[16], h[17]]) as usize;
         if total < ipv4::HEADER_LEN || ETH + total > d.len() || h[22] <= 1 {
-            return false;
+            return Fast::Slow;
         }
-        if !hw.unwrap_or_else(|| {
-            let mut sum = 0u32;
-            for w in h[ETH..].chunks_exact(2) {
-                sum += u16::from_be_bytes([w[0], w[1]]) as u32;
-            }
-            sum = (sum & 0xffff) + (sum >> 16);
-            (sum + (sum >> 16)) & 0xffff == 0xffff
-        }) {
-            return false;
+        let valid = pkt.ipv4_checksum_ok().unwrap_or_else(|| {
+            let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+            let sum = w(14) + w(18) + w(22) + w(26) + w(30);
+            let sum = (sum & 0xffff) + (sum >> 16 & 0xffff) + (sum >> 32);
+            let sum = (sum & 0xffff) + (sum >> 16);
+            (sum & 0xffff) + (sum >> 16) == 0xffff
+        });
+        if !valid {
+            return Fast::Slow;
         }
         let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
         let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
         // 0/8, 127/8 and 224/3 (multicast, class E, broadcast) take the slow path.
         let odd = |a: u32| matches!(a >> 24, 0 | 127 | 224..);
         if odd(src) || odd(dst) {
-            return false;
+            return Fast::Slow;
         }
-        let Some(id) = self.routes.v4.lookup(dst) else { return false };
+        let Some(id) = self.routes.v4.lookup(dst) else { return Fast::Slow };
         let adj = match self.routes.nexthops[id as usize] {
             NextHop::Gateway { .. } => self.fib.gateway(id),
             NextHop::Connected { iface } => self.fib.neighbors.get(NeighborKey::v4(iface, Ipv4Address::from_u32(dst))),
             _ => None,
         };
-        let Some(adj) = adj else { return false };
+        let Some(adj) = adj else { return Fast::Slow };
         if adj.l2_len() != ETH || total > adj.mtu as usize {
-            return false;
+            return Fast::Slow;
         }
         let d = pkt.data_mut();
         d[..12].copy_from_slice(&adj.eth_addrs());
@@ -210,7 +222,7 @@ impl<'a, C: Clock> Cx<'a, C> {
         let c = crate::wire::checksum::update16(u16::from_be_bytes([d[24], d[25]]), old, old - 0x100);
         d[24..26].copy_from_slice(&c.to_be_bytes());
         meta.set_out_port(adj.port);
-        true
+        Fast::Forwarded
     }
 
     #[inline(always)]
