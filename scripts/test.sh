@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, the safe DPDK layer against real EAL, and the
-# end-to-end tests that drive the patronus binary on DPDK virtual devices.
+# Runs every test: unit tests, the safe DPDK layer against real EAL, the
+# end-to-end tests that drive the patronus binary on DPDK virtual devices
+# and in network namespaces, and a short fuzz pass over the parsers.
 # Installs what it needs first (scripts/setup.sh).
 #
 # Tests that cannot run here (no root, no namespaces, no ../shared corpora)
@@ -19,6 +20,9 @@ export PATRONUS_SKIP_LOG="$skips"
 start=$(date +%s)
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+# A short fuzz pass over every parser and the router stage (scripts/fuzz.sh
+# with a longer time is the real campaign).
+scripts/fuzz.sh "${FUZZ_SECONDS:-3}"
 
 echo
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
