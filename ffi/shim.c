@@ -56,6 +56,11 @@ uint64_t shim_rss_hf_ip_tcp_udp(void)
 	return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
 }
 
+uint64_t shim_rx_offload_ipv4_cksum(void)
+{
+	return RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+}
+
 int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop)
 {
 	return rte_lpm_lookup(lpm, ip, next_hop);

@@ -27,6 +27,8 @@ uint64_t shim_rte_rdtsc(void);
 /* RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP (function-like macros
  * bindgen cannot evaluate). */
 uint64_t shim_rss_hf_ip_tcp_udp(void);
+/* RTE_ETH_RX_OFFLOAD_IPV4_CKSUM (a function-like macro). */
+uint64_t shim_rx_offload_ipv4_cksum(void);
 /* rte_lpm_lookup / rte_lpm_lookup_bulk (static inline), for the LPM benchmark. */
 int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop);
 int shim_rte_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned n);

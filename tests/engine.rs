@@ -206,11 +206,27 @@ fn bad_configs_give_one_line_errors_and_start_nothing() {
 }
 
 #[test]
-fn check_accepts_the_shipped_config() {
-    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/patronus.toml");
-    let out = run_with_timeout(patronus().arg("check").arg("--config").arg(conf), LIMIT);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("OK (2 port(s), 1 worker(s))"));
+fn check_accepts_every_shipped_config() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = run_with_timeout(patronus().arg("check").arg("--config").arg(&path), LIMIT);
+            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            assert!(text(&out.stdout).contains(": OK ("), "{}", text(&out.stdout));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "conf/ holds the default and the router example");
+}
+
+#[test]
+fn the_config_reference_lists_every_drop_reason() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIG.md")).unwrap();
+    for r in dataplane::counters::DropReason::ALL {
+        assert!(doc.contains(&format!("| `{}` |", r.name())), "docs/CONFIG.md does not explain drop reason {}", r.name());
+    }
 }
 
 #[test]

@@ -72,11 +72,12 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     }
     for (p, c) in engine.ports().iter().zip(&cfg.port) {
         println!(
-            "patronus: port {} = {} (driver {}, mac {}), role {}, {} RX / {} TX queues, rings {}/{}{}",
+            "patronus: port {} = {} (driver {}, mac {}{}), role {}, {} RX / {} TX queues, rings {}/{}{}",
             c.name,
             c.device,
             p.info.driver,
             mac(&p.mac),
+            if p.info.rx_ipv4_checksum { ", IPv4 checksum offload" } else { "" },
             c.role.name(),
             p.rx_queues,
             p.tx_queues,

@@ -427,6 +427,8 @@ pub struct DevInfo {
     pub max_tx_queues: u16,
     /// RSS hash functions the device supports (0: no RSS).
     pub rss_offloads: u64,
+    /// The device can verify IPv4 header checksums on receive.
+    pub rx_ipv4_checksum: bool,
     pub socket: i32,
 }
 
@@ -502,6 +504,8 @@ impl Port {
             max_rx_queues: i.max_rx_queues,
             max_tx_queues: i.max_tx_queues,
             rss_offloads: i.flow_type_rss_offloads,
+            // SAFETY: pure function.
+            rx_ipv4_checksum: i.rx_offload_capa & unsafe { ffi::shim_rx_offload_ipv4_cksum() } != 0,
             socket,
         })
     }
@@ -514,8 +518,9 @@ impl Port {
     }
 
     /// Configures queues and rings. RSS spreads flows over the RX queues when
-    /// there are several and the device supports it. Returns the ring sizes
-    /// the device accepted.
+    /// there are several and the device supports it; IPv4 checksum
+    /// verification is offloaded when the device can. Returns the ring
+    /// sizes the device accepted.
     pub fn configure(&mut self, setup: &PortSetup, pool: &Mempool) -> Result<(u16, u16)> {
         let info = self.info()?;
         let mut conf = ffi::rte_eth_conf::default();
@@ -523,6 +528,12 @@ impl Port {
             conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
             // SAFETY: pure function.
             conf.rx_adv_conf.rss_conf.rss_hf = unsafe { ffi::shim_rss_hf_ip_tcp_udp() } & info.rss_offloads;
+        }
+        if info.rx_ipv4_checksum {
+            // The NIC checks IPv4 header checksums; mbufs carry its verdict
+            // (Packet::ipv4_checksum_ok) and the router skips the sum.
+            // SAFETY: pure function.
+            conf.rxmode.offloads |= unsafe { ffi::shim_rx_offload_ipv4_cksum() };
         }
         // SAFETY: valid port and config.
         check("rte_eth_dev_configure", unsafe { ffi::rte_eth_dev_configure(self.id, setup.rx_queues, setup.tx_queues, &conf) })?;
