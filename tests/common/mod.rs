@@ -128,7 +128,9 @@ pub fn netns_unavailable() -> Option<String> {
             return Some(format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
         }
     }
-    let probe = format!("ptprobe{}", std::process::id() % 10000);
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("ptprobe{}-{n}", std::process::id());
     let ok = Command::new("ip").args(["netns", "add", &probe]).status().map(|s| s.success()).unwrap_or(false);
     let _ = Command::new("ip").args(["netns", "del", &probe]).status();
     (!ok).then(|| "cannot create network namespaces here".into())
