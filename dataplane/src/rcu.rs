@@ -51,7 +51,7 @@ impl<T> Publisher<T> {
     pub fn reader(&self) -> Reader<T> {
         let version = self.shared.version.load(Acquire);
         let seen = Arc::new(Seen(AtomicU64::new(version)));
-        self.readers.lock().expect("reader list").push(seen.clone());
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(seen.clone());
         Reader { shared: self.shared.clone(), seen, local: self.shared.ptr.load(Acquire), version }
     }
 
@@ -73,12 +73,12 @@ impl<T> Publisher<T> {
     /// Frees retired snapshots every reader has moved past. Returns how
     /// many are still waiting.
     pub fn reclaim(&mut self) -> usize {
-        let readers = self.readers.lock().expect("reader list");
+        let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         // Readers dropped: only the list holds their Seen.
         let oldest = readers.iter().filter(|s| Arc::strong_count(s) > 1).map(|s| s.0.load(Acquire)).min().unwrap_or(u64::MAX);
         drop(readers);
         self.retired.retain(|(replaced_by, _)| *replaced_by > oldest);
-        self.readers.lock().expect("reader list").retain(|s| Arc::strong_count(s) > 1);
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| Arc::strong_count(s) > 1);
         self.retired.len()
     }
 

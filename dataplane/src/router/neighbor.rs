@@ -221,29 +221,20 @@ impl<P> NeighborCache<P> {
     /// `key` is at `mac` (a reply, or a request from it). An unknown key
     /// is added only when `create`. Returns packets that were waiting.
     pub fn learn(&mut self, key: NeighborKey, mac: EthernetAddress, now: Instant, create: bool) -> Vec<P> {
-        let reachable = State::Reachable { mac, confirmed: now };
-        match self.map.get_mut(&key) {
-            Some(st @ State::Incomplete { .. }) => {
+        if !create && !self.map.contains_key(&key) {
+            return Vec::new();
+        }
+        match self.map.insert(key, State::Reachable { mac, confirmed: now }) {
+            Some(State::Incomplete { pending, .. }) => {
                 self.changed = true;
-                match std::mem::replace(st, reachable) {
-                    State::Incomplete { pending, .. } => pending.into(),
-                    _ => unreachable!("matched Incomplete"),
-                }
+                pending.into()
             }
-            Some(st) => {
-                let old = match st {
-                    State::Reachable { mac, .. } | State::Probe { mac, .. } => *mac,
-                    State::Incomplete { .. } => unreachable!("handled above"),
-                };
+            Some(State::Reachable { mac: old, .. } | State::Probe { mac: old, .. }) => {
                 self.changed |= old != mac;
-                *st = reachable;
                 Vec::new()
             }
             None => {
-                if create {
-                    self.map.insert(key, reachable);
-                    self.changed = true;
-                }
+                self.changed = true;
                 Vec::new()
             }
         }
