@@ -273,35 +273,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 /// IPv4 options, as bytes (their content is not interpreted).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    len: u8,
-    bytes: [u8; MAX_OPTIONS],
-}
-
-impl Options {
-    pub const NONE: Options = Options { len: 0, bytes: [0; MAX_OPTIONS] };
-
-    /// Options of `b` (at most 40 bytes, a multiple of 4).
-    pub fn new(b: &[u8]) -> Option<Options> {
-        if b.len() > MAX_OPTIONS || !b.len().is_multiple_of(4) {
-            return None;
-        }
-        let mut o = Options { len: b.len() as u8, bytes: [0; MAX_OPTIONS] };
-        o.bytes[..b.len()].copy_from_slice(b);
-        Some(o)
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-}
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Options({:02x?})", self.as_bytes())
-    }
-}
+pub type Options = super::OptionBytes;
 
 /// A validated IPv4 header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -49,6 +49,38 @@ impl fmt::Display for Error {
 
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// Header options kept as bytes (IPv4 and TCP alike): at most 40, a
+/// multiple of 4; their content is not interpreted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OptionBytes {
+    len: u8,
+    bytes: [u8; 40],
+}
+
+impl OptionBytes {
+    pub const NONE: OptionBytes = OptionBytes { len: 0, bytes: [0; 40] };
+
+    /// Options of `b`, if it is at most 40 bytes and a multiple of 4.
+    pub fn new(b: &[u8]) -> Option<OptionBytes> {
+        if b.len() > 40 || !b.len().is_multiple_of(4) {
+            return None;
+        }
+        let mut o = OptionBytes { len: b.len() as u8, bytes: [0; 40] };
+        o.bytes[..b.len()].copy_from_slice(b);
+        Some(o)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Debug for OptionBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Options({:02x?})", self.as_bytes())
+    }
+}
+
 /// IP protocol numbers (IPv4 `protocol`, IPv6 `next header`).
 pub mod ip_proto {
     pub const HOP_BY_HOP: u8 = 0;

@@ -1,7 +1,5 @@
 //! TCP headers (RFC 9293); options kept as bytes.
 
-use core::fmt;
-
 use super::checksum;
 use super::{be16, be32, put16, put32, Error, Result};
 
@@ -125,35 +123,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
-/// TCP options, as bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    len: u8,
-    bytes: [u8; MAX_OPTIONS],
-}
-
-impl Options {
-    pub const NONE: Options = Options { len: 0, bytes: [0; MAX_OPTIONS] };
-
-    pub fn new(b: &[u8]) -> Option<Options> {
-        if b.len() > MAX_OPTIONS || !b.len().is_multiple_of(4) {
-            return None;
-        }
-        let mut o = Options { len: b.len() as u8, bytes: [0; MAX_OPTIONS] };
-        o.bytes[..b.len()].copy_from_slice(b);
-        Some(o)
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-}
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Options({:02x?})", self.as_bytes())
-    }
-}
+/// TCP options, as bytes (their content is not interpreted).
+pub type Options = super::OptionBytes;
 
 /// A TCP header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
