@@ -6,6 +6,7 @@
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>
 #include <rte_lpm.h>
+#include <rte_version.h>
 #include "shim.h"
 
 uint16_t shim_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
@@ -69,4 +70,9 @@ int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_h
 int shim_rte_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned n)
 {
 	return rte_lpm_lookup_bulk(lpm, ips, next_hops, n);
+}
+
+const char *shim_rte_version(void)
+{
+	return rte_version();
 }

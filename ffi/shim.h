@@ -32,5 +32,7 @@ uint64_t shim_rx_offload_ipv4_cksum(void);
 /* rte_lpm_lookup / rte_lpm_lookup_bulk (static inline), for the LPM benchmark. */
 int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_hop);
 int shim_rte_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned n);
+/* rte_version() (static inline): "DPDK 22.11.x". */
+const char *shim_rte_version(void);
 
 #endif

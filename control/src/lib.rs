@@ -2,6 +2,10 @@
 //! the operator commands.
 
 pub mod config;
+pub mod ctl;
+pub mod reload;
 pub mod run;
+pub mod show;
 pub mod slowpath;
 pub mod stats;
+pub mod telemetry;

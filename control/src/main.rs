@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use patronus::config::Config;
+use patronus::ctl::{self, Request};
 use patronus::run::{run, RunOptions};
+use patronus::show;
 
 /// Exit status for a configuration that does not validate.
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -17,7 +19,8 @@ const EXIT_BAD_CONFIG: u8 = 2;
     version,
     about = "Patronus SD-WAN appliance on DPDK",
     long_about = "Patronus SD-WAN appliance on DPDK.\n\n\
-        Exit status: 0 success, 1 runtime failure (EAL, device, mbuf leak), 2 bad configuration or usage."
+        Exit status: 0 success, 1 runtime failure (EAL, device, mbuf leak) or no appliance to talk to, \
+        2 bad configuration or usage (for `reload`: the new config was rejected and the running one stays)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +50,85 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Make a running appliance re-read its config file and apply it.
+    ///
+    /// Returns once every worker runs the new policy. Fields that cannot
+    /// change live (EAL, worker loop, port devices and rings, control
+    /// endpoints) are listed as requiring a restart; the rest applies. An
+    /// invalid file is rejected whole (exit status 2) and the running
+    /// config stays. Same as sending the process SIGHUP, but with an answer.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the running appliance's state.
+    ///
+    /// WHAT is one of: status, ports, counters (per core and port), drops
+    /// (by reason, per core and port), workers, latency (p50..max of packet
+    /// residence, loop iterations and stage cycles), neighbors.
+    Show {
+        /// What to show.
+        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "paths", "peers", "flows", "queues"])]
+        what: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which appliance to talk to.
+#[derive(Args)]
+struct Target {
+    /// The running appliance's config file: its [control] socket is used.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
+    config: Option<PathBuf>,
+    /// The control socket [default: /run/patronus/patronus.sock].
+    #[arg(short, long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the reply as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Sends a request to the appliance `target` names and prints the reply.
+fn call(target: &Target, req: Request) -> ExitCode {
+    let socket = match (&target.socket, &target.config) {
+        (Some(s), _) => s.clone(),
+        (None, Some(c)) => match load(c) {
+            Ok(cfg) => match cfg.socket_path() {
+                Some(p) => p,
+                None => {
+                    eprintln!("patronus: error: {}: the control socket is off ([control] socket = \"\")", c.display());
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            },
+            Err(code) => return code,
+        },
+        (None, None) => PathBuf::from("/run/patronus/patronus.sock"),
+    };
+    // Reload waits for the workers; allow for the largest reload_timeout_ms.
+    let reply = match ctl::request(&socket, &req, Duration::from_secs(70)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("patronus: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = reply["ok"].as_bool().unwrap_or(false);
+    if target.json {
+        println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_default());
+    } else if ok {
+        print!("{}", show::render(&req, &reply));
+    } else {
+        eprintln!("patronus: error: {}", reply["error"].as_str().unwrap_or("request failed"));
+        for line in reply["errors"].as_array().into_iter().flatten() {
+            eprintln!("patronus: error: {}", line.as_str().unwrap_or_default());
+        }
+    }
+    match (ok, req) {
+        (true, _) => ExitCode::SUCCESS,
+        (false, Request::Reload) if reply.get("errors").is_some() => ExitCode::from(EXIT_BAD_CONFIG),
+        (false, _) => ExitCode::FAILURE,
+    }
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
@@ -83,5 +165,7 @@ fn main() -> ExitCode {
             };
             ExitCode::from(run(&cfg, &config, &RunOptions { duration }) as u8)
         }
+        Command::Reload { target } => call(&target, Request::Reload),
+        Command::Show { what, target } => call(&target, Request::Show { what }),
     }
 }

@@ -1,27 +1,51 @@
-//! `patronus run`: start the engine from a config, run the control loop
-//! (periodic summary, signals), and shut down cleanly.
+//! `patronus run`: start the engine from a config, then run the control
+//! thread until a signal or `--duration`: the slow path (ARP, ND), reloads
+//! (SIGHUP, `patronus reload`, file watch), the control socket's requests,
+//! latency collection, metrics and the periodic summary.
+//!
+//! Threads: the workers (one per worker lcore, started by EAL), this
+//! control thread (the main lcore), and two small server threads pinned to
+//! the main lcore's CPU: the control socket and the metrics endpoint. Only
+//! the control thread reads or changes the running state; the servers hand
+//! it requests over a channel ([`crate::ctl`]) or render the metrics
+//! registry it fills ([`crate::telemetry`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use dataplane::dpdk::Tsc;
-use dataplane::engine::Engine;
-use dataplane::pipeline::XConnect;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use dataplane::counters::DropReason;
+use dataplane::dpdk::{self, Tsc};
+use dataplane::engine::{Engine, Snapshot};
+use dataplane::latency::Slot;
+use dataplane::pipeline::Timed;
+use dataplane::router::fib::Routes;
 use dataplane::router::Router;
 use dataplane::wire::EthernetAddress;
+use serde_json::{json, Value};
 
-use crate::config::{Config, PollModeName};
+use crate::config::{Config, ConfigErrors, PollModeName};
+use crate::ctl::{self, Call, Request};
+use crate::reload;
 use crate::slowpath::SlowPath;
 use crate::stats::{final_report, summary_line, CpuMeter};
+use crate::telemetry::{self, Exporter, LatencyBook, Measure, Metrics, PortInfo, ReloadStats};
 
-/// How often the control loop wakes when it only watches signals and stats.
-const TICK: Duration = Duration::from_millis(50);
-
-/// ... and when it also serves the workers' punted packets (ARP, ND,
-/// packets waiting for a neighbour).
+/// How long the control thread waits for work when it serves routed ports
+/// (ARP, ND and packets waiting for a neighbour come through it) ...
 const SLOW_PATH_TICK: Duration = Duration::from_millis(1);
+/// ... when it only watches signals, requests and statistics ...
+const TICK: Duration = Duration::from_millis(20);
+/// ... and while a reload waits for the workers to adopt it.
+const ADOPT_TICK: Duration = Duration::from_micros(100);
+
+/// How often worker histograms are collected, and metrics refreshed.
+const COLLECT_EVERY: Duration = Duration::from_millis(100);
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How often the config file is checked with `[control] watch`.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Options of `patronus run` beyond the config.
 #[derive(Clone, Debug, Default)]
@@ -39,26 +63,75 @@ fn mac(m: &[u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Registers SIGINT/SIGTERM: the first asks for a clean stop, a second
-/// one exits at once.
-fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
+struct Signals {
+    stop: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+}
+
+/// SIGINT/SIGTERM: the first asks for a clean stop, a second one exits at
+/// once. SIGHUP: reload.
+fn signals() -> std::io::Result<Signals> {
+    let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
-        signal_hook::flag::register(sig, flag.clone())?;
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
     }
-    Ok(flag)
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    Ok(Signals { stop, hup })
+}
+
+/// Compiles a validated config into the forwarding snapshot's routes.
+fn compile(cfg: &Config, macs: &[EthernetAddress]) -> Result<Routes, String> {
+    Ok(cfg.routes(macs)?.with_xconnect(&cfg.forward_pairs()).with_conf(cfg.router_conf()))
+}
+
+/// The CPU the main lcore runs on (where the server threads go).
+fn main_cpu(cfg: &Config) -> usize {
+    let cpu_map = cfg.parse_cpu_map().unwrap_or_default();
+    cpu_map.iter().find(|(l, _)| *l == cfg.eal.main_lcore).map_or(cfg.eal.main_lcore, |(_, c)| *c) as usize
+}
+
+/// Identifies a version of the config file without reading it.
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A reload reply waiting for every worker to adopt its snapshot.
+struct Pending {
+    version: u64,
+    deadline: Instant,
+    reply: Option<Sender<Value>>,
+    body: Value,
+}
+
+/// Everything the control thread owns while the appliance runs.
+struct Control {
+    cfg: Config,
+    path: PathBuf,
+    engine: Engine,
+    slowpath: SlowPath,
+    macs: Vec<EthernetAddress>,
+    names: Vec<String>,
+    book: LatencyBook,
+    metrics: Metrics,
+    reloads: ReloadStats,
+    pending: Vec<Pending>,
+    started: Instant,
+    stamp: Option<(SystemTime, u64)>,
 }
 
 /// Runs the appliance until a signal or `opts.duration`; returns the exit status.
 pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
-    let stop = match stop_on_signals() {
-        Ok(f) => f,
+    let sig = match signals() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("patronus: cannot install signal handlers: {e}");
             return EXIT_FAILURE;
         }
     };
+    let stamp = file_stamp(config_path);
     let spec = cfg.engine_spec();
     let mut engine = match Engine::init(&spec) {
         Ok(e) => e,
@@ -70,6 +143,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     for note in engine.notes() {
         eprintln!("patronus: note: {note}");
     }
+    let mut infos = Vec::new();
     for (p, c) in engine.ports().iter().zip(&cfg.port) {
         println!(
             "patronus: port {} = {} (driver {}, mac {}{}), role {}, {} RX / {} TX queues, rings {}/{}{}",
@@ -85,32 +159,71 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             p.tx_desc,
             c.forward.as_ref().map(|f| format!(", forwards to {f}")).unwrap_or_default()
         );
+        infos.push(PortInfo {
+            name: c.name.clone(),
+            device: c.device.clone(),
+            driver: p.info.driver.clone(),
+            role: c.role.name().into(),
+            mac: mac(&p.mac),
+        });
     }
-    let pairs = cfg.forward_pairs();
-    let mut slowpath = None;
-    let launched = if cfg.routed() {
-        let macs: Vec<EthernetAddress> = engine.ports().iter().map(|p| EthernetAddress(p.mac)).collect();
-        let routes = match cfg.routes(&macs) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("patronus: {}: {e}", config_path.display());
-                engine.shutdown();
-                return EXIT_FAILURE;
-            }
-        };
-        for f in &routes.ifaces {
-            let addrs: Vec<String> =
-                f.v4.iter().map(|(a, l)| format!("{a}/{l}")).chain(f.v6.iter().map(|(a, l)| format!("{a}/{l}"))).collect();
-            println!("patronus: interface {} on {} (mtu {}): {}", f.name, cfg.port[f.port as usize].name, f.mtu, addrs.join(" "));
+    let macs: Vec<EthernetAddress> = engine.ports().iter().map(|p| EthernetAddress(p.mac)).collect();
+    let routes = match compile(cfg, &macs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("patronus: {}: {e}", config_path.display());
+            engine.shutdown();
+            return EXIT_FAILURE;
         }
-        let sp = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
-        let (rconf, hz) = (cfg.router_conf(), engine.tsc_hz());
-        let launched = engine.launch(|_, _| (XConnect::new(&pairs), Router::new(sp.reader(), rconf, Tsc, hz)));
-        slowpath = Some(sp);
-        launched
-    } else {
-        engine.launch(|_, _| XConnect::new(&pairs))
     };
+    for f in &routes.ifaces {
+        let addrs: Vec<String> =
+            f.v4.iter().map(|(a, l)| format!("{a}/{l}")).chain(f.v6.iter().map(|(a, l)| format!("{a}/{l}"))).collect();
+        println!("patronus: interface {} on {} (mtu {}): {}", f.name, cfg.port[f.port as usize].name, f.mtu, addrs.join(" "));
+    }
+
+    // Servers first: a port or socket clash stops the start before workers run.
+    if let Err(e) = telemetry::install() {
+        eprintln!("patronus: cannot install the metrics recorder: {e}");
+    }
+    let cpu = Some(main_cpu(cfg));
+    let exporter = match cfg.metrics_addr().map(|a| Exporter::start(a, cpu)).transpose() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("patronus: {}: {e}", config_path.display());
+            engine.shutdown();
+            return EXIT_FAILURE;
+        }
+    };
+    let (call_tx, calls) = crossbeam_channel::unbounded::<Call>();
+    let reply_timeout = Duration::from_millis(cfg.control.reload_timeout_ms as u64) + Duration::from_secs(5);
+    let server = match cfg.socket_path().map(|p| ctl::Server::start(&p, cpu, call_tx, reply_timeout)).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("patronus: {}: {e}", config_path.display());
+            engine.shutdown();
+            return EXIT_FAILURE;
+        }
+    };
+
+    let slowpath = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
+    let hz = engine.tsc_hz();
+    let lcores = engine.worker_lcores();
+    let mut book = LatencyBook::new(hz, engine.stall_cycles());
+    for (lcore, slots) in engine.latency_slots() {
+        book.add(lcore, Measure::Residence, slots[0].clone());
+        book.add(lcore, Measure::Iteration, slots[1].clone());
+    }
+    let every = cfg.worker.latency_sample;
+    let mut stage_slots = Vec::new();
+    let launched = engine.launch(|i, _| {
+        let slot = Slot::new("forward");
+        stage_slots.push((lcores[i], slot.clone()));
+        Timed::new(Router::new(slowpath.reader(), Tsc, hz), &slot, every, dpdk::tsc)
+    });
+    for (lcore, slot) in stage_slots {
+        book.add(lcore, Measure::Stage("forward".into()), slot);
+    }
     if let Err(e) = launched {
         eprintln!("patronus: {e}");
         engine.stop_workers();
@@ -123,57 +236,317 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         PollModeName::Adaptive => "adaptive polling",
     };
     println!(
-        "patronus: running: {} worker(s) on lcore(s) {:?} ({mode}), control on lcore {}; Ctrl-C stops",
+        "patronus: running: {} worker(s) on lcore(s) {:?} ({mode}), control on lcore {}; Ctrl-C stops, SIGHUP reloads",
         cfg.eal.worker_lcores.len(),
         cfg.eal.worker_lcores,
         cfg.eal.main_lcore
     );
-
-    let names: Vec<String> = cfg.port.iter().map(|p| p.name.clone()).collect();
-    let start = Instant::now();
-    let first = engine.snapshot();
-    let mut prev = first.clone();
-    let mut prev_at = start;
-    let mut cpu = CpuMeter::new(&first);
-    let mut cpu_total = CpuMeter::new(&first);
-    let interval = Duration::from_secs(cfg.stats.interval_s as u64);
-    let tick = if slowpath.is_some() { SLOW_PATH_TICK } else { TICK };
-    while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| start.elapsed() < d) {
-        let busy = slowpath.as_mut().is_some_and(|sp| sp.poll(&mut engine, Instant::now()));
-        if !busy {
-            std::thread::sleep(tick);
-        }
-        if !interval.is_zero() && prev_at.elapsed() >= interval {
-            let cur = engine.snapshot();
-            let secs = prev_at.elapsed().as_secs_f64();
-            println!("{}", summary_line(&names, &prev, &cur, secs, start.elapsed().as_secs_f64(), &cpu.sample(&cur, secs)));
-            prev = cur;
-            prev_at = Instant::now();
-        }
+    if let Some(s) = &server {
+        println!("patronus: control socket {}", s.path().display());
+    }
+    if let Some(x) = &exporter {
+        println!("patronus: metrics on http://{}/metrics", x.addr());
     }
 
-    let secs = start.elapsed().as_secs_f64();
-    let tsc_hz = engine.tsc_hz();
-    let cpu_avg = cpu_total.sample(&engine.snapshot(), secs);
-    engine.stop_workers();
-    if let Some(sp) = slowpath.take() {
-        let n = sp.neighbors();
-        println!("neighbors: {}", n.iter().filter(|e| e.1.is_some()).count());
-        for (k, mac, state) in n {
-            let mac = mac.map_or("-".into(), |m| m.to_string());
-            println!("  {} {} {mac} {state}", sp.routes().ifaces[k.iface as usize].name, k.ip());
+    let metrics = Metrics::new(infos, &lcores, Duration::from_micros(cfg.worker.stall_us as u64));
+    let ctl = Control {
+        cfg: cfg.clone(),
+        path: config_path.to_owned(),
+        names: cfg.port.iter().map(|p| p.name.clone()).collect(),
+        engine,
+        slowpath,
+        macs,
+        book,
+        metrics,
+        reloads: ReloadStats::default(),
+        pending: Vec::new(),
+        started: Instant::now(),
+        stamp,
+    };
+    let status = ctl.run(&sig, &calls, opts);
+    drop(server);
+    drop(exporter);
+    status
+}
+
+impl Control {
+    fn run(mut self, sig: &Signals, calls: &Receiver<Call>, opts: &RunOptions) -> i32 {
+        let first = self.engine.snapshot();
+        let mut prev = first.clone();
+        let mut prev_at = self.started;
+        let mut cpu = CpuMeter::new(&first);
+        let mut cpu_total = CpuMeter::new(&first);
+        let (mut collected, mut exported, mut watched) = (self.started, self.started, self.started);
+        self.metrics.update(&first, &self.book, &self.reloads);
+
+        while !sig.stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| self.started.elapsed() < d) {
+            let now = Instant::now();
+            let busy = self.slowpath.poll(&mut self.engine, now);
+            if sig.hup.swap(false, Ordering::Relaxed) {
+                self.reload("SIGHUP", None);
+            }
+            if self.cfg.control.watch && now.duration_since(watched) >= WATCH_EVERY {
+                watched = now;
+                let stamp = file_stamp(&self.path);
+                if stamp.is_some() && stamp != self.stamp {
+                    self.reload("file change", None);
+                }
+            }
+            while let Ok(call) = calls.try_recv() {
+                self.answer(call);
+            }
+            self.settle(now);
+            if now.duration_since(collected) >= COLLECT_EVERY {
+                collected = now;
+                self.book.collect(now);
+            }
+            if now.duration_since(exported) >= METRICS_EVERY {
+                exported = now;
+                self.metrics.update(&self.engine.snapshot(), &self.book, &self.reloads);
+            }
+            let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
+            if !interval.is_zero() && prev_at.elapsed() >= interval {
+                let cur = self.engine.snapshot();
+                let secs = prev_at.elapsed().as_secs_f64();
+                let up = self.started.elapsed().as_secs_f64();
+                println!("{}", summary_line(&self.names, &prev, &cur, secs, up, &cpu.sample(&cur, secs)));
+                prev = cur;
+                prev_at = Instant::now();
+            }
+            if !busy {
+                let tick = if !self.pending.is_empty() {
+                    ADOPT_TICK
+                } else if self.slowpath.routes().ifaces.is_empty() {
+                    TICK
+                } else {
+                    SLOW_PATH_TICK
+                };
+                match calls.recv_timeout(tick) {
+                    Ok(call) => self.answer(call),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+                }
+            }
+        }
+
+        let secs = self.started.elapsed().as_secs_f64();
+        let tsc_hz = self.engine.tsc_hz();
+        let cpu_avg = cpu_total.sample(&self.engine.snapshot(), secs);
+        self.engine.stop_workers();
+        self.settle(Instant::now() + Duration::from_secs(3600));
+        let n = self.slowpath.neighbors();
+        if !n.is_empty() {
+            println!("neighbors: {}", n.iter().filter(|e| e.1.is_some()).count());
+            for (k, mac, state) in n {
+                let mac = mac.map_or("-".into(), |m| m.to_string());
+                println!("  {} {} {mac} {state}", self.slowpath.routes().ifaces[k.iface as usize].name, k.ip());
+            }
+        }
+        let Control { engine, slowpath, names, reloads, .. } = self;
+        drop(slowpath);
+        let report = engine.shutdown();
+        println!("patronus: stopped after {secs:.1} s ({} reload(s) applied, {} rejected)", reloads.ok, reloads.failed);
+        print!("{}", final_report(&names, &report, tsc_hz, secs, &cpu_avg));
+        let leaked = report.pools.iter().any(|p| p.leaked() > 0);
+        if !report.failed_workers.is_empty() {
+            eprintln!("patronus: workers on lcores {:?} failed", report.failed_workers);
+        }
+        if leaked || !report.failed_workers.is_empty() {
+            EXIT_FAILURE
+        } else {
+            EXIT_OK
         }
     }
-    let report = engine.shutdown();
-    println!("patronus: stopped after {secs:.1} s");
-    print!("{}", final_report(&names, &report, tsc_hz, secs, &cpu_avg));
-    let leaked = report.pools.iter().any(|p| p.leaked() > 0);
-    if !report.failed_workers.is_empty() {
-        eprintln!("patronus: workers on lcores {:?} failed", report.failed_workers);
+
+    /// Re-reads the config file and applies it; the reply (if any) is sent
+    /// once every worker runs the new snapshot.
+    fn reload(&mut self, why: &str, reply: Option<Sender<Value>>) {
+        let at = telemetry::unix_now();
+        self.stamp = file_stamp(&self.path);
+        let started = Instant::now();
+        match self.try_reload() {
+            Ok((version, plan)) => {
+                self.reloads.ok += 1;
+                self.reloads.last_ok = Some(true);
+                self.reloads.last_error = None;
+                self.reloads.restart_pending = plan.restart.clone();
+                let mut msg = format!("patronus: reload ({why}) applied as snapshot {version}");
+                if plan.applied.is_empty() {
+                    msg.push_str(": nothing changed");
+                } else {
+                    msg.push_str(&format!(": changed {}", plan.applied.join(", ")));
+                }
+                if !plan.restart.is_empty() {
+                    msg.push_str(&format!("; requires restart: {}", plan.restart.join(", ")));
+                }
+                println!("{msg}");
+                self.pending.push(Pending {
+                    version,
+                    deadline: started + Duration::from_millis(self.cfg.control.reload_timeout_ms as u64),
+                    reply,
+                    body: json!({
+                        "ok": true,
+                        "snapshot": version,
+                        "applied": plan.applied,
+                        "restart_required": plan.restart,
+                    }),
+                });
+            }
+            Err(errors) => {
+                self.reloads.failed += 1;
+                self.reloads.last_ok = Some(false);
+                self.reloads.last_error = Some(errors.clone());
+                eprintln!("patronus: reload ({why}) rejected; the running config stays:");
+                for line in errors.lines() {
+                    eprintln!("patronus: error: {line}");
+                }
+                if let Some(r) = reply {
+                    let _ = r.send(json!({ "ok": false, "error": "config rejected; the running config stays", "errors": errors.lines().collect::<Vec<_>>() }));
+                }
+            }
+        }
+        self.reloads.last_at = Some(at);
     }
-    if leaked || !report.failed_workers.is_empty() {
-        EXIT_FAILURE
-    } else {
-        EXIT_OK
+
+    /// parse -> validate -> compile -> publish.
+    fn try_reload(&mut self) -> Result<(u64, reload::Plan), String> {
+        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{}:0:0: cannot read: {e}", self.path.display()))?;
+        let new = Config::parse(&self.path, &text).map_err(|e: ConfigErrors| e.to_string())?;
+        let plan = reload::plan(&self.cfg, &new);
+        plan.effective.revalidate(&self.path, &text).map_err(|e| format!("{e} (changes to ports need a restart)"))?;
+        let routes = compile(&plan.effective, &self.macs).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
+        self.cfg = plan.effective.clone();
+        Ok((version, plan))
     }
+
+    /// Sends the replies of reloads every worker has adopted (or that
+    /// timed out by `now`).
+    fn settle(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            let adopted = self.slowpath.adopted(p.version);
+            if adopted || now >= p.deadline {
+                let mut p = self.pending.swap_remove(i);
+                if !adopted {
+                    p.body = json!({
+                        "ok": false,
+                        "error": format!("applied as snapshot {}, but not every worker adopted it within {} ms", p.version, self.cfg.control.reload_timeout_ms),
+                    });
+                }
+                if let Some(r) = p.reply.take() {
+                    let _ = r.send(p.body);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn answer(&mut self, call: Call) {
+        match call.request {
+            Request::Reload => self.reload("control socket", Some(call.reply)),
+            Request::Show { what } => {
+                let _ = call.reply.send(self.show(&what));
+            }
+        }
+    }
+
+    /// The data behind `patronus show WHAT`.
+    fn show(&mut self, what: &str) -> Value {
+        let snap = self.engine.snapshot();
+        let names = &self.names;
+        let data = match what {
+            "ports" => json!(self
+                .engine
+                .ports()
+                .iter()
+                .zip(&self.cfg.port)
+                .enumerate()
+                .map(|(i, (p, c))| {
+                    let t = &snap.ports[i];
+                    let e = &snap.eth[i];
+                    json!({
+                        "port": c.name, "device": c.device, "driver": p.info.driver, "mac": mac(&p.mac), "role": c.role.name(),
+                        "rx_queues": p.rx_queues, "tx_queues": p.tx_queues, "forward": c.forward,
+                        "rx_packets": t.rx_packets, "tx_packets": t.tx_packets, "rx_bytes": t.rx_bytes, "tx_bytes": t.tx_bytes,
+                        "drops": t.total_drops(), "punted": t.punted, "icmp_errors": t.icmp_errors,
+                        "nic_rx_packets": e.ipackets, "nic_tx_packets": e.opackets, "nic_rx_bytes": e.ibytes, "nic_tx_bytes": e.obytes,
+                        "nic_missed": e.imissed, "nic_rx_errors": e.ierrors, "nic_tx_errors": e.oerrors, "nic_rx_nombuf": e.rx_nombuf,
+                    })
+                })
+                .collect::<Vec<_>>()),
+            "counters" => json!(per_core(&snap, names)
+                .map(|(core, port, t)| json!({
+                    "core": core, "port": port, "rx_packets": t.rx_packets, "tx_packets": t.tx_packets,
+                    "rx_bytes": t.rx_bytes, "tx_bytes": t.tx_bytes, "drops": t.total_drops(), "punted": t.punted,
+                    "icmp_errors": t.icmp_errors,
+                }))
+                .collect::<Vec<_>>()),
+            "drops" => json!(per_core(&snap, names)
+                .flat_map(|(core, port, t)| {
+                    DropReason::ALL
+                        .iter()
+                        .filter(|r| t.drops[**r as usize] > 0)
+                        .map(move |r| json!({ "port": port, "core": core, "reason": r.name(), "packets": t.drops[*r as usize] }))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()),
+            "workers" => {
+                let hz = self.engine.tsc_hz().max(1) as f64;
+                json!(snap
+                    .workers
+                    .iter()
+                    .map(|w| json!({
+                        "core": w.lcore, "tid": w.tid, "rx_packets": w.rx_packets, "polls": w.polls, "sleeps": w.sleeps,
+                        "busy_seconds": w.busy_cycles as f64 / hz, "cpu_seconds": w.cpu_seconds,
+                        "cycles_per_packet": (w.rx_packets > 0).then(|| w.busy_cycles as f64 / w.rx_packets as f64),
+                        "stalls": self.book.stalls(w.lcore),
+                    }))
+                    .collect::<Vec<_>>())
+            }
+            "latency" => {
+                self.book.collect(Instant::now());
+                json!(self.book.rows())
+            }
+            "neighbors" => json!(self
+                .slowpath
+                .neighbors()
+                .into_iter()
+                .map(|(k, m, state)| json!({
+                    "iface": self.slowpath.routes().ifaces[k.iface as usize].name,
+                    "ip": k.ip().to_string(),
+                    "mac": m.map(|m| m.to_string()),
+                    "state": state,
+                }))
+                .collect::<Vec<_>>()),
+            "status" => json!({
+                "config": self.path.display().to_string(),
+                "uptime_seconds": self.started.elapsed().as_secs_f64(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "dpdk": dpdk::version(),
+                "workers": self.cfg.eal.worker_lcores,
+                "reloads": self.reloads,
+                "resident_memory_bytes": telemetry::resident_bytes(),
+            }),
+            "paths" | "peers" | "flows" | "queues" => {
+                return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
+            }
+            _ => {
+                return ctl::error(format!(
+                    "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors"
+                ))
+            }
+        };
+        json!({ "ok": true, what: data })
+    }
+}
+
+/// (core label, port name, counters) for every worker and the control thread.
+fn per_core<'a>(
+    snap: &'a Snapshot,
+    names: &'a [String],
+) -> impl Iterator<Item = (String, &'a str, &'a dataplane::counters::PortTotals)> + 'a {
+    let cores = snap.workers.iter().map(|w| (w.lcore.to_string(), &w.ports)).chain(std::iter::once(("control".to_owned(), &snap.control)));
+    cores.flat_map(move |(core, ports)| ports.iter().zip(names).map(move |(t, n)| (core.clone(), n.as_str(), t)))
 }

@@ -11,7 +11,7 @@ use dataplane::dpdk::Mbuf;
 use dataplane::engine::Engine;
 use dataplane::packet::{Burst, Packet};
 use dataplane::rcu::{Publisher, Reader};
-use dataplane::router::fib::{Fib, Iface, Routes};
+use dataplane::router::fib::{Fib, Iface, IfaceIdx, Routes};
 use dataplane::router::neighbor::{Action, NeighborCache, NeighborConf, NeighborKey, Resolve};
 use dataplane::router::punt;
 use dataplane::wire::{arp, icmpv6, ip_proto, ipv6, EtherType, EthernetAddress, Ipv4Address, Ipv6Address};
@@ -47,6 +47,30 @@ impl SlowPath {
 
     pub fn routes(&self) -> &Routes {
         &self.routes
+    }
+
+    /// Installs reloaded routes and neighbour settings and publishes them;
+    /// returns the snapshot version the workers must reach. Resolved
+    /// neighbours carry over to the interfaces of the same name.
+    pub fn replace(&mut self, engine: &Engine, routes: Routes, conf: NeighborConf) -> u64 {
+        let old = self.routes.clone();
+        let new_index = |i: IfaceIdx| {
+            let f = old.ifaces.get(i as usize)?;
+            routes.ifaces.iter().position(|n| n.name == f.name && n.port == f.port).map(|n| n as IfaceIdx)
+        };
+        for (key, pkts) in self.cache.remap(new_index) {
+            drop_count(engine, old.ifaces[key.iface as usize].port, DropReason::NeighborUnresolved, pkts.len());
+        }
+        self.cache.set_conf(conf);
+        self.cache.take_changed();
+        self.routes = Arc::new(routes);
+        self.publisher.publish(Fib::new(self.routes.clone(), self.cache.table()));
+        self.publisher.version()
+    }
+
+    /// Whether every worker has adopted snapshot `version`.
+    pub fn adopted(&self, version: u64) -> bool {
+        self.publisher.adopted(version)
     }
 
     /// Neighbours and their state, for display.

@@ -151,6 +151,7 @@ mod tests {
             eth: vec![Default::default(); 2],
             workers: vec![WorkerSnapshot { lcore: 1, ..Default::default() }],
             tsc: 0,
+            control: vec![PortTotals::default(); 2],
         };
         let mut b = a.clone();
         b.ports[0].rx_packets = 2_000_000;

@@ -102,14 +102,17 @@ drop_reasons! {
     NeighborUnresolved => "neighbor_unresolved",
 }
 
-/// Counters of one port as seen by one worker. Bytes are not counted here:
-/// reading each packet's length costs a cache line per packet, and the
-/// NIC's own counters (`rte_eth_stats`) already hold them.
+/// Counters of one port as seen by one worker. Bytes are summed per burst
+/// from the mbuf headers the burst already touched (see docs/PERFORMANCE.md
+/// for what that costs).
 #[repr(align(64))]
 #[derive(Default)]
 pub struct PortCounters {
     pub rx_packets: Counter,
     pub tx_packets: Counter,
+    /// Frame bytes received and sent (without FCS), as this core saw them.
+    pub rx_bytes: Counter,
+    pub tx_bytes: Counter,
     /// Received packets handed to the control thread (ARP, ND, waiting
     /// for a neighbour).
     pub punted: Counter,
@@ -158,6 +161,8 @@ impl WorkerCounters {
 pub struct PortTotals {
     pub rx_packets: u64,
     pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
     pub punted: u64,
     pub icmp_errors: u64,
     pub drops: [u64; DropReason::COUNT],
@@ -167,6 +172,8 @@ impl PortTotals {
     pub fn add(&mut self, c: &PortCounters) {
         self.rx_packets += c.rx_packets.get();
         self.tx_packets += c.tx_packets.get();
+        self.rx_bytes += c.rx_bytes.get();
+        self.tx_bytes += c.tx_bytes.get();
         self.punted += c.punted.get();
         self.icmp_errors += c.icmp_errors.get();
         for (t, d) in self.drops.iter_mut().zip(c.drops.iter()) {

@@ -90,6 +90,12 @@ pub fn tsc() -> u64 {
     return unsafe { ffi::shim_rte_rdtsc() };
 }
 
+/// The DPDK release linked in ("DPDK 22.11.4").
+pub fn version() -> String {
+    // SAFETY: rte_version returns a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(ffi::shim_rte_version()) }.to_string_lossy().into_owned()
+}
+
 /// The TSC as the worker loop's clock.
 #[derive(Clone, Copy, Default)]
 pub struct Tsc;

@@ -11,10 +11,11 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 
 use crate::counters::{port_totals, DropReason, PortTotals, WorkerCounters};
+use crate::latency;
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
-use crate::packet::Burst;
+use crate::packet::{Burst, Packet};
 use crate::pipeline::Stage;
-use crate::worker::{PollMode, PortQueues, PuntRing, TxQueue, Worker, WorkerConf};
+use crate::worker::{PollMode, PortQueues, PuntRing, TxQueue, Worker, WorkerConf, WorkerLatency};
 use crate::{PortIdx, MAX_BURST, MAX_PORTS};
 
 /// Largest lcore id DPDK supports (exclusive).
@@ -131,6 +132,11 @@ pub struct EngineSpec {
     pub mode: PollMode,
     /// Mbufs per pool; 0 sizes the pool from the rings and workers.
     pub mbufs: u32,
+    /// Latency sampling: one TX burst / loop iteration in this many is
+    /// timed (0: no latency histograms).
+    pub latency_every: u32,
+    /// A loop iteration at least this long is a stall: always recorded.
+    pub stall: Duration,
 }
 
 impl EngineSpec {
@@ -219,6 +225,8 @@ struct WorkerSlot {
     lcore: u32,
     counters: Arc<WorkerCounters>,
     punt: PuntRing<Mbuf>,
+    /// Residence and iteration histograms.
+    latency: [Arc<latency::Slot>; 2],
     launched: bool,
 }
 
@@ -234,6 +242,8 @@ pub struct WorkerSnapshot {
     pub rx_packets: u64,
     /// CPU time (user + system) the worker thread has used, in seconds.
     pub cpu_seconds: Option<f64>,
+    /// This worker's counters, per port.
+    pub ports: Vec<PortTotals>,
 }
 
 /// CPU time (user + system) a thread of this process has used, in seconds,
@@ -256,6 +266,8 @@ pub struct Snapshot {
     pub ports: Vec<PortTotals>,
     pub eth: Vec<EthStats>,
     pub workers: Vec<WorkerSnapshot>,
+    /// The control thread's counters (its own sends and drops), per port.
+    pub control: Vec<PortTotals>,
 }
 
 /// A pool's count at shutdown.
@@ -292,6 +304,8 @@ pub struct Engine {
     pools: Vec<(i32, Mempool)>,
     stop: Arc<AtomicBool>,
     conf: WorkerConf,
+    latency_every: u32,
+    stall_cycles: u64,
     notes: Vec<String>,
     failed_workers: Vec<u32>,
     tsc_hz: u64,
@@ -385,6 +399,7 @@ impl Engine {
                 lcore,
                 counters: Arc::new(WorkerCounters::new(spec.ports.len())),
                 punt: Arc::new(ArrayQueue::new(PUNT_RING)),
+                latency: [latency::Slot::new("residence"), latency::Slot::new("iteration")],
                 launched: false,
             })
             .collect();
@@ -397,6 +412,8 @@ impl Engine {
             pools,
             stop: Arc::new(AtomicBool::new(false)),
             conf,
+            latency_every: spec.latency_every,
+            stall_cycles: (tsc_hz as u128 * spec.stall.as_nanos() / 1_000_000_000) as u64,
             notes,
             failed_workers: Vec::new(),
             tsc_hz,
@@ -425,7 +442,14 @@ impl Engine {
                 })
                 .collect();
             let stages = make_stages(i, &self.ports);
-            let mut worker = Worker::new(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc);
+            let lat = (self.latency_every > 0).then(|| WorkerLatency {
+                residence: slot.latency[0].recorder(),
+                iteration: slot.latency[1].recorder(),
+                every: self.latency_every,
+                stall_cycles: self.stall_cycles,
+                now: dpdk::tsc,
+            });
+            let mut worker = Worker::with_latency(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc, lat);
             let stop = self.stop.clone();
             self.eal
                 .launch(slot.lcore, move || {
@@ -460,6 +484,16 @@ impl Engine {
         self.workers.iter().map(|w| w.punt.clone()).collect()
     }
 
+    /// Each worker's lcore and latency histograms (residence, iteration).
+    pub fn latency_slots(&self) -> Vec<(u32, Vec<Arc<latency::Slot>>)> {
+        self.workers.iter().map(|w| (w.lcore, w.latency.to_vec())).collect()
+    }
+
+    /// Loop iterations at least this many cycles long count as stalls.
+    pub fn stall_cycles(&self) -> u64 {
+        self.stall_cycles
+    }
+
     /// Counters for what the control thread sends and drops.
     pub fn control_counters(&self) -> &WorkerCounters {
         &self.control_counters
@@ -481,8 +515,11 @@ impl Engine {
         };
         match self.control_tx.get_mut(port as usize).and_then(Option::as_mut) {
             Some(q) => {
+                let total: usize = pkts.as_slice().iter().map(|p| p.wire_len()).sum();
                 let sent = q.tx_burst(pkts);
+                let unsent: usize = pkts.as_slice().iter().map(|p| p.wire_len()).sum();
                 c.tx_packets.add(sent as u64);
+                c.tx_bytes.add((total - unsent) as u64);
                 c.drop(DropReason::TxFull, pkts.clear() as u64);
             }
             None => c.drop(DropReason::NoTxQueue, pkts.clear() as u64),
@@ -511,9 +548,11 @@ impl Engine {
                         sleeps: c.sleeps.get(),
                         rx_packets: w.counters.ports.iter().map(|p| p.rx_packets.get()).sum(),
                         cpu_seconds: (tid != 0).then(|| thread_cpu_seconds(tid)).flatten(),
+                        ports: port_totals(&[&w.counters], self.ports.len()),
                     }
                 })
                 .collect(),
+            control: port_totals(&[&self.control_counters], self.ports.len()),
         }
     }
 
@@ -615,6 +654,8 @@ mod tests {
             drain: Duration::from_micros(100),
             mode: PollMode::Busy,
             mbufs: 0,
+            latency_every: 16,
+            stall: Duration::from_micros(50),
         };
         assert_eq!(
             spec.eal_args().join(" "),

@@ -10,6 +10,7 @@
 pub mod counters;
 pub mod dpdk;
 pub mod engine;
+pub mod latency;
 pub mod packet;
 pub mod pipeline;
 pub mod rcu;

@@ -268,6 +268,46 @@ impl<P: Packet, A: Stage<P>, B: Stage<P>> Stage<P> for (A, B) {
     }
 }
 
+/// A stage whose processing time is measured: cycles per packet, one
+/// burst in `every` (none if 0), into a latency slot the control thread
+/// reads.
+pub struct Timed<S> {
+    inner: S,
+    rec: crate::latency::Recorder,
+    sampler: Option<crate::latency::Sampler>,
+    now: fn() -> u64,
+}
+
+impl<S> Timed<S> {
+    pub fn new(inner: S, slot: &std::sync::Arc<crate::latency::Slot>, every: u32, now: fn() -> u64) -> Self {
+        Timed { inner, rec: slot.recorder(), sampler: (every > 0).then(|| crate::latency::Sampler::new(every)), now }
+    }
+}
+
+impl<P: Packet, S: Stage<P>> Stage<P> for Timed<S> {
+    #[inline(always)]
+    fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        self.inner.process(in_port, pkt, meta)
+    }
+
+    #[inline(always)]
+    fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+        if !self.sampler.as_mut().is_some_and(|s| s.hit()) || pkts.is_empty() {
+            return self.inner.process_burst(in_port, pkts, metas);
+        }
+        let t = (self.now)();
+        self.inner.process_burst(in_port, pkts, metas);
+        let per_packet = (self.now)().wrapping_sub(t) / pkts.len() as u64;
+        self.rec.record_n(per_packet, pkts.len() as u64);
+    }
+
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.inner.tick();
+        self.rec.sync();
+    }
+}
+
 /// Cross-connect: every packet received on a port leaves by its configured
 /// peer port (`forward = "wan0"`). Packets from other ports pass through
 /// undecided, for a later stage (or, if none decides, a `no_egress` drop).

@@ -82,6 +82,12 @@ impl<T> Publisher<T> {
         self.retired.len()
     }
 
+    /// Whether every live reader has adopted `version` or a newer one.
+    pub fn adopted(&self, version: u64) -> bool {
+        let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        readers.iter().filter(|s| Arc::strong_count(s) > 1).all(|s| s.0.load(Acquire) >= version)
+    }
+
     /// Current version (starts at 1, one more per publish).
     pub fn version(&self) -> u64 {
         self.shared.version.load(Acquire)

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 
 use crate::counters::{DropReason, PortCounters, WorkerCounters};
+use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
 use crate::pipeline::{Meta, Metas, Stage, TO_CONTROL};
 use crate::{PortIdx, MAX_BURST};
@@ -72,6 +73,31 @@ pub struct PortQueues<R, T> {
 struct TxPort<T, P> {
     queue: Option<T>,
     buf: Burst<P>,
+    /// Start of the iteration whose packet began the buffered batch.
+    since: u64,
+}
+
+/// What a worker measures about latency (see [`crate::latency`]).
+pub struct WorkerLatency {
+    /// Residence per packet: from the start of the poll iteration that
+    /// received it to the TX burst that sent it; one TX burst in `every`.
+    pub residence: Recorder,
+    /// Length of poll-loop iterations: one in `every`, and every one at
+    /// least `stall_cycles` long (so stalls are never missed).
+    pub iteration: Recorder,
+    pub every: u32,
+    pub stall_cycles: u64,
+    /// The clock latency is measured with (the TSC).
+    pub now: fn() -> u64,
+}
+
+/// The residence side of [`WorkerLatency`], carried with the TX buffers.
+struct TxLatency {
+    rec: Recorder,
+    sampler: Sampler,
+    /// Start of the current poll iteration.
+    t0: u64,
+    now: fn() -> u64,
 }
 
 /// Packets a worker hands to the control thread: a bounded lock-free ring
@@ -86,14 +112,18 @@ pub struct Worker<R: RxQueue, T, S, C> {
     counters: Arc<WorkerCounters>,
     conf: WorkerConf,
     clock: C,
+    /// Iteration lengths, and how often to sample them.
+    iteration: Option<(Recorder, Sampler, u64)>,
 }
 
-/// Where processed packets go: a TX buffer per port, the punt ring, and
-/// the packets dropped in this burst (freed together at its end).
+/// Where processed packets go: a TX buffer per port, the punt ring, the
+/// packets dropped in this burst (freed together at its end), and the
+/// residence-latency recorder.
 struct Egress<T, P> {
     tx: Vec<TxPort<T, P>>,
     punt: Option<PuntRing<P>>,
     trash: Burst<P>,
+    lat: Option<TxLatency>,
 }
 
 impl<R, T, S, C> Worker<R, T, S, C>
@@ -113,6 +143,19 @@ where
         conf: WorkerConf,
         clock: C,
     ) -> Self {
+        Self::with_latency(ports, punt, stages, counters, conf, clock, None)
+    }
+
+    /// [`Worker::new`], measuring latency into `latency`.
+    pub fn with_latency(
+        ports: Vec<PortQueues<R, T>>,
+        punt: Option<PuntRing<R::Pkt>>,
+        stages: S,
+        counters: Arc<WorkerCounters>,
+        conf: WorkerConf,
+        clock: C,
+        latency: Option<WorkerLatency>,
+    ) -> Self {
         assert!((1..=MAX_BURST).contains(&conf.burst), "burst out of range");
         assert_eq!(ports.len(), counters.ports.len(), "one counter block per port");
         let mut rx = Vec::new();
@@ -120,9 +163,16 @@ where
         for (i, p) in ports.into_iter().enumerate() {
             assert_eq!(p.port as usize, i, "ports in index order");
             rx.extend(p.rx.into_iter().map(|q| (p.port, q)));
-            tx.push(TxPort { queue: p.tx, buf: Burst::new() });
+            tx.push(TxPort { queue: p.tx, buf: Burst::new(), since: 0 });
         }
-        Worker { rx, out: Egress { tx, punt, trash: Burst::new() }, stages, counters, conf, clock }
+        let (lat, iteration) = match latency {
+            Some(l) => (
+                Some(TxLatency { rec: l.residence, sampler: Sampler::new(l.every), t0: 0, now: l.now }),
+                Some((l.iteration, Sampler::new(l.every), l.stall_cycles)),
+            ),
+            None => (None, None),
+        };
+        Worker { rx, out: Egress { tx, punt, trash: Burst::new(), lat }, stages, counters, conf, clock, iteration }
     }
 
     /// Polls until `stop` is set, then flushes what is buffered.
@@ -137,6 +187,10 @@ where
 
         while !stop.load(Relaxed) {
             self.stages.tick();
+            if let Some(l) = self.out.lat.as_mut() {
+                l.t0 = last;
+                l.rec.sync();
+            }
             let mut got = 0;
             for (port, queue) in self.rx.iter_mut() {
                 let n = queue.rx_burst(&mut rx, self.conf.burst);
@@ -147,25 +201,33 @@ where
             }
 
             let now = self.clock.now();
+            let took = now.wrapping_sub(last);
             if got > 0 {
-                core.busy_cycles.add(now.wrapping_sub(last));
+                core.busy_cycles.add(took);
+            }
+            if let Some((rec, sampler, stall)) = self.iteration.as_mut() {
+                if took >= *stall || sampler.hit() {
+                    rec.record_n(took, 1);
+                } else {
+                    rec.sync();
+                }
             }
             core.polls.add(1);
             last = now;
             if now.wrapping_sub(last_drain) >= self.conf.drain_cycles {
-                flush_all(&mut self.out.tx, &self.counters);
+                flush_all(&mut self.out, &self.counters);
                 last_drain = now;
             }
             if let PollMode::Adaptive { max_sleep } = self.conf.mode {
                 if let Some(nap) = idle.after_poll(got, max_sleep) {
-                    flush_all(&mut self.out.tx, &self.counters);
+                    flush_all(&mut self.out, &self.counters);
                     core.sleeps.add(1);
                     std::thread::sleep(nap);
                     last = self.clock.now();
                 }
             }
         }
-        flush_all(&mut self.out.tx, &self.counters);
+        flush_all(&mut self.out, &self.counters);
     }
 }
 
@@ -182,9 +244,11 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     flush_at: usize,
 ) {
     let n = rx.len();
+    let c = &counters.ports[port as usize];
+    c.rx_packets.add(n as u64);
+    c.rx_bytes.add(bytes(rx));
     let mut metas = Metas::new(n);
     stages.process_burst(port, rx.as_mut_slice(), &mut metas);
-    counters.ports[port as usize].rx_packets.add(n as u64);
 
     // Common cases: the whole burst bound for one port, or all dropped
     // for one reason (a flood of one kind of bad packet).
@@ -198,7 +262,7 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
             (None, TO_CONTROL) => {}
             (None, out_port) => {
                 account_replies(port, meta, n, counters);
-                return send_burst(rx, port, out_port, &mut out.tx, counters, flush_at);
+                return send_burst(rx, port, out_port, out, counters, flush_at);
             }
         }
     }
@@ -233,7 +297,7 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
         };
     }
     match egress(port, meta.out_port(), &mut out.tx) {
-        Ok(tx) => buffer(tx, pkt, &counters.ports[meta.out_port() as usize], flush_at),
+        Ok(tx) => buffer(tx, pkt, &counters.ports[meta.out_port() as usize], flush_at, &mut out.lat),
         Err((at, reason)) => counters.ports[at as usize].drop(reason, 1),
     }
 }
@@ -266,49 +330,71 @@ fn send_burst<P: Packet, T: TxQueue<P>>(
     rx: &mut Burst<P>,
     in_port: PortIdx,
     out_port: PortIdx,
-    tx: &mut [TxPort<T, P>],
+    out: &mut Egress<T, P>,
     counters: &WorkerCounters,
     flush_at: usize,
 ) {
-    let out = match egress(in_port, out_port, tx) {
-        Ok(out) => out,
+    let Egress { tx, lat, .. } = out;
+    let port = match egress(in_port, out_port, tx) {
+        Ok(port) => port,
         Err((at, reason)) => return counters.ports[at as usize].drop(reason, rx.free() as u64),
     };
     let out_counters = &counters.ports[out_port as usize];
-    if out.buf.is_empty() && rx.len() >= flush_at {
-        return transmit(out.queue.as_mut(), rx, out_counters);
+    if port.buf.is_empty() && rx.len() >= flush_at {
+        let since = lat.as_ref().map_or(0, |l| l.t0);
+        return transmit(port.queue.as_mut(), rx, out_counters, since, lat);
     }
     for pkt in rx.drain() {
-        buffer(out, pkt, out_counters, flush_at);
+        buffer(port, pkt, out_counters, flush_at, lat);
     }
 }
 
 /// Appends to a TX buffer, flushing it when it reaches `flush_at`.
 #[inline(always)]
-fn buffer<P: Packet, T: TxQueue<P>>(out: &mut TxPort<T, P>, pkt: P, counters: &PortCounters, flush_at: usize) {
+fn buffer<P: Packet, T: TxQueue<P>>(port: &mut TxPort<T, P>, pkt: P, counters: &PortCounters, flush_at: usize, lat: &mut Option<TxLatency>) {
+    if port.buf.is_empty() {
+        port.since = lat.as_ref().map_or(0, |l| l.t0);
+    }
     // Cannot fail: the buffer is flushed whenever it reaches `flush_at`.
-    let _ = out.buf.push(pkt);
-    if out.buf.len() >= flush_at {
-        transmit(out.queue.as_mut(), &mut out.buf, counters);
+    let _ = port.buf.push(pkt);
+    if port.buf.len() >= flush_at {
+        transmit(port.queue.as_mut(), &mut port.buf, counters, port.since, lat);
     }
 }
 
 /// Hands packets to a TX queue; frees and counts the ones it refuses.
+/// Samples their residence since `since`.
 #[inline(always)]
-fn transmit<P: Packet, T: TxQueue<P>>(queue: Option<&mut T>, pkts: &mut Burst<P>, counters: &PortCounters) {
+fn transmit<P: Packet, T: TxQueue<P>>(queue: Option<&mut T>, pkts: &mut Burst<P>, counters: &PortCounters, since: u64, lat: &mut Option<TxLatency>) {
     if pkts.is_empty() {
         return;
     }
+    let total = bytes(pkts);
     let sent = queue.map_or(0, |q| q.tx_burst(pkts));
     counters.tx_packets.add(sent as u64);
-    if !pkts.is_empty() {
+    if pkts.is_empty() {
+        counters.tx_bytes.add(total);
+    } else {
+        counters.tx_bytes.add(total - bytes(pkts));
         counters.drop(DropReason::TxFull, pkts.free() as u64);
+    }
+    if let Some(l) = lat.as_mut() {
+        if sent > 0 && l.sampler.hit() {
+            let now = (l.now)();
+            l.rec.record_n(now.wrapping_sub(since), sent as u64);
+        }
     }
 }
 
-fn flush_all<P: Packet, T: TxQueue<P>>(tx: &mut [TxPort<T, P>], counters: &WorkerCounters) {
-    for (out, c) in tx.iter_mut().zip(counters.ports.iter()) {
-        transmit(out.queue.as_mut(), &mut out.buf, c);
+/// Frame bytes in a burst.
+#[inline(always)]
+fn bytes<P: Packet>(pkts: &Burst<P>) -> u64 {
+    pkts.as_slice().iter().map(|p| p.wire_len() as u64).sum()
+}
+
+fn flush_all<P: Packet, T: TxQueue<P>>(out: &mut Egress<T, P>, counters: &WorkerCounters) {
+    for (port, c) in out.tx.iter_mut().zip(counters.ports.iter()) {
+        transmit(port.queue.as_mut(), &mut port.buf, c, port.since, &mut out.lat);
     }
 }
 

@@ -192,6 +192,8 @@ fn run(a: &RunArgs) -> Result<(), String> {
         drain: Duration::from_micros(100),
         mode: if a.poll_mode == "busy" { PollMode::Busy } else { PollMode::Adaptive { max_sleep: Duration::from_micros(a.max_sleep_us) } },
         mbufs: 0,
+        latency_every: 0,
+        stall: Duration::from_micros(50),
     };
     let n = spec.ports.len() as PortIdx;
     // testpmd's paired topology.

@@ -10,7 +10,7 @@ use dataplane::dpdk::Tsc;
 use dataplane::rcu::Publisher;
 use dataplane::router::fib::{Fib, Iface, RouteTarget, Routes, StaticRoute};
 use dataplane::router::neighbor::{NeighborKey, NeighborTable};
-use dataplane::router::{Router, RouterConf};
+use dataplane::router::Router;
 use dataplane::wire::{vlan, EthernetAddress, Ipv4Address};
 
 use crate::pcap;
@@ -45,10 +45,10 @@ pub fn fib(egress_mac: [u8; 6]) -> Publisher<Fib> {
 
 /// One worker's router stage.
 pub fn stage(p: &Publisher<Fib>, hz: u64) -> Router<Tsc> {
-    Router::new(p.reader(), RouterConf::default(), Tsc, hz)
+    Router::new(p.reader(), Tsc, hz)
 }
 
 /// A router stage on the TSC read without DPDK (for `stage-bench`).
 pub fn stage_with_clock(p: &Publisher<Fib>) -> Router<Tsc> {
-    Router::new(p.reader(), RouterConf::default(), Tsc, 1_000_000_000)
+    Router::new(p.reader(), Tsc, 1_000_000_000)
 }

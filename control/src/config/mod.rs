@@ -16,10 +16,10 @@ use std::time::Duration;
 use dataplane::engine::{Device, EalSpec, EngineSpec, PortSpec, MAX_LCORE};
 use dataplane::worker::PollMode;
 use dataplane::{PortIdx, MAX_BURST, MAX_PORTS};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration file, as written.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub eal: Eal,
@@ -27,6 +27,8 @@ pub struct Config {
     pub worker: Worker,
     #[serde(default)]
     pub stats: Stats,
+    #[serde(default)]
+    pub control: Control,
     #[serde(default)]
     pub port: Vec<Port>,
     #[serde(default)]
@@ -36,7 +38,7 @@ pub struct Config {
 }
 
 /// `[eal]`: how DPDK's Environment Abstraction Layer starts.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eal {
     /// Lcore of the control thread.
@@ -68,7 +70,7 @@ pub struct Eal {
 }
 
 /// `[worker]`: the poll loop.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Worker {
     #[serde(default = "default_poll_mode")]
@@ -79,6 +81,12 @@ pub struct Worker {
     pub drain_us: u32,
     #[serde(default = "default_max_sleep_us")]
     pub max_sleep_us: u32,
+    /// Time one TX burst and one loop iteration in this many (0: off).
+    #[serde(default = "default_latency_sample")]
+    pub latency_sample: u32,
+    /// A loop iteration at least this long counts as a stall.
+    #[serde(default = "default_stall_us")]
+    pub stall_us: u32,
 }
 
 impl Default for Worker {
@@ -88,12 +96,14 @@ impl Default for Worker {
             burst: default_burst(),
             drain_us: default_drain_us(),
             max_sleep_us: default_max_sleep_us(),
+            latency_sample: default_latency_sample(),
+            stall_us: default_stall_us(),
         }
     }
 }
 
 /// `poll` spins; `adaptive` sleeps briefly when the queues stay empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PollModeName {
     Poll,
@@ -101,7 +111,7 @@ pub enum PollModeName {
 }
 
 /// `[stats]`: the control thread's periodic summary.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stats {
     /// Seconds between summary lines; 0 turns them off.
@@ -115,8 +125,47 @@ impl Default for Stats {
     }
 }
 
+/// `[control]`: how operators and monitoring reach the running appliance.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Unix socket for `patronus reload` / `patronus show` (mode 0600);
+    /// "" turns it off. Default: /run/patronus/<eal.file_prefix>.sock.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// Prometheus endpoint ("ADDR:PORT", port 0 picks a free one); ""
+    /// turns it off.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
+    /// Reload by itself when the config file changes.
+    #[serde(default)]
+    pub watch: bool,
+    /// How long `patronus reload` waits for every worker to adopt the new
+    /// policy before it reports a timeout.
+    #[serde(default = "default_reload_timeout_ms")]
+    pub reload_timeout_ms: u32,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket: None,
+            metrics_listen: default_metrics_listen(),
+            watch: false,
+            reload_timeout_ms: default_reload_timeout_ms(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9100".into()
+}
+fn default_reload_timeout_ms() -> u32 {
+    1000
+}
+
 /// `[[port]]`: one network port.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
     pub name: String,
@@ -144,7 +193,7 @@ pub struct Port {
     pub vlan: Vec<router::Vlan>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Lan,
@@ -180,6 +229,12 @@ fn default_drain_us() -> u32 {
 }
 fn default_max_sleep_us() -> u32 {
     500
+}
+fn default_latency_sample() -> u32 {
+    16
+}
+fn default_stall_us() -> u32 {
+    50
 }
 fn default_interval_s() -> u32 {
     1
@@ -366,6 +421,17 @@ impl Config {
         }
     }
 
+    /// Validates a config derived from `text` (the one a reload will run),
+    /// placing errors in that text.
+    pub fn revalidate(&self, file: &Path, text: &str) -> Result<(), ConfigErrors> {
+        let errors = self.validate(&Locator::new(file, text));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
     fn validate(&self, loc: &Locator) -> Vec<ConfigError> {
         let mut errs = Vec::new();
         let mut check = |ok: bool, path: Vec<Seg>, msg: String| {
@@ -433,9 +499,41 @@ impl Config {
             format!("{} is out of range; expected 1..=100000 microseconds", w.max_sleep_us),
         );
         check(
+            w.latency_sample <= 65536,
+            cfg_path!("worker", "latency_sample"),
+            format!("{} is out of range; expected 0 (off) ..=65536", w.latency_sample),
+        );
+        check(
+            (1..=1_000_000).contains(&w.stall_us),
+            cfg_path!("worker", "stall_us"),
+            format!("{} is out of range; expected 1..=1000000 microseconds", w.stall_us),
+        );
+        check(
             self.stats.interval_s <= 3600,
             cfg_path!("stats", "interval_s"),
             format!("{} is out of range; expected 0 (off) ..=3600 seconds", self.stats.interval_s),
+        );
+
+        let c = &self.control;
+        if let Some(sock) = &c.socket {
+            let s = sock.as_os_str();
+            check(
+                s.is_empty() || (sock.is_absolute() && s.len() < 108),
+                cfg_path!("control", "socket"),
+                format!("{sock:?} is not usable; expected an absolute path shorter than 108 bytes, or \"\" (off)"),
+            );
+        }
+        if !c.metrics_listen.is_empty() {
+            check(
+                c.metrics_listen.parse::<std::net::SocketAddr>().is_ok(),
+                cfg_path!("control", "metrics_listen"),
+                format!("{:?} is not an address; expected ADDR:PORT such as \"127.0.0.1:9100\" or \"[::1]:9100\", or \"\" (off)", c.metrics_listen),
+            );
+        }
+        check(
+            (10..=60_000).contains(&c.reload_timeout_ms),
+            cfg_path!("control", "reload_timeout_ms"),
+            format!("{} is out of range; expected 10..=60000 milliseconds", c.reload_timeout_ms),
         );
 
         if self.port.is_empty() {
@@ -516,6 +614,20 @@ impl Config {
         Ok(out)
     }
 
+    /// The control socket's path, if it is on.
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        match &self.control.socket {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(format!("/run/patronus/{}.sock", self.eal.file_prefix))),
+        }
+    }
+
+    /// The metrics endpoint's address, if it is on.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.control.metrics_listen.parse().ok()
+    }
+
     /// Index of the port named `name`.
     pub fn port_index(&self, name: &str) -> Option<PortIdx> {
         self.port.iter().position(|p| p.name == name).map(|i| i as PortIdx)
@@ -558,6 +670,8 @@ impl Config {
                 PollModeName::Adaptive => PollMode::Adaptive { max_sleep: Duration::from_micros(self.worker.max_sleep_us as u64) },
             },
             mbufs: e.mbufs,
+            latency_every: self.worker.latency_sample,
+            stall: Duration::from_micros(self.worker.stall_us as u64),
         }
     }
 }

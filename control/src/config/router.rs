@@ -10,7 +10,7 @@ use dataplane::router::neighbor::NeighborConf;
 use dataplane::router::RouterConf;
 use dataplane::wire::{vlan, EthernetAddress, Ipv6Address};
 use dataplane::PortIdx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Config, ConfigError, Locator, Seg};
 
@@ -19,7 +19,7 @@ pub(super) fn default_mtu() -> u16 {
 }
 
 /// `[[port.vlan]]`: an 802.1Q sub-interface (802.1ad QinQ with `outer_id`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vlan {
     /// VLAN ID (the inner C-tag when `outer_id` is set).
@@ -35,7 +35,7 @@ pub struct Vlan {
 }
 
 /// `[[route]]`: a static route.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Destination prefix, "0.0.0.0/0", "2001:db8::/32".
@@ -52,7 +52,7 @@ pub struct Route {
 }
 
 /// `[router]`: ICMP and neighbour-resolution settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterOpts {
     /// ICMP errors each worker may send per second (0: none).

@@ -10,7 +10,7 @@ use dataplane::pipeline::{Meta, Stage, Verdict, NO_PORT, TO_CONTROL};
 use dataplane::rcu::Publisher;
 use dataplane::router::fib::{Fib, Iface, RouteTarget, Routes, StaticRoute};
 use dataplane::router::neighbor::{NeighborKey, NeighborTable};
-use dataplane::router::{Router, RouterConf};
+use dataplane::router::Router;
 use dataplane::wire::{vlan, EthernetAddress, Ipv4Address, Ipv6Address};
 use dataplane::worker::Clock;
 use libfuzzer_sys::fuzz_target;
@@ -50,7 +50,7 @@ fn router() -> (Publisher<Fib>, Router<Zero>) {
     let routes = Arc::new(Routes::build(ifaces, &statics).unwrap());
     let macs = NeighborTable::build([(NeighborKey::v4(2, Ipv4Address([192, 0, 2, 2])), mac(9)), (NeighborKey::v4(0, Ipv4Address([10, 1, 0, 2])), mac(10))]);
     let p = Publisher::new(Fib::new(routes, macs));
-    let r = Router::new(p.reader(), RouterConf::default(), Zero, 1000);
+    let r = Router::new(p.reader(), Zero, 1000);
     (p, r)
 }
 

@@ -155,6 +155,10 @@ pub struct Routes {
     pub v6: Lpm<u128>,
     /// Interfaces of each port, for classifying received frames.
     by_port: Vec<PortIfaces>,
+    /// Cross-connects: the port everything received on a port goes to.
+    xconnect: [PortIdx; MAX_PORTS],
+    /// ICMP rate limits the workers apply.
+    pub conf: super::RouterConf,
 }
 
 /// A port's interfaces: the untagged one looked up directly.
@@ -228,7 +232,37 @@ impl Routes {
                 p.tagged.push(i as IfaceIdx);
             }
         }
-        Ok(Routes { v4: Lpm::build(&r4), v6: Lpm::build(&r6), nexthops, by_port, ifaces })
+        Ok(Routes {
+            v4: Lpm::build(&r4),
+            v6: Lpm::build(&r6),
+            nexthops,
+            by_port,
+            ifaces,
+            xconnect: [crate::pipeline::NO_PORT; MAX_PORTS],
+            conf: super::RouterConf::default(),
+        })
+    }
+
+    /// Adds cross-connects (from, to): ports whose traffic goes straight to
+    /// another port, unrouted.
+    pub fn with_xconnect(mut self, pairs: &[(PortIdx, PortIdx)]) -> Self {
+        for &(from, to) in pairs {
+            if let Some(slot) = self.xconnect.get_mut(from as usize) {
+                *slot = to;
+            }
+        }
+        self
+    }
+
+    pub fn with_conf(mut self, conf: super::RouterConf) -> Self {
+        self.conf = conf;
+        self
+    }
+
+    /// The port `port` is cross-connected to, or `NO_PORT`.
+    #[inline(always)]
+    pub fn xconnect_of(&self, port: PortIdx) -> PortIdx {
+        self.xconnect.get(port as usize).copied().unwrap_or(crate::pipeline::NO_PORT)
     }
 
     /// The interface a frame with `vlans` received on `port` belongs to.

@@ -55,7 +55,7 @@ impl TokenBucket {
 }
 
 /// Router options that are not routes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouterConf {
     /// ICMP errors each worker may send per second, and at once.
     pub icmp_rate: u32,
@@ -68,32 +68,53 @@ impl Default for RouterConf {
     }
 }
 
-/// The router stage of one worker.
+/// The forwarding stage of one worker: cross-connects and routing, both
+/// from the published policy snapshot, so a reload changes either live.
 pub struct Router<C: Clock> {
     fib: Reader<Fib>,
     icmp: TokenBucket,
+    /// The limits `icmp` was built from (the snapshot's may change).
+    icmp_conf: RouterConf,
+    hz: u64,
     clock: C,
 }
 
 impl<C: Clock> Router<C> {
-    /// `hz`: ticks per second of `clock`.
-    pub fn new(fib: Reader<Fib>, conf: RouterConf, clock: C, hz: u64) -> Self {
-        Router { fib, icmp: TokenBucket::new(conf.icmp_rate, conf.icmp_burst, hz), clock }
+    /// `hz`: ticks per second of `clock`. ICMP limits come from the
+    /// snapshot's `Routes::conf`.
+    pub fn new(fib: Reader<Fib>, clock: C, hz: u64) -> Self {
+        let conf = fib.get().routes.conf;
+        Router { icmp: TokenBucket::new(conf.icmp_rate, conf.icmp_burst, hz), icmp_conf: conf, hz, fib, clock }
     }
 }
 
 impl<P: Packet, C: Clock> Stage<P> for Router<C> {
     #[inline(always)]
     fn tick(&mut self) {
-        self.fib.refresh();
+        let conf = self.fib.refresh().routes.conf;
+        if conf != self.icmp_conf {
+            self.icmp = TokenBucket::new(conf.icmp_rate, conf.icmp_burst, self.hz);
+            self.icmp_conf = conf;
+        }
     }
 
-    /// Resolves the snapshot and the ingress port's interface once per
-    /// burst, then routes packet by packet.
+    /// Cross-connects a burst as a whole; otherwise resolves the snapshot
+    /// and the ingress port's interface once per burst, then routes packet
+    /// by packet.
     #[inline(always)]
     fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
         let fib = self.fib.get();
         let routes = &*fib.routes;
+        let peer = routes.xconnect_of(in_port);
+        if peer != NO_PORT {
+            metas.map(|mut m| {
+                if !m.is_dropped() && m.out_port() == NO_PORT {
+                    m.set_out_port(peer);
+                }
+                m
+            });
+            return;
+        }
         if !routes.routed(in_port) {
             return;
         }
@@ -103,6 +124,13 @@ impl<P: Packet, C: Clock> Stage<P> for Router<C> {
 
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         let fib = self.fib.get();
+        let peer = fib.routes.xconnect_of(in_port);
+        if peer != NO_PORT {
+            if meta.out_port() == NO_PORT {
+                meta.set_out_port(peer);
+            }
+            return Verdict::Continue;
+        }
         if !fib.routes.routed(in_port) {
             return Verdict::Continue;
         }

@@ -283,6 +283,34 @@ impl<P> NeighborCache<P> {
         actions
     }
 
+    /// Applies new timers and limits (a reload); entries stay.
+    pub fn set_conf(&mut self, conf: NeighborConf) {
+        self.conf = conf;
+    }
+
+    /// Renumbers interfaces after a reload: `map(old)` is the interface's
+    /// new index, or None if it is gone. Entries of vanished interfaces
+    /// are removed; their waiting packets are returned.
+    pub fn remap(&mut self, map: impl Fn(IfaceIdx) -> Option<IfaceIdx>) -> Vec<(NeighborKey, Vec<P>)> {
+        let mut orphans = Vec::new();
+        let old = std::mem::take(&mut self.map);
+        for (key, st) in old {
+            match map(key.iface) {
+                Some(iface) => {
+                    self.changed |= iface != key.iface;
+                    self.map.insert(NeighborKey { iface, ..key }, st);
+                }
+                None => {
+                    self.changed = true;
+                    if let State::Incomplete { pending, .. } = st {
+                        orphans.push((key, pending.into()));
+                    }
+                }
+            }
+        }
+        orphans
+    }
+
     /// Whether the resolved set changed since the last call.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)

@@ -74,7 +74,8 @@ impl Rig {
             StaticRoute { prefix: ip("::"), len: 0, target: RouteTarget::Via(ip("fd02::2")) },
             StaticRoute { prefix: ip("10.66.0.0"), len: 16, target: RouteTarget::Blackhole },
         ];
-        let routes = Arc::new(Routes::build(ifaces, &statics).unwrap());
+        let conf = RouterConf { icmp_rate: 10, icmp_burst: 2 };
+        let routes = Arc::new(Routes::build(ifaces, &statics).unwrap().with_conf(conf));
         let neighbors = NeighborTable::build([
             (NeighborKey::v4(2, v4("192.0.2.2")), GW_MAC),
             (NeighborKey::v6(2, v6("fd02::2")), GW_MAC),
@@ -82,8 +83,7 @@ impl Rig {
         ]);
         let publisher = Publisher::new(Fib::new(routes.clone(), neighbors));
         let clock = TestClock::default();
-        let conf = RouterConf { icmp_rate: 10, icmp_burst: 2 };
-        let router = Router::new(publisher.reader(), conf, clock.clone(), 1000);
+        let router = Router::new(publisher.reader(), clock.clone(), 1000);
         Rig { router, publisher, routes, clock, pool: HeapPool::new() }
     }
 
@@ -427,7 +427,7 @@ fn no_route_answers_unreachable() {
     let ifaces = vec![iface("lan0", 0, LAN_MAC, vlan::Stack::default(), "10.1.0.1/24", "fd01::1/64", 1500)];
     let routes = Arc::new(Routes::build(ifaces, &[]).unwrap());
     let publisher = Publisher::new(Fib::new(routes, NeighborTable::empty()));
-    let mut r = Router::new(publisher.reader(), RouterConf::default(), TestClock::default(), 1000);
+    let mut r = Router::new(publisher.reader(), TestClock::default(), 1000);
     let pool = HeapPool::new();
     let mut p =
         pool.packet(&frame(LAN_MAC, HOST_A, &[], EtherType::IPV4, &ipv4_packet("10.1.0.2", "8.8.8.8", 64, 17, &udp_payload(0), false)));

@@ -1,0 +1,230 @@
+//! The control socket: a Unix stream socket only its owner (root, on an
+//! appliance) can open, mode 0600. One request per connection, one line of
+//! JSON each way: `{"cmd":"reload"}`, `{"cmd":"show","what":"ports"}`.
+//! Replies are JSON objects with `"ok"`; the `patronus` CLI renders them.
+//!
+//! A thread accepts connections and hands each request to the control
+//! thread over a channel, so everything that reads or changes the running
+//! appliance happens on the control thread.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Largest request accepted, in bytes.
+const MAX_REQUEST: u64 = 4096;
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Re-read the config file and apply it.
+    Reload,
+    /// Report part of the running state.
+    Show { what: String },
+}
+
+/// A request and where its reply goes.
+pub struct Call {
+    pub request: Request,
+    pub reply: Sender<Value>,
+}
+
+/// A failure reply.
+pub fn error(msg: impl Into<String>) -> Value {
+    json!({ "ok": false, "error": msg.into() })
+}
+
+/// The listening side; removes its socket file when dropped.
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `path` (creating its directory) and serves it on a thread
+    /// pinned to `cpu`. `reply_timeout` bounds how long a client waits for
+    /// the control thread.
+    pub fn start(path: &Path, cpu: Option<usize>, calls: Sender<Call>, reply_timeout: Duration) -> Result<Server, String> {
+        let listener = bind(path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("patronus-ctl".into())
+            .spawn(move || {
+                if let Some(id) = cpu {
+                    core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(conn) = conn {
+                        serve(conn, &calls, reply_timeout);
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the control socket thread: {e}"))?;
+        Ok(Server { path: path.to_owned(), stop, thread: Some(thread) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn bind(path: &Path) -> Result<UnixListener, String> {
+    let shown = path.display();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("control socket {shown}: cannot create {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "control socket {shown} is in use: another patronus is running with it (give each instance its own [control] socket or eal.file_prefix)"
+            ));
+        }
+        // Left by a process that died.
+        std::fs::remove_file(path).map_err(|e| format!("control socket {shown}: cannot remove the stale socket: {e}"))?;
+    }
+    // Created 0600 from the start: no window in which others could connect.
+    // SAFETY: umask only swaps the process's file-creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| format!("control socket {shown}: cannot bind: {e}"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("control socket {shown}: cannot set mode 0600: {e}"))?;
+    Ok(listener)
+}
+
+fn serve(conn: UnixStream, calls: &Sender<Call>, reply_timeout: Duration) {
+    let _ = conn.set_read_timeout(Some(READ_TIMEOUT));
+    let _ = conn.set_write_timeout(Some(READ_TIMEOUT));
+    let mut line = String::new();
+    let reply = match BufReader::new((&conn).take(MAX_REQUEST)).read_line(&mut line) {
+        Err(e) => error(format!("cannot read the request: {e}")),
+        Ok(_) if !line.ends_with('\n') => error(format!("the request must be one line of JSON of at most {MAX_REQUEST} bytes")),
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Err(e) => error(format!("bad request: {e}")),
+            Ok(request) => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                if calls.send(Call { request, reply: tx }).is_err() {
+                    error("the appliance is shutting down")
+                } else {
+                    rx.recv_timeout(reply_timeout).unwrap_or_else(|_| error("the control thread did not answer in time"))
+                }
+            }
+        },
+    };
+    let mut w = &conn;
+    let _ = writeln!(w, "{reply}");
+}
+
+/// Sends one request and returns the reply. Errors say what to do.
+pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Value, String> {
+    let shown = path.display();
+    let conn = UnixStream::connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            format!("no appliance answers on {shown}: is `patronus run` running with this config? ({e})")
+        }
+        io::ErrorKind::PermissionDenied => format!("{shown}: permission denied; the control socket is root-only (mode 0600)"),
+        _ => format!("{shown}: {e}"),
+    })?;
+    conn.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut w = &conn;
+    writeln!(w, "{}", serde_json::to_string(req).expect("requests serialize")).map_err(|e| format!("{shown}: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&conn).read_line(&mut line).map_err(|e| format!("{shown}: no reply: {e}"))?;
+    serde_json::from_str(&line).map_err(|e| format!("{shown}: bad reply: {e}"))
+}
+
+/// The control thread's end of the channel.
+pub type Calls = Receiver<Call>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sock(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("patronus-ctl-{}-{name}", std::process::id())).join("s.sock")
+    }
+
+    #[test]
+    fn requests_reach_the_control_thread_and_replies_come_back() {
+        let path = sock("rt");
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let server = Server::start(&path, None, tx, Duration::from_secs(5)).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let control = std::thread::spawn(move || {
+            let call = rx.recv().unwrap();
+            assert_eq!(call.request, Request::Show { what: "ports".into() });
+            call.reply.send(json!({"ok": true, "ports": []})).unwrap();
+        });
+        let r = request(&path, &Request::Show { what: "ports".into() }, Duration::from_secs(5)).unwrap();
+        assert_eq!(r, json!({"ok": true, "ports": []}));
+        control.join().unwrap();
+        drop(server);
+        assert!(!path.exists(), "the socket is removed at shutdown");
+    }
+
+    #[test]
+    fn bad_requests_get_an_error_and_a_second_server_is_refused() {
+        let path = sock("bad");
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let _server = Server::start(&path, None, tx.clone(), Duration::from_secs(5)).unwrap();
+        let e = Server::start(&path, None, tx, Duration::from_secs(5)).err().unwrap();
+        assert!(e.contains("is in use"), "{e}");
+        let conn = UnixStream::connect(&path).unwrap();
+        let mut w = &conn;
+        writeln!(w, "{{\"cmd\":\"format-disk\"}}").unwrap();
+        let mut line = String::new();
+        BufReader::new(&conn).read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ok"], false);
+        assert!(v["error"].as_str().unwrap().contains("unknown variant `format-disk`"), "{v}");
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_replaced() {
+        let path = sock("stale");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        assert!(Server::start(&path, None, tx, Duration::from_secs(5)).is_ok());
+    }
+
+    #[test]
+    fn no_server_is_a_clear_error() {
+        let e = request(Path::new("/nonexistent/patronus.sock"), &Request::Reload, Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("no appliance answers on /nonexistent/patronus.sock"), "{e}");
+    }
+}

@@ -1,0 +1,235 @@
+//! Renders control-socket replies as the tables `patronus show` prints.
+//! The appliance sends data (JSON); presentation lives here, so `--json`
+//! and the tables always agree.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::ctl::Request;
+use crate::telemetry::QUANTILES;
+
+/// A column: header, the row's key, and how to print it.
+struct Col {
+    head: &'static str,
+    key: &'static str,
+    fmt: Fmt,
+}
+
+#[derive(Clone, Copy)]
+enum Fmt {
+    Raw,
+    /// Seconds, one decimal.
+    Seconds,
+}
+
+const fn col(head: &'static str, key: &'static str) -> Col {
+    Col { head, key, fmt: Fmt::Raw }
+}
+
+fn cell(v: &Value, fmt: Fmt) -> String {
+    match (v, fmt) {
+        (Value::Null, _) => "-".into(),
+        (Value::Number(n), Fmt::Seconds) => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
+        (Value::Number(n), Fmt::Raw) if n.is_f64() => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
+        (Value::String(s), _) => s.clone(),
+        (v, _) => v.to_string(),
+    }
+}
+
+/// Aligned columns: text left, numbers right.
+fn table(rows: &[Value], cols: &[Col]) -> String {
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| cell(&r[c.key], c.fmt)).collect()).collect();
+    let is_num = |v: &Value| !v.is_string() || v.as_str().is_some_and(|s| s.parse::<f64>().is_ok());
+    let numeric: Vec<bool> = (0..cols.len()).map(|i| rows.iter().all(|r| is_num(&r[cols[i].key]))).collect();
+    let width: Vec<usize> =
+        (0..cols.len()).map(|i| cells.iter().map(|r| r[i].len()).chain([cols[i].head.len()]).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    let line = |out: &mut String, items: Vec<&str>| {
+        let parts: Vec<String> = items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if numeric[i] { format!("{s:>w$}", w = width[i]) } else { format!("{s:<w$}", w = width[i]) })
+            .collect();
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(&mut out, cols.iter().map(|c| c.head).collect());
+    for r in &cells {
+        line(&mut out, r.iter().map(String::as_str).collect());
+    }
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    out
+}
+
+/// The text for a successful reply.
+pub fn render(req: &Request, reply: &Value) -> String {
+    match req {
+        Request::Reload => reload(reply),
+        Request::Show { what } => show(what, &reply[what.as_str()]),
+    }
+}
+
+fn list(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
+}
+
+fn reload(reply: &Value) -> String {
+    let mut s = format!("reload applied: every worker runs snapshot {}\n", reply["snapshot"]);
+    let applied = list(&reply["applied"]);
+    if applied.is_empty() {
+        s.push_str("changed: nothing\n");
+    } else {
+        let _ = writeln!(s, "changed: {}", applied.join(", "));
+    }
+    let restart = list(&reply["restart_required"]);
+    if !restart.is_empty() {
+        let _ = writeln!(s, "requires restart (not applied): {}", restart.join(", "));
+    }
+    s
+}
+
+fn show(what: &str, data: &Value) -> String {
+    let rows = data.as_array().cloned().unwrap_or_default();
+    match what {
+        "ports" => table(
+            &rows,
+            &[
+                col("port", "port"),
+                col("device", "device"),
+                col("driver", "driver"),
+                col("mac", "mac"),
+                col("role", "role"),
+                col("rx_packets", "rx_packets"),
+                col("tx_packets", "tx_packets"),
+                col("rx_bytes", "rx_bytes"),
+                col("tx_bytes", "tx_bytes"),
+                col("drops", "drops"),
+                col("nic_missed", "nic_missed"),
+                col("punted", "punted"),
+            ],
+        ),
+        "counters" => table(
+            &rows,
+            &[
+                col("core", "core"),
+                col("port", "port"),
+                col("rx_packets", "rx_packets"),
+                col("tx_packets", "tx_packets"),
+                col("rx_bytes", "rx_bytes"),
+                col("tx_bytes", "tx_bytes"),
+                col("drops", "drops"),
+                col("punted", "punted"),
+                col("icmp_errors", "icmp_errors"),
+            ],
+        ),
+        "drops" => table(&rows, &[col("port", "port"), col("core", "core"), col("reason", "reason"), col("packets", "packets")]),
+        "workers" => table(
+            &rows,
+            &[
+                col("core", "core"),
+                col("tid", "tid"),
+                col("rx_packets", "rx_packets"),
+                col("polls", "polls"),
+                col("sleeps", "sleeps"),
+                Col { head: "busy_s", key: "busy_seconds", fmt: Fmt::Seconds },
+                Col { head: "cpu_s", key: "cpu_seconds", fmt: Fmt::Seconds },
+                col("cycles/pkt", "cycles_per_packet"),
+                col("stalls", "stalls"),
+            ],
+        ),
+        "latency" => latency(&rows),
+        "neighbors" => table(&rows, &[col("iface", "iface"), col("ip", "ip"), col("mac", "mac"), col("state", "state")]),
+        "status" => status(data),
+        _ => format!("{data}\n"),
+    }
+}
+
+fn latency(rows: &[Value]) -> String {
+    // Flatten the quantile list into columns; seconds shown as µs.
+    let heads = ["p50", "p90", "p95", "p99", "p99.9", "max"];
+    debug_assert_eq!(heads.len(), QUANTILES.len());
+    let flat: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut o = serde_json::Map::new();
+            o.insert("core".into(), r["core"].clone());
+            let secs = r["unit"] == "seconds";
+            o.insert("what".into(), r["what"].clone());
+            o.insert("unit".into(), Value::from(if secs { "µs" } else { "cycles/pkt" }));
+            o.insert("count".into(), r["count"].clone());
+            for (i, h) in heads.iter().enumerate() {
+                let v = r["quantiles"][i].as_f64().unwrap_or(0.0);
+                let shown = if secs { format!("{:.2}", v * 1e6) } else { format!("{v:.0}") };
+                o.insert((*h).into(), Value::from(shown));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let mut cols = vec![col("core", "core"), col("what", "what"), col("unit", "unit"), col("samples", "count")];
+    cols.extend([col("p50", "p50"), col("p90", "p90"), col("p95", "p95"), col("p99", "p99"), col("p99.9", "p99.9"), col("max", "max")]);
+    let mut s = table(&flat, &cols);
+    s.push_str("(quantiles over the last 5-10 s; residence = RX burst to TX, iteration = one poll loop)\n");
+    s
+}
+
+fn status(d: &Value) -> String {
+    let r = &d["reloads"];
+    let mut s = String::new();
+    let _ = writeln!(s, "patronus {} on {}", cell(&d["version"], Fmt::Raw), cell(&d["dpdk"], Fmt::Raw));
+    let _ = writeln!(s, "config:   {}", cell(&d["config"], Fmt::Raw));
+    let _ = writeln!(s, "uptime:   {:.0} s", d["uptime_seconds"].as_f64().unwrap_or(0.0));
+    let _ = writeln!(s, "workers:  lcores {}", d["workers"]);
+    let _ = writeln!(s, "reloads:  {} applied, {} rejected", r["ok"], r["failed"]);
+    if let Some(e) = r["last_error"].as_str() {
+        let _ = writeln!(s, "last reload rejected: {}", e.lines().next().unwrap_or(""));
+    }
+    let pending = list(&r["restart_pending"]);
+    if !pending.is_empty() {
+        let _ = writeln!(s, "changed in the file, waiting for a restart: {}", pending.join(", "));
+    }
+    if let Some(m) = d["resident_memory_bytes"].as_u64() {
+        let _ = writeln!(s, "memory:   {:.1} MiB resident", m as f64 / (1 << 20) as f64);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_text_left_and_numbers_right() {
+        let reply = json!({"ok": true, "drops": [
+            {"port": "lan0", "core": "1", "reason": "no_route", "packets": 5},
+            {"port": "wan0", "core": "control", "reason": "neighbor_unresolved", "packets": 12345},
+        ]});
+        let s = render(&Request::Show { what: "drops".into() }, &reply);
+        assert_eq!(
+            s,
+            "port  core     reason               packets\n\
+             lan0  1        no_route                   5\n\
+             wan0  control  neighbor_unresolved    12345\n"
+        );
+    }
+
+    #[test]
+    fn reload_reply_lists_changes_and_restarts() {
+        let reply = json!({"ok": true, "snapshot": 7, "applied": ["port[0].forward"], "restart_required": ["eal.memory_mb"]});
+        assert_eq!(
+            render(&Request::Reload, &reply),
+            "reload applied: every worker runs snapshot 7\nchanged: port[0].forward\nrequires restart (not applied): eal.memory_mb\n"
+        );
+    }
+
+    #[test]
+    fn latency_is_shown_in_microseconds() {
+        let reply = json!({"ok": true, "latency": [
+            {"core": 1, "what": "residence", "unit": "seconds", "count": 10, "quantiles": [1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6.5e-6], "total": 10, "stalls": 0},
+        ]});
+        let s = render(&Request::Show { what: "latency".into() }, &reply);
+        assert!(s.lines().nth(1).unwrap().ends_with("1.00  2.00  3.00  4.00   5.00  6.50"), "{s}");
+    }
+}
