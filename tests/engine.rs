@@ -35,7 +35,8 @@ name = "wan0"
 device = "{wan}"
 role = "wan"
 forward = "lan0"
-"#
+{control}"#,
+        control = control_section(prefix)
     )
 }
 

@@ -81,6 +81,17 @@ fn signals() -> std::io::Result<Signals> {
     Ok(Signals { stop, hup })
 }
 
+/// Keeps freed memory in the process: returning it to the kernel (munmap,
+/// heap trimming) interrupts every worker of this process with a TLB
+/// shootdown, and reloads free whole route tables.
+fn keep_heap() {
+    // SAFETY: mallopt only tunes glibc's allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 /// Compiles a validated config into the forwarding snapshot's routes.
 fn compile(cfg: &Config, macs: &[EthernetAddress]) -> Result<Routes, String> {
     Ok(cfg.routes(macs)?.with_xconnect(&cfg.forward_pairs()).with_conf(cfg.router_conf()))
@@ -132,6 +143,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         }
     };
     let stamp = file_stamp(config_path);
+    keep_heap();
     let spec = cfg.engine_spec();
     let mut engine = match Engine::init(&spec) {
         Ok(e) => e,

@@ -48,6 +48,17 @@ pub fn prefix(test: &str) -> String {
     format!("t{}-{test}", std::process::id())
 }
 
+/// The control socket of the test appliance with DPDK prefix `prefix`.
+pub fn socket_path(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join("patronus-tests").join(format!("{prefix}.sock"))
+}
+
+/// The `[control]` section of a test appliance: its own socket, and
+/// metrics on a free port (so tests run in parallel).
+pub fn control_section(prefix: &str) -> String {
+    format!("\n[control]\nsocket = \"{}\"\nmetrics_listen = \"127.0.0.1:0\"\n", socket_path(prefix).display())
+}
+
 /// Records that a test could not run: printed, and appended to
 /// `$PATRONUS_SKIP_LOG` so `scripts/test.sh` lists it at the end.
 pub fn skip(test: &str, reason: &str) {
@@ -230,9 +241,10 @@ device = "net_af_packet1,iface={b1},qpairs=2"
 rx_queues = 2
 role = "wan"
 addresses = ["10.2.0.1/24", "fd02::1/64"]
-"#,
+{control}"#,
             a1 = self.a1,
-            b1 = self.b1
+            b1 = self.b1,
+            control = control_section(prefix),
         )
     }
 
@@ -350,4 +362,132 @@ pub fn drops_by_reason(stdout: &str) -> std::collections::HashMap<String, u64> {
         }
     }
     m
+}
+
+/// A `patronus run` in the background whose output is collected as it
+/// comes, so a test can wait for a line.
+pub struct Appliance {
+    child: Option<Child>,
+    out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    pub socket: PathBuf,
+}
+
+impl Appliance {
+    /// Starts `patronus run --config config` and waits until it runs.
+    pub fn start(config: &Path, socket: PathBuf) -> Appliance {
+        Self::start_cmd(patronus().arg("run").arg("--config").arg(config), socket)
+    }
+
+    pub fn start_cmd(cmd: &mut Command, socket: PathBuf) -> Appliance {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn patronus");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let streams: Vec<Box<dyn std::io::Read + Send>> =
+            vec![Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+        for s in streams {
+            let out = out.clone();
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(s).lines().map_while(Result::ok) {
+                    out.lock().unwrap().push(line);
+                }
+            }));
+        }
+        let mut app = Appliance { child: Some(child), out, readers, socket };
+        app.wait_for("patronus: running", Duration::from_secs(30));
+        app
+    }
+
+    /// Everything printed so far (stdout and stderr interleaved by line).
+    pub fn output(&self) -> String {
+        self.out.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a printed line contains `needle`; returns that line.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.out.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("patronus exited ({st}) before printing {needle:?}:\n{}", self.output());
+            }
+            assert!(start.elapsed() < limit, "no {needle:?} within {limit:?}:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The metrics endpoint's URL (`http://ADDR/metrics`).
+    pub fn metrics_url(&mut self) -> String {
+        let line = self.wait_for("patronus: metrics on ", Duration::from_secs(5));
+        line.split("metrics on ").nth(1).unwrap().trim().to_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        signal(self.child.as_ref().unwrap(), sig);
+    }
+
+    /// Runs `patronus ARGS --socket SOCKET`; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = run_with_timeout(patronus().args(args).arg("--socket").arg(&self.socket), Duration::from_secs(60));
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// `patronus show WHAT --json`, parsed.
+    pub fn show(&self, what: &str) -> serde_json::Value {
+        let (code, out, err) = self.cli(&["show", what, "--json"]);
+        assert_eq!(code, 0, "show {what}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        v[what].clone()
+    }
+
+    /// Stops with SIGINT; returns (exit code, everything printed).
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        let child = self.child.take().unwrap();
+        signal(&child, libc::SIGINT);
+        let out = wait_output(child, Duration::from_secs(60));
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        (out.status.code(), self.output())
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            eprintln!("appliance output:\n{}", self.output());
+        }
+    }
+}
+
+/// A plain HTTP GET of `url` (http://HOST:PORT/PATH); returns the body.
+pub fn http_get(url: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").ok_or("not http")?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).map_err(|e| format!("{url}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let (head, body) = buf.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{url}: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(body.to_owned())
+}
+
+/// The value of a metric line `name{labels} value` in an exposition.
+pub fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub eal: Eal,
     #[serde(default)]
+    pub site: Site,
+    #[serde(default)]
     pub worker: Worker,
     #[serde(default)]
     pub stats: Stats,
@@ -123,6 +125,30 @@ impl Default for Stats {
     fn default() -> Self {
         Stats { interval_s: default_interval_s() }
     }
+}
+
+/// `[site]`: this appliance's identity among the sites it joins.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Name of this site (a label in metrics and peers' views).
+    #[serde(default = "default_site_name")]
+    pub name: String,
+    /// The site's x25519 private key (tunnels), in `wg genkey` format.
+    /// Relative paths are relative to the config file. The file must be
+    /// mode 0600 (or tighter) and owned by root or the running user.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site { name: default_site_name(), private_key_file: None }
+    }
+}
+
+fn default_site_name() -> String {
+    "site".into()
 }
 
 /// `[control]`: how operators and monitoring reach the running appliance.
@@ -372,6 +398,7 @@ macro_rules! cfg_path {
 }
 
 // After the macro, so the router module sees it.
+pub mod keys;
 mod router;
 
 impl From<&str> for Seg {
@@ -514,6 +541,17 @@ impl Config {
             format!("{} is out of range; expected 0 (off) ..=3600 seconds", self.stats.interval_s),
         );
 
+        let site = &self.site;
+        check(
+            (1..=63).contains(&site.name.len()) && site.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)),
+            cfg_path!("site", "name"),
+            format!("{:?} is not a valid name; expected 1-63 letters, digits, '_', '-' or '.'", site.name),
+        );
+        if let Some(k) = self.private_key_path(loc.file) {
+            if let Err(m) = keys::load_private_key(&k) {
+                check(false, cfg_path!("site", "private_key_file"), m);
+            }
+        }
         let c = &self.control;
         if let Some(sock) = &c.socket {
             let s = sock.as_os_str();
@@ -612,6 +650,12 @@ impl Config {
             out.push((l, c));
         }
         Ok(out)
+    }
+
+    /// The site key file, resolved against the config file's directory.
+    pub fn private_key_path(&self, config_file: &Path) -> Option<PathBuf> {
+        let k = self.site.private_key_file.as_ref()?;
+        Some(config_file.parent().map_or_else(|| k.clone(), |d| d.join(k)))
     }
 
     /// The control socket's path, if it is on.
