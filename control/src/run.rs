@@ -534,6 +534,7 @@ impl Control {
                 .collect::<Vec<_>>()),
             "status" => json!({
                 "config": self.path.display().to_string(),
+                "snapshots_retired_in_use": self.slowpath.retired(),
                 "uptime_seconds": self.started.elapsed().as_secs_f64(),
                 "version": env!("CARGO_PKG_VERSION"),
                 "dpdk": dpdk::version(),

@@ -68,6 +68,11 @@ impl SlowPath {
         self.publisher.version()
     }
 
+    /// Replaced snapshots not yet freed (some worker may still use them).
+    pub fn retired(&mut self) -> usize {
+        self.publisher.reclaim()
+    }
+
     /// Whether every worker has adopted snapshot `version`.
     pub fn adopted(&self, version: u64) -> bool {
         self.publisher.adopted(version)
