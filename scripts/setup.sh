@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Patronus needs to build, run and test on Debian 12:
 # DPDK 22.11 (libraries, headers, testpmd), pkg-config and libclang for
-# bindgen. Idempotent, and quick when everything is already there.
+# bindgen, and the tools the tests drive (Prometheus, ping, iperf3). Idempotent, and quick when everything is already there.
 set -euo pipefail
 
 packages=(
@@ -9,6 +9,7 @@ packages=(
   pkg-config clang libclang-dev # bindgen over the DPDK headers
   build-essential             # cc for the C shim
   iproute2 ethtool iputils-ping iperf3 curl busybox  # end-to-end tests in network namespaces
+  prometheus                  # promtool and a real server for the monitoring tests
 )
 
 missing=()
