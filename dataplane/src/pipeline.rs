@@ -410,6 +410,39 @@ mod tests {
         }
     }
 
+    thread_local!(static FAKE_TSC: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+    /// A clock that advances 640 cycles per reading.
+    fn fake_tsc() -> u64 {
+        FAKE_TSC.with(|c| {
+            c.set(c.get() + 640);
+            c.get()
+        })
+    }
+
+    #[test]
+    fn timed_records_cycles_per_packet_of_one_burst_in_n() {
+        let pool = HeapPool::new();
+        let slot = crate::latency::Slot::new("forward");
+        let mut t = Timed::new(XConnect::new(&[(0, 1)]), &slot, 2, fake_tsc);
+        let mut pkts: Vec<_> = (0..32).map(|_| pool.packet(&[0; 60])).collect();
+        for _ in 0..4 {
+            let mut metas = Metas::new(32);
+            t.process_burst(0, &mut pkts, &mut metas);
+            assert_eq!(metas.get(0).out_port(), 1, "the inner stage ran");
+        }
+        let mut acc = crate::latency::accumulator();
+        // Hand-over: the recorder acknowledges at its next tick.
+        assert!(slot.take(&mut acc));
+        Stage::<crate::packet::HeapPacket>::tick(&mut t);
+        assert!(slot.take(&mut acc));
+        assert_eq!(acc.len(), 64, "two of four bursts, 32 packets each");
+        assert_eq!((acc.min(), acc.max()), (20, 20), "640 cycles over 32 packets");
+        let mut off = Timed::new(XConnect::new(&[(0, 1)]), &crate::latency::Slot::new("x"), 0, fake_tsc);
+        let before = fake_tsc();
+        off.process_burst(0, &mut pkts, &mut Metas::new(32));
+        assert_eq!(fake_tsc(), before + 640, "every = 0 never reads the clock");
+    }
+
     #[test]
     fn xconnect_sends_to_the_peer_and_leaves_unpaired_ports_undecided() {
         let pool = HeapPool::new();

@@ -388,6 +388,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_renumbers_interfaces_and_keeps_what_was_learned() {
+        let t0 = Instant::now();
+        let mut c: NeighborCache<u32> = NeighborCache::new(conf());
+        let on = |iface: u16, last: u8| NeighborKey::v4(iface, Ipv4Address::new(10, 0, 0, last));
+        c.learn(on(0, 1), MAC, t0, true);
+        c.learn(on(1, 2), MAC2, t0, true);
+        c.resolve(on(2, 3), 42, t0);
+        c.take_changed();
+        // Interface 0 is now 1, interface 1 is gone, 2 stays.
+        let orphans = c.remap(|i| match i {
+            0 => Some(1),
+            2 => Some(2),
+            _ => None,
+        });
+        assert!(orphans.is_empty(), "the gone interface had nothing waiting");
+        assert!(c.take_changed());
+        assert_eq!(c.get(on(1, 1)), Some(MAC));
+        assert_eq!(c.get(on(0, 1)), None);
+        assert_eq!(c.get(on(1, 2)), None);
+        assert!(matches!(c.resolve(on(2, 3), 43, t0), Resolve::Queued), "resolution in progress carried over");
+        let orphans = c.remap(|_| None);
+        assert_eq!(orphans.len(), 1);
+        assert_eq!(orphans[0].1, vec![42, 43], "waiting packets come back to be counted");
+        assert!(c.entries().is_empty());
+    }
+
+    #[test]
     fn resolution_queues_then_releases() {
         let t0 = Instant::now();
         let mut c: NeighborCache<u32> = NeighborCache::new(conf());
