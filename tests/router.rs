@@ -51,10 +51,49 @@ fn hosts_reach_each_other_and_the_appliance_answers() {
     let (_, out) = lab.in_a("ping -6 -c 1 -t 1 -s 16 -W 2 fd02::2");
     assert!(out.contains("From fd01::1 icmp_seq=1 Time exceeded: Hop limit"), "{out}");
 
+    // A live reload that changes the routes keeps what the appliance learnt:
+    // the neighbour entries survive it and traffic to them still flows,
+    // while the new route takes effect.
+    let socket = socket_path(&prefix("rping"));
+    let cli = |args: &[&str]| {
+        let out = run_with_timeout(patronus().args(args).arg("--socket").arg(&socket), std::time::Duration::from_secs(30));
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let neighbours = || {
+        let (status, out, err) = cli(&["show", "neighbors", "--json"]);
+        assert_eq!(status, Some(0), "show neighbors: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        let mut rows: Vec<(String, String, String)> = v["neighbors"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["state"] == "reachable" || r["state"] == "probe")
+            .map(|r| (r["iface"].to_string(), r["ip"].to_string(), r["mac"].to_string()))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let before = neighbours();
+    assert!(before.iter().any(|r| r.1.contains("10.2.0.2")), "B learnt before reload: {before:?}");
+    let mut changed = std::fs::read_to_string(&cfg).unwrap();
+    changed.push_str("\n[[route]]\nprefix = \"10.9.0.0/16\"\nblackhole = true\n");
+    std::fs::write(&cfg, changed).unwrap();
+    let (status, out, err) = cli(&["reload"]);
+    assert_eq!(status, Some(0), "reload: {out}{err}");
+    let after = neighbours();
+    for row in &before {
+        assert!(after.contains(row), "neighbour {row:?} lost across reload: {after:?}");
+    }
+    let (ok, out) = lab.in_a("ping -c 2 -i 0.2 -W 2 10.2.0.2");
+    assert!(ok && out.contains("ttl=63"), "A->B after reload:\n{out}");
+    let (ok, out) = lab.in_a("ping -c 1 -W 1 10.9.1.1");
+    assert!(!ok && !out.contains("ttl="), "blackholed after reload:\n{out}");
+
     let out = stop(app);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "exit {}\n{stdout}\n{}", code(out.status), text(&out.stderr));
     assert_eq!(drops_by_reason(&stdout).get("ttl_expired"), Some(&2), "{stdout}");
+    assert_eq!(drops_by_reason(&stdout).get("blackhole"), Some(&1), "{stdout}");
     assert_eq!(report_row(&stdout, "lan0")[8], 2, "two ICMP errors sent: {stdout}");
     assert!(stdout.contains("lan0 10.1.0.2 ") && stdout.contains("wan0 fd02::2 "), "neighbours learned:\n{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("mempool ") && l.contains(": all ")), "{stdout}");
