@@ -6,6 +6,7 @@
 #   scripts/perf-compare.sh [--duration SECS] [--warmup SECS] [--rounds N]
 #                           [--cores N] [--setups "null pcap"] [--modes "io mac route"]
 #                           [--hugepages auto|yes|no] [--min-ratio R]
+#                           [--perf-args "ARGS"]
 #
 # Setups: null = two net_null ports; pcap = net_pcap (infinite_rx=1, a
 # capture of 64-byte UDP frames to mixed destinations) feeding net_null.
@@ -17,9 +18,11 @@
 # both run on 2 MiB hugepages, reserving 1 GiB of them first when run as
 # root and none are free; "no" runs both with --no-huge.
 # With --min-ratio the exit status is 1 if any ratio falls below it.
+# --perf-args passes more options to patronus-perf, e.g. "--latency-sample 0"
+# to measure without the latency sampling the appliance does by default.
 set -euo pipefail
 
-duration=8 warmup=2 rounds=3 cores=1 setups="null pcap" modes="io mac route" min_ratio="" huge=auto
+duration=8 warmup=2 rounds=3 cores=1 setups="null pcap" modes="io mac route" min_ratio="" huge=auto perf_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
     --modes) modes=$2; shift 2 ;;
     --min-ratio) min_ratio=$2; shift 2 ;;
     --hugepages) huge=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --perf-args) perf_args=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "perf-compare: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -99,7 +103,7 @@ run_patronus() { # setup mode round
   local args=() v
   for v in $(vdevs_for "$1"); do args+=(--vdev "$v"); done
   "$perf" "${args[@]}" "${perf_mem[@]}" --forward-mode "$2" --cores "$cores" --duration "$((warmup + duration))" --warmup "$warmup" \
-    --stats-period 0 --file-prefix "pc$$-p$3" > "$work/pp.log" 2>&1 || { cat "$work/pp.log" >&2; echo "nan nan"; return; }
+    --stats-period 0 --file-prefix "pc$$-p$3" $perf_args > "$work/pp.log" 2>&1 || { cat "$work/pp.log" >&2; echo "nan nan"; return; }
   sed -n 's/^RESULT .*mpps=\([0-9.]*\) cycles_per_packet=\([0-9.]*\).*/\1 \2/p' "$work/pp.log"
 }
 
@@ -107,7 +111,7 @@ median() { sort -g | awk '{ a[n++] = $1 } END { if (n == 0) print "nan"; else if
 
 echo "perf-compare: $rounds round(s) x ${duration}s (after ${warmup}s warm-up), $cores worker core(s), $(nproc) CPUs, hugepages $huge, $(date -u +%FT%TZ)"
 echo "  testpmd:  dpdk-testpmd ${eal_mem[*]} -l $lcores --no-pci --vdev ... -- --forward-mode=MODE --stats-period 1 --record-core-cycles"
-echo "  patronus: patronus-perf --vdev ... ${perf_mem[*]} --forward-mode MODE --cores $cores --duration $((warmup + duration)) --warmup $warmup"
+echo "  patronus: patronus-perf --vdev ... ${perf_mem[*]} --forward-mode MODE --cores $cores --duration $((warmup + duration)) --warmup $warmup $perf_args"
 printf '%-6s %-8s %14s %14s %8s %12s %12s\n' setup mode testpmd_Mpps patronus_Mpps ratio testpmd_cpp patronus_cpp
 echo "       (route is compared with testpmd mac)"
 fail=0

@@ -182,6 +182,12 @@ pub enum Verdict {
 /// [`Stage::process_burst`] only when a stage can decide for a burst as a
 /// whole.
 pub trait Stage<P: Packet> {
+    /// True when the stage never changes a packet's length: a burst such
+    /// stages forward whole is then counted in bytes once, at RX, instead
+    /// of again at TX (a pass over the burst that costs 1-2 cycles per
+    /// packet in io forwarding; docs/PERFORMANCE.md).
+    const KEEPS_LENGTH: bool = false;
+
     /// Processes one packet received on `in_port`.
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict;
 
@@ -202,7 +208,30 @@ pub trait Stage<P: Packet> {
 /// packet data a few packets ahead.
 #[inline(always)]
 pub fn per_packet<P: Packet, S: Stage<P> + ?Sized>(stage: &mut S, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
-    each_packet(pkts, metas, |pkt, meta| stage.process(in_port, pkt, meta));
+    struct Each<'a, S: ?Sized>(&'a mut S, PortIdx);
+    impl<P: Packet, S: Stage<P> + ?Sized> PacketFn<P> for Each<'_, S> {
+        #[inline(always)]
+        fn call(&mut self, pkt: &mut P, meta: &mut Meta) -> Verdict {
+            self.0.process(self.1, pkt, meta)
+        }
+    }
+    each_packet(pkts, metas, Each(stage, in_port));
+}
+
+/// The per-packet body [`each_packet`] runs. A stage implements it with an
+/// `#[inline(always)]` method rather than passing a closure: once the
+/// worker loop around it grew, LLVM stopped inlining the router's closure,
+/// which cost 6 cycles per packet (docs/PERFORMANCE.md). Closures still
+/// work, for tests and cold paths.
+pub trait PacketFn<P> {
+    fn call(&mut self, pkt: &mut P, meta: &mut Meta) -> Verdict;
+}
+
+impl<P, F: FnMut(&mut P, &mut Meta) -> Verdict> PacketFn<P> for F {
+    #[inline(always)]
+    fn call(&mut self, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        self(pkt, meta)
+    }
 }
 
 /// Runs `f` on every packet not yet dropped, prefetching packet data a
@@ -210,24 +239,27 @@ pub fn per_packet<P: Packet, S: Stage<P> + ?Sized>(stage: &mut S, in_port: PortI
 /// per-burst state first. A uniform burst whose packets all come out with
 /// the same meta stays uniform (one store instead of one per packet).
 #[inline(always)]
-pub fn each_packet<P: Packet>(pkts: &mut [P], metas: &mut Metas, mut f: impl FnMut(&mut P, &mut Meta) -> Verdict) {
+pub fn each_packet<P: Packet>(pkts: &mut [P], metas: &mut Metas, mut f: impl PacketFn<P>) {
     let n = pkts.len().min(metas.len());
-    let mut run = |i: usize, mut meta: Meta, pkts: &mut [P]| {
+    // A function, not a closure, so that it can be inlined by force (see
+    // [`PacketFn`]).
+    #[inline(always)]
+    fn run<P: Packet>(i: usize, mut meta: Meta, pkts: &mut [P], f: &mut impl PacketFn<P>) -> Meta {
         if let Some(ahead) = pkts.get(i + PREFETCH_OFFSET) {
             ahead.prefetch();
         }
         if !meta.is_dropped() {
-            if let Verdict::Drop(reason) = f(&mut pkts[i], &mut meta) {
+            if let Verdict::Drop(reason) = f.call(&mut pkts[i], &mut meta) {
                 meta.set_dropped(reason);
             }
         }
         meta
-    };
+    }
     match metas.uniform() {
         Some(start) if n > 0 => {
             let mut out = [Meta::NEW; MAX_BURST];
             for (i, slot) in out[..n].iter_mut().enumerate() {
-                *slot = run(i, start, pkts);
+                *slot = run(i, start, pkts, &mut f);
             }
             let first = out[0];
             if out[..n].iter().fold(true, |same, m| same & (*m == first)) {
@@ -238,7 +270,7 @@ pub fn each_packet<P: Packet>(pkts: &mut [P], metas: &mut Metas, mut f: impl FnM
         }
         _ => {
             for i in 0..n {
-                let meta = run(i, metas.get(i), pkts);
+                let meta = run(i, metas.get(i), pkts, &mut f);
                 metas.set(i, meta);
             }
         }
@@ -247,6 +279,8 @@ pub fn each_packet<P: Packet>(pkts: &mut [P], metas: &mut Metas, mut f: impl FnM
 
 /// A chain: `A` runs over the burst, then `B` over what `A` kept.
 impl<P: Packet, A: Stage<P>, B: Stage<P>> Stage<P> for (A, B) {
+    const KEEPS_LENGTH: bool = A::KEEPS_LENGTH && B::KEEPS_LENGTH;
+
     #[inline(always)]
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         match self.0.process(in_port, pkt, meta) {
@@ -285,6 +319,8 @@ impl<S> Timed<S> {
 }
 
 impl<P: Packet, S: Stage<P>> Stage<P> for Timed<S> {
+    const KEEPS_LENGTH: bool = S::KEEPS_LENGTH;
+
     #[inline(always)]
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         self.inner.process(in_port, pkt, meta)
@@ -334,6 +370,8 @@ impl XConnect {
 }
 
 impl<P: Packet> Stage<P> for XConnect {
+    const KEEPS_LENGTH: bool = true;
+
     #[inline(always)]
     fn process(&mut self, in_port: PortIdx, _pkt: &mut P, meta: &mut Meta) -> Verdict {
         let out = self.peer_of(in_port);

@@ -245,8 +245,9 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
 ) {
     let n = rx.len();
     let c = &counters.ports[port as usize];
+    let rx_bytes = bytes(rx);
     c.rx_packets.add(n as u64);
-    c.rx_bytes.add(bytes(rx));
+    c.rx_bytes.add(rx_bytes);
     let mut metas = Metas::new(n);
     stages.process_burst(port, rx.as_mut_slice(), &mut metas);
 
@@ -262,7 +263,7 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
             (None, TO_CONTROL) => {}
             (None, out_port) => {
                 account_replies(port, meta, n, counters);
-                return send_burst(rx, port, out_port, out, counters, flush_at);
+                return send_burst(rx, S::KEEPS_LENGTH.then_some(rx_bytes), port, out_port, out, counters, flush_at);
             }
         }
     }
@@ -324,10 +325,12 @@ fn egress<T, P>(in_port: PortIdx, out_port: PortIdx, tx: &mut [TxPort<T, P>]) ->
 }
 
 /// Sends a whole burst to one port: straight to the device when nothing is
-/// buffered for it, else through its TX buffer.
+/// buffered for it, else through its TX buffer. `rx_bytes`: the burst's
+/// bytes, when the stages cannot have changed them.
 #[inline(always)]
 fn send_burst<P: Packet, T: TxQueue<P>>(
     rx: &mut Burst<P>,
+    rx_bytes: Option<u64>,
     in_port: PortIdx,
     out_port: PortIdx,
     out: &mut Egress<T, P>,
@@ -342,7 +345,7 @@ fn send_burst<P: Packet, T: TxQueue<P>>(
     let out_counters = &counters.ports[out_port as usize];
     if port.buf.is_empty() && rx.len() >= flush_at {
         let since = lat.as_ref().map_or(0, |l| l.t0);
-        return transmit(port.queue.as_mut(), rx, out_counters, since, lat);
+        return transmit(port.queue.as_mut(), rx, rx_bytes, out_counters, since, lat);
     }
     for pkt in rx.drain() {
         buffer(port, pkt, out_counters, flush_at, lat);
@@ -358,18 +361,26 @@ fn buffer<P: Packet, T: TxQueue<P>>(port: &mut TxPort<T, P>, pkt: P, counters: &
     // Cannot fail: the buffer is flushed whenever it reaches `flush_at`.
     let _ = port.buf.push(pkt);
     if port.buf.len() >= flush_at {
-        transmit(port.queue.as_mut(), &mut port.buf, counters, port.since, lat);
+        transmit(port.queue.as_mut(), &mut port.buf, None, counters, port.since, lat);
     }
 }
 
 /// Hands packets to a TX queue; frees and counts the ones it refuses.
-/// Samples their residence since `since`.
+/// Samples their residence since `since`. `total`: the packets' bytes, if
+/// known.
 #[inline(always)]
-fn transmit<P: Packet, T: TxQueue<P>>(queue: Option<&mut T>, pkts: &mut Burst<P>, counters: &PortCounters, since: u64, lat: &mut Option<TxLatency>) {
+fn transmit<P: Packet, T: TxQueue<P>>(
+    queue: Option<&mut T>,
+    pkts: &mut Burst<P>,
+    total: Option<u64>,
+    counters: &PortCounters,
+    since: u64,
+    lat: &mut Option<TxLatency>,
+) {
     if pkts.is_empty() {
         return;
     }
-    let total = bytes(pkts);
+    let total = total.unwrap_or_else(|| bytes(pkts));
     let sent = queue.map_or(0, |q| q.tx_burst(pkts));
     counters.tx_packets.add(sent as u64);
     if pkts.is_empty() {
@@ -394,7 +405,7 @@ fn bytes<P: Packet>(pkts: &Burst<P>) -> u64 {
 
 fn flush_all<P: Packet, T: TxQueue<P>>(out: &mut Egress<T, P>, counters: &WorkerCounters) {
     for (port, c) in out.tx.iter_mut().zip(counters.ports.iter()) {
-        transmit(port.queue.as_mut(), &mut port.buf, c, port.since, &mut out.lat);
+        transmit(port.queue.as_mut(), &mut port.buf, None, c, port.since, &mut out.lat);
     }
 }
 
@@ -568,6 +579,37 @@ mod tests {
         assert_eq!(c.tx_packets.get(), 40);
         assert_eq!(c.drops[DropReason::TxFull as usize].get(), 24);
         assert_eq!(rig.pool.in_use(), 0, "refused packets must be freed");
+    }
+
+    #[test]
+    fn bytes_are_counted_as_received_and_as_sent() {
+        // Cross-connect keeps lengths: TX bytes are those the device took.
+        let rig = Rig::new(20);
+        rig.run(vec![rig.burst(0..32), rig.burst(0..32)], 1, 0, conf(32, 1_000_000));
+        let c = &rig.counters.ports;
+        assert_eq!(c[0].rx_bytes.get(), 64 * 64);
+        assert_eq!(c[1].tx_bytes.get(), 40 * 64, "refused packets are not counted as sent");
+
+        // A stage that shortens packets: TX bytes are the new lengths.
+        struct Trim;
+        impl Stage<HeapPacket> for Trim {
+            fn process(&mut self, _: PortIdx, pkt: &mut HeapPacket, meta: &mut Meta) -> crate::pipeline::Verdict {
+                pkt.truncate(60);
+                meta.set_out_port(1);
+                crate::pipeline::Verdict::Continue
+            }
+        }
+        let rig = Rig::new(usize::MAX);
+        let rx = ScriptRx { script: vec![rig.burst(0..32)].into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
+        let ports = vec![
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, None, Trim, rig.counters.clone(), conf(32, 10), rig.clock.clone());
+        w.run(&rig.stop);
+        assert_eq!(rig.counters.ports[0].rx_bytes.get(), 32 * 64);
+        assert_eq!(rig.counters.ports[1].tx_bytes.get(), 32 * 60);
+        assert_eq!(rig.pool.in_use(), 0);
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dataplane::engine::{Device, EalSpec, Engine, EngineSpec, PortSpec, Snapshot};
-use dataplane::pipeline::XConnect;
+use dataplane::dpdk;
+use dataplane::latency::Slot;
+use dataplane::pipeline::{Timed, XConnect};
 use dataplane::worker::PollMode;
 use dataplane::{PortIdx, MAX_BURST};
 
@@ -140,6 +142,11 @@ struct RunArgs {
     /// Longest nap of the adaptive poll mode, in microseconds.
     #[arg(long, default_value_t = 500)]
     max_sleep_us: u64,
+    /// Latency sampling as `patronus run` does it: residence time of one TX
+    /// burst in N, and the stage chain's cycles on one burst in N (the
+    /// appliance's default `[worker] latency_sample`); 0 turns it off.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    latency_sample: u32,
 }
 
 /// Prints one port's block in the layout of testpmd's `show port stats`.
@@ -192,7 +199,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         drain: Duration::from_micros(100),
         mode: if a.poll_mode == "busy" { PollMode::Busy } else { PollMode::Adaptive { max_sleep: Duration::from_micros(a.max_sleep_us) } },
         mbufs: 0,
-        latency_every: 0,
+        latency_every: a.latency_sample,
         stall: Duration::from_micros(50),
     };
     let n = spec.ports.len() as PortIdx;
@@ -210,17 +217,18 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let macs: Vec<[u8; 6]> = engine.ports().iter().map(|p| p.mac).collect();
     let xc = XConnect::new(&pairs);
     let mut fibs = Vec::new(); // outlives the workers' readers
+    let every = a.latency_sample;
     let launched = match a.mode {
-        Mode::Io => engine.launch(|_, _| xc.clone()),
-        Mode::Mac => engine.launch(|_, _| (xc.clone(), MacRewrite::new(&macs))),
-        Mode::Macswap => engine.launch(|_, _| (xc.clone(), MacSwap)),
+        Mode::Io => engine.launch(|_, _| Timed::new(xc.clone(), &Slot::new("forward"), every, dpdk::tsc)),
+        Mode::Mac => engine.launch(|_, _| Timed::new((xc.clone(), MacRewrite::new(&macs)), &Slot::new("forward"), every, dpdk::tsc)),
+        Mode::Macswap => engine.launch(|_, _| Timed::new((xc.clone(), MacSwap), &Slot::new("forward"), every, dpdk::tsc)),
         Mode::Route => {
             if n != 2 {
                 return Err("route mode takes exactly two ports (capture in, gateways out)".into());
             }
             let fib = route::fib(macs[1]);
             let hz = engine.tsc_hz();
-            let r = engine.launch(|_, _| route::stage(&fib, hz));
+            let r = engine.launch(|_, _| Timed::new(route::stage(&fib, hz), &Slot::new("forward"), every, dpdk::tsc));
             fibs.push(fib);
             r
         }

@@ -26,6 +26,8 @@ impl MacRewrite {
 }
 
 impl<P: Packet> Stage<P> for MacRewrite {
+    const KEEPS_LENGTH: bool = true;
+
     #[inline(always)]
     fn process(&mut self, _in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         let Some(addrs) = self.addrs.get(meta.out_port() as usize) else { return Verdict::Drop(DropReason::NoEgress) };
@@ -43,6 +45,8 @@ impl<P: Packet> Stage<P> for MacRewrite {
 pub struct MacSwap;
 
 impl<P: Packet> Stage<P> for MacSwap {
+    const KEEPS_LENGTH: bool = true;
+
     #[inline(always)]
     fn process(&mut self, _in_port: PortIdx, pkt: &mut P, _meta: &mut Meta) -> Verdict {
         match pkt.data_mut().get_mut(..12) {

@@ -15,7 +15,7 @@ pub mod punt;
 
 use crate::counters::DropReason;
 use crate::packet::Packet;
-use crate::pipeline::{each_packet, Meta, Metas, Stage, Verdict, NO_PORT, TO_CONTROL};
+use crate::pipeline::{each_packet, Meta, Metas, PacketFn, Stage, Verdict, NO_PORT, TO_CONTROL};
 use crate::rcu::Reader;
 use crate::wire::{ethernet, icmpv4, icmpv6, ip_proto, ipv4, ipv6, vlan, EtherType, EthernetAddress, Ipv4Address};
 use crate::worker::Clock;
@@ -118,8 +118,8 @@ impl<P: Packet, C: Clock> Stage<P> for Router<C> {
         if !routes.routed(in_port) {
             return;
         }
-        let mut cx = Cx::new(routes, fib, &mut self.icmp, &self.clock, in_port);
-        each_packet(pkts, metas, |pkt, meta| cx.process(pkt, meta));
+        let cx = Cx::new(routes, fib, &mut self.icmp, &self.clock, in_port);
+        each_packet(pkts, metas, cx);
     }
 
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
@@ -170,6 +170,13 @@ struct L2 {
     multicast: bool,
 }
 
+impl<P: Packet, C: Clock> PacketFn<P> for Cx<'_, C> {
+    #[inline(always)]
+    fn call(&mut self, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        self.process(pkt, meta)
+    }
+}
+
 impl<'a, C: Clock> Cx<'a, C> {
     #[inline(always)]
     fn new(routes: &'a Routes, fib: &'a Fib, icmp: &'a mut TokenBucket, now: &'a C, in_port: PortIdx) -> Self {
@@ -216,13 +223,19 @@ impl<'a, C: Clock> Cx<'a, C> {
         if total < ipv4::HEADER_LEN || ETH + total > d.len() || h[22] <= 1 {
             return Fast::Slow;
         }
-        let valid = pkt.ipv4_checksum_ok().unwrap_or_else(|| {
-            let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
-            let sum = w(14) + w(18) + w(22) + w(26) + w(30);
-            let sum = (sum & 0xffff) + (sum >> 16 & 0xffff) + (sum >> 32);
-            let sum = (sum & 0xffff) + (sum >> 16);
-            (sum & 0xffff) + (sum >> 16) == 0xffff
-        });
+        // Written out rather than in a closure: LLVM may decline to inline
+        // a closure here once the worker loop around it grows (it did, at
+        // a cost of 6 cycles per packet; see docs/PERFORMANCE.md).
+        let valid = match pkt.ipv4_checksum_ok() {
+            Some(ok) => ok,
+            None => {
+                let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+                let sum = w(14) + w(18) + w(22) + w(26) + w(30);
+                let sum = (sum & 0xffff) + (sum >> 16 & 0xffff) + (sum >> 32);
+                let sum = (sum & 0xffff) + (sum >> 16);
+                (sum & 0xffff) + (sum >> 16) == 0xffff
+            }
+        };
         if !valid {
             return Fast::Slow;
         }
