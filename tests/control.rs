@@ -63,7 +63,8 @@ fn corpus(dir: &Scratch) -> Vec<(PathBuf, String, String)> {
     names.sort();
     for p in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
         let text = std::fs::read_to_string(&p).unwrap();
-        let expect = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{}: no # expect: line", p.display()));
+        let expect =
+            text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{}: no # expect: line", p.display()));
         let expect = expect.replace("{dir}", dir.0.to_str().unwrap());
         let name = p.file_name().unwrap().to_str().unwrap().to_owned();
         out.push((dir.write(&name, &text), expect, text));
@@ -200,7 +201,12 @@ fn show_prints_tables_and_json() {
         assert!(out.starts_with(head), "show {what}:\n{out}");
     }
     let counters = app.show("counters");
-    let rows: Vec<_> = counters.as_array().unwrap().iter().map(|r| (r["core"].as_str().unwrap().to_owned(), r["port"].as_str().unwrap().to_owned())).collect();
+    let rows: Vec<_> = counters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["core"].as_str().unwrap().to_owned(), r["port"].as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(rows, [("1", "lan0"), ("1", "wan0"), ("control", "lan0"), ("control", "wan0")].map(|(a, b)| (a.to_owned(), b.to_owned())));
     let ports = app.show("ports");
     let p = &ports[0];
@@ -248,7 +254,10 @@ fn the_control_socket_is_root_only() {
         assert!(out.contains("permission denied; the control socket is root-only"), "{out}");
     }
     // A second appliance with the same socket is refused before it starts workers.
-    let cfg2 = dir.write("second.toml", &xconnect_config(&pfx, true, "").replace(&format!("file_prefix = \"{pfx}\""), &format!("file_prefix = \"{pfx}2\"")));
+    let cfg2 = dir.write(
+        "second.toml",
+        &xconnect_config(&pfx, true, "").replace(&format!("file_prefix = \"{pfx}\""), &format!("file_prefix = \"{pfx}2\"")),
+    );
     let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg2), LIMIT);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("is in use: another patronus is running with it"), "{}", text(&out.stderr));

@@ -160,7 +160,9 @@ fn free_port() -> u16 {
 }
 
 fn encode(q: &str) -> String {
-    q.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    q.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 struct Prometheus {
@@ -260,7 +262,8 @@ forward = "lan0"
     let start = Instant::now();
     loop {
         let up = prom.query("up{job=\"patronus\"} == 1").ok().and_then(|r| r.as_array().map(|a| !a.is_empty()));
-        let scrapes = prom.query("count_over_time(up{job=\"patronus\"}[1m])").ok().and_then(|r| r[0]["value"][1].as_str()?.parse::<u32>().ok());
+        let scrapes =
+            prom.query("count_over_time(up{job=\"patronus\"}[1m])").ok().and_then(|r| r[0]["value"][1].as_str()?.parse::<u32>().ok());
         if up == Some(true) && scrapes.is_some_and(|n| n >= 3) {
             break;
         }

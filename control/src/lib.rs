@@ -1,6 +1,8 @@
 //! The `patronus` binary's library: configuration, the control thread and
 //! the operator commands.
 
+pub mod capture;
+pub mod classify;
 pub mod config;
 pub mod ctl;
 pub mod reload;

@@ -61,6 +61,29 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Classify the flows of pcap/pcapng captures offline, with the same
+    /// flow table and DPI the workers run.
+    ///
+    /// One line per flow: capture, 5-tuple (client first), application,
+    /// category, how it was decided (host, dns-cache, protocol, pattern,
+    /// sdp, or port-hint: a guess from the port alone, not counted as
+    /// classified), Host/SNI, and packets until the decision; then a
+    /// summary. Link types: Ethernet (with VLAN tags), Linux SLL/SLL2, raw
+    /// IP, BSD loopback. Use it to check your own signatures.
+    Classify {
+        /// Captures to classify.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Signature files, in order [default: conf/signatures.toml, else
+        /// /etc/patronus/signatures.toml].
+        #[arg(long = "signatures", value_name = "FILE")]
+        signatures: Vec<PathBuf>,
+        /// Packets per direction inspected before a flow is given up.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=64))]
+        max_packets: u8,
+        #[arg(long, value_enum, default_value = "table")]
+        format: patronus::classify::Format,
+    },
     /// Show the running appliance's state.
     ///
     /// WHAT is one of: status, ports, counters (per core and port), drops
@@ -164,6 +187,32 @@ fn main() -> ExitCode {
                 }
             };
             ExitCode::from(run(&cfg, &config, &RunOptions { duration }) as u8)
+        }
+        Command::Classify { files, signatures, max_packets, format } => {
+            let sigs = if signatures.is_empty() {
+                let local = PathBuf::from("conf/signatures.toml");
+                vec![if local.exists() { local } else { PathBuf::from("/etc/patronus/signatures.toml") }]
+            } else {
+                signatures
+            };
+            let paths: Vec<&Path> = sigs.iter().map(PathBuf::as_path).collect();
+            let set = match patronus::config::signatures::load(&paths) {
+                Ok(s) => s,
+                Err(e) => {
+                    for line in e.to_string().lines() {
+                        eprintln!("patronus: error: {line}");
+                    }
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            };
+            let dpi = match dataplane::dpi::Dpi::compile(&set, max_packets) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("patronus: error: signatures: app[{}].{}: {}", e.app, e.field, e.msg);
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            };
+            ExitCode::from(patronus::classify::main(&dpi, &files, format))
         }
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),

@@ -211,6 +211,9 @@ forward = "lan0"
         assert!(!needs_restart("port[0].vlan[1].addresses"));
         assert!(!needs_restart("control.watch"));
         assert!(!needs_restart("route[0]"));
-        assert_eq!(classify(&["eal.hugepages".into(), "router.icmp_rate".into()]), (vec!["router.icmp_rate".into()], vec!["eal.hugepages".into()]));
+        assert_eq!(
+            classify(&["eal.hugepages".into(), "router.icmp_rate".into()]),
+            (vec!["router.icmp_rate".into()], vec!["eal.hugepages".into()])
+        );
     }
 }

@@ -189,8 +189,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         }
     };
     for f in &routes.ifaces {
-        let addrs: Vec<String> =
-            f.v4.iter().map(|(a, l)| format!("{a}/{l}")).chain(f.v6.iter().map(|(a, l)| format!("{a}/{l}"))).collect();
+        let addrs: Vec<String> = f.v4.iter().map(|(a, l)| format!("{a}/{l}")).chain(f.v6.iter().map(|(a, l)| format!("{a}/{l}"))).collect();
         println!("patronus: interface {} on {} (mtu {}): {}", f.name, cfg.port[f.port as usize].name, f.mtu, addrs.join(" "));
     }
 

@@ -97,16 +97,7 @@ impl LatencyBook {
     }
 
     pub fn add(&mut self, core: u32, measure: Measure, slot: Arc<Slot>) {
-        self.tracks.push(Track {
-            core,
-            measure,
-            slot,
-            delta: accumulator(),
-            cur: accumulator(),
-            prev: accumulator(),
-            total: 0,
-            stalls: 0,
-        });
+        self.tracks.push(Track { core, measure, slot, delta: accumulator(), cur: accumulator(), prev: accumulator(), total: 0, stalls: 0 });
     }
 
     /// Takes what the workers recorded since the last call; slides the
@@ -241,7 +232,8 @@ impl Metrics {
             if let Some(p) = self.prev.as_ref().and_then(|p| p.workers.get(i)) {
                 let span = snap.tsc.wrapping_sub(self.prev.as_ref().map_or(0, |p| p.tsc));
                 if span > 0 {
-                    gauge!("patronus_worker_busy_ratio", "core" => core).set(w.busy_cycles.wrapping_sub(p.busy_cycles) as f64 / span as f64);
+                    gauge!("patronus_worker_busy_ratio", "core" => core)
+                        .set(w.busy_cycles.wrapping_sub(p.busy_cycles) as f64 / span as f64);
                 }
             }
         }
@@ -250,8 +242,13 @@ impl Metrics {
             for (q, v) in QUANTILES.iter().zip(&row.quantiles) {
                 let ql = quantile_label(*q);
                 match row.what.strip_prefix("stage:") {
-                    Some(stage) => gauge!("patronus_stage_cycles_per_packet", "core" => core.clone(), "stage" => stage.to_owned(), "quantile" => ql).set(*v),
-                    None if row.what == "residence" => gauge!("patronus_residence_seconds", "core" => core.clone(), "quantile" => ql).set(*v),
+                    Some(stage) => {
+                        gauge!("patronus_stage_cycles_per_packet", "core" => core.clone(), "stage" => stage.to_owned(), "quantile" => ql)
+                            .set(*v)
+                    }
+                    None if row.what == "residence" => {
+                        gauge!("patronus_residence_seconds", "core" => core.clone(), "quantile" => ql).set(*v)
+                    }
                     None => gauge!("patronus_loop_iteration_seconds", "core" => core.clone(), "quantile" => ql).set(*v),
                 }
             }
@@ -296,10 +293,18 @@ fn describe() {
     describe_gauge!("patronus_start_time_seconds", Unit::Seconds, "Unix time the appliance started.");
     describe_gauge!("patronus_resident_memory_bytes", Unit::Bytes, "Resident memory of the process (DPDK memory included once touched).");
     describe_gauge!("patronus_port_info", "Always 1; labels describe each configured port.");
-    describe_counter!("patronus_packets_total", Unit::Count, "Packets received (direction=rx) and sent (tx), per core and port, as the workers count them.");
+    describe_counter!(
+        "patronus_packets_total",
+        Unit::Count,
+        "Packets received (direction=rx) and sent (tx), per core and port, as the workers count them."
+    );
     describe_counter!("patronus_bytes_total", Unit::Bytes, "Frame bytes received and sent, per core and port, as the workers count them.");
     describe_counter!("patronus_drops_total", Unit::Count, "Packets dropped, per core, port and reason (see docs/CONFIG.md for reasons).");
-    describe_counter!("patronus_punted_packets_total", Unit::Count, "Packets handed to the control thread (ARP, ND, neighbour resolution).");
+    describe_counter!(
+        "patronus_punted_packets_total",
+        Unit::Count,
+        "Packets handed to the control thread (ARP, ND, neighbour resolution)."
+    );
     describe_counter!("patronus_icmp_errors_sent_total", Unit::Count, "Packets answered with an ICMP error.");
     describe_counter!("patronus_nic_packets_total", Unit::Count, "Packets the NIC received and sent (rte_eth_stats).");
     describe_counter!("patronus_nic_bytes_total", Unit::Bytes, "Bytes the NIC received and sent (rte_eth_stats).");
@@ -308,17 +313,36 @@ fn describe() {
     describe_counter!("patronus_nic_rx_nombuf_total", Unit::Count, "RX mbuf allocation failures.");
     describe_counter!("patronus_worker_polls_total", Unit::Count, "Poll-loop iterations per worker.");
     describe_counter!("patronus_worker_sleeps_total", Unit::Count, "Adaptive-mode naps per worker.");
-    describe_counter!("patronus_worker_stalls_total", Unit::Count, "Poll-loop iterations at least patronus_worker_stall_threshold_seconds long.");
+    describe_counter!(
+        "patronus_worker_stalls_total",
+        Unit::Count,
+        "Poll-loop iterations at least patronus_worker_stall_threshold_seconds long."
+    );
     describe_gauge!("patronus_worker_stall_threshold_seconds", Unit::Seconds, "Iteration length counted as a stall ([worker] stall_us).");
-    describe_gauge!("patronus_worker_busy_ratio", "Fraction of TSC time each worker spent on iterations that received packets, over the last interval.");
-    describe_gauge!("patronus_residence_seconds", Unit::Seconds, "Packet residence (RX burst to TX burst) quantiles over the last 5-10 s; quantile=\"1\" is the maximum.");
-    describe_gauge!("patronus_loop_iteration_seconds", Unit::Seconds, "Poll-loop iteration length quantiles over the last 5-10 s; quantile=\"1\" is the maximum.");
+    describe_gauge!(
+        "patronus_worker_busy_ratio",
+        "Fraction of TSC time each worker spent on iterations that received packets, over the last interval."
+    );
+    describe_gauge!(
+        "patronus_residence_seconds",
+        Unit::Seconds,
+        "Packet residence (RX burst to TX burst) quantiles over the last 5-10 s; quantile=\"1\" is the maximum."
+    );
+    describe_gauge!(
+        "patronus_loop_iteration_seconds",
+        Unit::Seconds,
+        "Poll-loop iteration length quantiles over the last 5-10 s; quantile=\"1\" is the maximum."
+    );
     describe_gauge!("patronus_stage_cycles_per_packet", "TSC cycles per packet spent in a pipeline stage, quantiles over the last 5-10 s.");
     describe_counter!("patronus_config_reloads_total", Unit::Count, "Config reloads that applied.");
     describe_counter!("patronus_config_reload_failures_total", Unit::Count, "Config reloads rejected (the running config stayed).");
     describe_gauge!("patronus_config_last_reload_timestamp_seconds", Unit::Seconds, "Unix time of the last reload attempt.");
     describe_gauge!("patronus_config_last_reload_success", "1 if the last reload applied (or none was tried), 0 if it was rejected.");
-    describe_gauge!("patronus_config_restart_pending_fields", Unit::Count, "Fields changed in the config file that need a restart to apply.");
+    describe_gauge!(
+        "patronus_config_restart_pending_fields",
+        Unit::Count,
+        "Fields changed in the config file that need a restart to apply."
+    );
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -349,7 +373,8 @@ impl Exporter {
     /// Binds `addr` and serves on a thread pinned to `cpu`.
     pub fn start(addr: SocketAddr, cpu: Option<usize>) -> Result<Exporter, String> {
         let handle = handle()?;
-        let listener = TcpListener::bind(addr).map_err(|e| format!("metrics endpoint {addr} ([control] metrics_listen): cannot bind: {e}"))?;
+        let listener =
+            TcpListener::bind(addr).map_err(|e| format!("metrics endpoint {addr} ([control] metrics_listen): cannot bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -432,7 +457,7 @@ mod tests {
             rec.record_n(1_000, 1);
         }
         rec.record_n(80_000, 1); // an 80 µs stall
-        // Two collections: the first moves the worker to the other buffer.
+                                 // Two collections: the first moves the worker to the other buffer.
         book.collect(Instant::now());
         rec.sync();
         book.collect(Instant::now());

@@ -11,8 +11,8 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 
 use crate::counters::{port_totals, DropReason, PortTotals, WorkerCounters};
-use crate::latency;
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
+use crate::latency;
 use crate::packet::{Burst, Packet};
 use crate::pipeline::Stage;
 use crate::worker::{PollMode, PortQueues, PuntRing, TxQueue, Worker, WorkerConf, WorkerLatency};

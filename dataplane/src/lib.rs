@@ -9,7 +9,9 @@
 
 pub mod counters;
 pub mod dpdk;
+pub mod dpi;
 pub mod engine;
+pub mod flow;
 pub mod latency;
 pub mod packet;
 pub mod pipeline;

@@ -354,7 +354,13 @@ fn send_burst<P: Packet, T: TxQueue<P>>(
 
 /// Appends to a TX buffer, flushing it when it reaches `flush_at`.
 #[inline(always)]
-fn buffer<P: Packet, T: TxQueue<P>>(port: &mut TxPort<T, P>, pkt: P, counters: &PortCounters, flush_at: usize, lat: &mut Option<TxLatency>) {
+fn buffer<P: Packet, T: TxQueue<P>>(
+    port: &mut TxPort<T, P>,
+    pkt: P,
+    counters: &PortCounters,
+    flush_at: usize,
+    lat: &mut Option<TxLatency>,
+) {
     if port.buf.is_empty() {
         port.since = lat.as_ref().map_or(0, |l| l.t0);
     }
@@ -600,7 +606,8 @@ mod tests {
             }
         }
         let rig = Rig::new(usize::MAX);
-        let rx = ScriptRx { script: vec![rig.burst(0..32)].into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
+        let rx =
+            ScriptRx { script: vec![rig.burst(0..32)].into(), clock: rig.clock.clone(), tick: 1, stop: rig.stop.clone(), idle_polls: 0 };
         let ports = vec![
             PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
             PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },

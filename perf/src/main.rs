@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dataplane::engine::{Device, EalSpec, Engine, EngineSpec, PortSpec, Snapshot};
 use dataplane::dpdk;
+use dataplane::engine::{Device, EalSpec, Engine, EngineSpec, PortSpec, Snapshot};
 use dataplane::latency::Slot;
 use dataplane::pipeline::{Timed, XConnect};
 use dataplane::worker::PollMode;

@@ -501,5 +501,8 @@ pub fn http_get(url: &str) -> Result<String, String> {
 
 /// The value of a metric line `name{labels} value` in an exposition.
 pub fn metric(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    exposition
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }

@@ -52,8 +52,11 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
     }
     let text = std::fs::read(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
     let trimmed = text.trim_ascii();
-    let key = decode_base64_32(trimmed)
-        .ok_or_else(|| format!("key file {shown} does not hold a WireGuard private key: expected 44 characters of base64 (32 bytes), as `wg genkey` writes"))?;
+    let key = decode_base64_32(trimmed).ok_or_else(|| {
+        format!(
+            "key file {shown} does not hold a WireGuard private key: expected 44 characters of base64 (32 bytes), as `wg genkey` writes"
+        )
+    })?;
     Ok(PrivateKey(key))
 }
 

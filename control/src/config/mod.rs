@@ -174,12 +174,7 @@ pub struct Control {
 
 impl Default for Control {
     fn default() -> Self {
-        Control {
-            socket: None,
-            metrics_listen: default_metrics_listen(),
-            watch: false,
-            reload_timeout_ms: default_reload_timeout_ms(),
-        }
+        Control { socket: None, metrics_listen: default_metrics_listen(), watch: false, reload_timeout_ms: default_reload_timeout_ms() }
     }
 }
 
@@ -400,6 +395,7 @@ macro_rules! cfg_path {
 // After the macro, so the router module sees it.
 pub mod keys;
 mod router;
+pub mod signatures;
 
 impl From<&str> for Seg {
     fn from(k: &str) -> Seg {
@@ -565,7 +561,10 @@ impl Config {
             check(
                 c.metrics_listen.parse::<std::net::SocketAddr>().is_ok(),
                 cfg_path!("control", "metrics_listen"),
-                format!("{:?} is not an address; expected ADDR:PORT such as \"127.0.0.1:9100\" or \"[::1]:9100\", or \"\" (off)", c.metrics_listen),
+                format!(
+                    "{:?} is not an address; expected ADDR:PORT such as \"127.0.0.1:9100\" or \"[::1]:9100\", or \"\" (off)",
+                    c.metrics_listen
+                ),
             );
         }
         check(

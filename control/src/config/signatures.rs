@@ -1,0 +1,178 @@
+//! `conf/signatures.toml`: the applications DPI knows. Parsed here (with
+//! file, line and field in every error) into a [`SignatureSet`] that the
+//! data plane compiles.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use dataplane::dpi::{App, AppSig, Category, Dpi, Pattern, Proto, SignatureSet};
+
+use super::{serde_path, ConfigError, ConfigErrors, Locator, Seg};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    app: Vec<AppDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppDef {
+    name: String,
+    category: String,
+    #[serde(default)]
+    qos: u8,
+    #[serde(default)]
+    hosts: Vec<String>,
+    /// "tcp/443", "udp/3478".
+    #[serde(default)]
+    ports: Vec<String>,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    pattern: Vec<PatternDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternDef {
+    /// Text, with \xNN escapes for bytes.
+    bytes: String,
+    offset: Option<u16>,
+    #[serde(default = "default_depth")]
+    depth: u16,
+    #[serde(default)]
+    proto: Option<String>,
+}
+
+fn default_depth() -> u16 {
+    64
+}
+
+fn proto_num(s: &str) -> Option<u8> {
+    match s {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        _ => None,
+    }
+}
+
+/// `\xNN` escapes in pattern text.
+fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
+            let hex = s.get(i + 2..i + 4).ok_or("`\\x` needs two hex digits")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("`\\x{hex}` is not a hex byte"))?);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one signature file into `set` (appending).
+pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(), ConfigErrors> {
+    let loc = Locator::new(file, text);
+    let de = toml::Deserializer::new(text);
+    let f: File = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = serde_path(e.path());
+        let inner = e.inner();
+        ConfigErrors(vec![match inner.span() {
+            Some(span) => loc.error_at(span.start, &path, inner.message()),
+            None => loc.error(&path, inner.message()),
+        }])
+    })?;
+    let mut errors = Vec::new();
+    let first = set.apps.len();
+    for (i, a) in f.app.into_iter().enumerate() {
+        let at = |field: &str| vec![Seg::Key("app".into()), Seg::Index(i), Seg::Key(field.into())];
+        let category = Category::parse(&a.category).unwrap_or_else(|| {
+            let names: Vec<_> = Category::ALL.iter().map(|c| c.name()).collect();
+            errors.push(loc.error(&at("category"), format!("unknown category `{}`, expected one of {}", a.category, names.join(", "))));
+            Category::Unknown
+        });
+        if a.qos > 7 {
+            errors.push(loc.error(&at("qos"), format!("{} is out of range 0..=7", a.qos)));
+        }
+        let mut ports = Vec::new();
+        for (j, p) in a.ports.iter().enumerate() {
+            let parsed = p.split_once('/').and_then(|(pr, n)| Some((proto_num(pr)?, n.parse::<u16>().ok()?)));
+            match parsed {
+                Some(pp) => ports.push(pp),
+                None => {
+                    let mut path = at("ports");
+                    path.push(Seg::Index(j));
+                    errors.push(loc.error(&path, format!("`{p}` is not PROTO/PORT (e.g. tcp/443)")));
+                }
+            }
+        }
+        let protocol = a.protocol.as_deref().and_then(|p| {
+            Proto::parse(p).or_else(|| {
+                let names: Vec<_> = Proto::ALL.iter().skip(1).map(|p| p.name()).collect();
+                errors.push(loc.error(&at("protocol"), format!("unknown protocol `{p}`, expected one of {}", names.join(", "))));
+                None
+            })
+        });
+        let mut patterns = Vec::new();
+        for (j, p) in a.pattern.iter().enumerate() {
+            let path = |f: &str| vec![Seg::Key("app".into()), Seg::Index(i), Seg::Key("pattern".into()), Seg::Index(j), Seg::Key(f.into())];
+            let bytes = unescape(&p.bytes).unwrap_or_else(|e| {
+                errors.push(loc.error(&path("bytes"), e));
+                Vec::new()
+            });
+            if bytes.is_empty() {
+                errors.push(loc.error(&path("bytes"), "a pattern must not be empty"));
+            }
+            let proto = match p.proto.as_deref() {
+                None => 0,
+                Some(s) => proto_num(s).unwrap_or_else(|| {
+                    errors.push(loc.error(&path("proto"), format!("`{s}`: expected tcp or udp")));
+                    0
+                }),
+            };
+            patterns.push(Pattern { bytes, offset: p.offset, depth: p.depth, proto });
+        }
+        set.apps.push(AppSig { app: App { name: a.name, category, qos: a.qos }, hosts: a.hosts, patterns, ports, protocol });
+    }
+    // Compile to catch duplicates and bad hosts, placed at their app.
+    if errors.is_empty() {
+        if let Err(e) = Dpi::compile(set, 8) {
+            if e.app >= first {
+                let path = vec![Seg::Key("app".into()), Seg::Index(e.app - first), Seg::Key(e.field.into())];
+                errors.push(loc.error(&path, e.msg));
+            } else {
+                errors.push(ConfigError { file: file.to_owned(), line: 0, column: 0, field: e.field.into(), message: e.msg });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Loads signature files in order (later files add applications).
+pub fn load(files: &[&Path]) -> Result<SignatureSet, ConfigErrors> {
+    let mut set = SignatureSet::default();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: f.to_path_buf(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        parse_into(f, &text, &mut set)?;
+    }
+    Ok(set)
+}

@@ -1,0 +1,47 @@
+//! Flow parsing and every DPI extractor on arbitrary frames: the first
+//! byte picks the link type; the rest is a sequence of frames, each
+//! prefixed by a 2-byte length, all fed to one flow table so extractor
+//! state carries over between them (TLS reassembly, RTP, DNS cache).
+#![no_main]
+
+use dataplane::dpi::{App, AppSig, Category, Dpi, Local, Pattern, Proto, SignatureSet, Status};
+use dataplane::flow::{account, parse_frame, FlowTable, LinkType, Timeouts};
+use libfuzzer_sys::fuzz_target;
+
+fn dpi() -> Dpi {
+    let mut set = SignatureSet::default();
+    for (i, p) in Proto::ALL.iter().enumerate().skip(1) {
+        set.apps.push(AppSig {
+            app: App { name: format!("p{i}"), category: Category::Web, qos: 0 },
+            hosts: vec![format!("h{i}.example")],
+            patterns: vec![Pattern { bytes: vec![i as u8, 0xff], offset: Some(i as u16), depth: 0, proto: 0 }],
+            ports: vec![(17, i as u16)],
+            protocol: Some(*p),
+        });
+    }
+    Dpi::compile(&set, 4).unwrap()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&l, mut rest)) = data.split_first() else { return };
+    let link = [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Null][l as usize % 5];
+    static DPI: std::sync::OnceLock<Dpi> = std::sync::OnceLock::new();
+    let dpi = DPI.get_or_init(dpi);
+    let mut table = FlowTable::new(64, Timeouts::with_hz(1000));
+    let mut local = Local::new(16, 2);
+    let mut now = 0;
+    while rest.len() >= 2 {
+        let n = (u16::from_le_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
+        let frame = &rest[2..2 + n];
+        rest = &rest[2 + n..];
+        now += 1;
+        let Some(p) = parse_frame(link, frame) else { continue };
+        assert!(p.payload.0 + p.payload.1 <= frame.len());
+        let (f, d) = table.lookup_or_insert(&p.key, p.dir, now);
+        account(f, d, p.ip_len, &p.l4, now);
+        if f.dpi.status == Status::Inspecting {
+            dpi.inspect(f, d, &frame[p.payload.0..p.payload.0 + p.payload.1], &p.l4, &mut local, now);
+        }
+        table.sweep(now, 1);
+    }
+});

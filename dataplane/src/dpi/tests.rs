@@ -1,0 +1,171 @@
+use super::*;
+use crate::flow::{account, key, FlowKey, FlowTable, Timeouts};
+
+/// A ClientHello sent by `openssl s_client -servername www.youtube.com
+/// -alpn h2,http/1.1` (OpenSSL 3.0, Debian 12), captured from the socket.
+const HELLO: &[u8] = include_bytes!("testdata/openssl-clienthello-youtube.bin");
+
+fn sigs() -> Dpi {
+    let app = |name: &str, cat, hosts: &[&str], protocol| AppSig {
+        app: App { name: name.into(), category: cat, qos: 1 },
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        patterns: vec![],
+        ports: vec![],
+        protocol,
+    };
+    let mut set = SignatureSet::default();
+    set.apps.push(app("TLS", Category::Web, &[], Some(Proto::Tls)));
+    set.apps.push(app("HTTP", Category::Web, &[], Some(Proto::Http)));
+    set.apps.push(app("DNS", Category::NetworkService, &[], Some(Proto::Dns)));
+    set.apps.push(app("YouTube", Category::Video, &["youtube.com", "googlevideo.com"], None));
+    let mut odd = app("Odd", Category::Gaming, &[], None);
+    odd.patterns.push(Pattern { bytes: b"\xfe\xfdODD".to_vec(), offset: Some(2), depth: 0, proto: 17 });
+    set.apps.push(odd);
+    Dpi::compile(&set, 4).unwrap()
+}
+
+struct Rig {
+    dpi: Dpi,
+    table: FlowTable,
+    local: Local,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig { dpi: sigs(), table: FlowTable::new(64, Timeouts::with_hz(1)), local: Local::new(64, 4) }
+    }
+
+    /// A packet from client 10.0.0.1:port to server addr:sport (or back).
+    fn packet(&mut self, proto: u8, client: u16, server: [u8; 4], sport: u16, to_server: bool, payload: &[u8]) -> FlowDpi {
+        let c = key::mapped_v4([10, 0, 0, 1]);
+        let s = key::mapped_v4(server);
+        let (k, d) = if to_server { FlowKey::new(c, client, s, sport, proto) } else { FlowKey::new(s, sport, c, client, proto) };
+        let l4 = if proto == 6 { L4Info::Tcp { flags: 0x18, seq: 0 } } else { L4Info::Udp };
+        let (f, dir) = self.table.lookup_or_insert(&k, d, 5);
+        account(f, dir, payload.len(), &l4, 5);
+        self.dpi.inspect(f, dir, payload, &l4, &mut self.local, 5);
+        f.dpi
+    }
+}
+
+#[test]
+fn golden_client_hello_gives_sni_and_alpn() {
+    match tls::client_hello(HELLO) {
+        tls::Hello::Done(h) => {
+            assert_eq!(h.sni, b"www.youtube.com");
+            assert_eq!(h.alpn, b"h2");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Every truncation is partial or invalid, never a panic or a wrong name.
+    for cut in 0..HELLO.len() {
+        assert!(!matches!(tls::client_hello(&HELLO[..cut]), tls::Hello::Done(_)), "cut {cut}");
+    }
+}
+
+#[test]
+fn a_client_hello_split_over_segments_is_reassembled() {
+    let mut r = Rig::new();
+    let (a, b, c) = (&HELLO[..7], &HELLO[7..100], &HELLO[100..]);
+    assert_eq!(r.packet(6, 5000, [142, 250, 1, 1], 443, true, a).status, Status::Inspecting);
+    assert_eq!(r.packet(6, 5000, [142, 250, 1, 1], 443, true, b).status, Status::Inspecting);
+    let st = r.packet(6, 5000, [142, 250, 1, 1], 443, true, c);
+    assert_eq!(st.status, Status::Decided);
+    assert_eq!(r.dpi.app(st.app).name, "YouTube");
+    assert_eq!((st.basis, st.category, st.host.as_str(), st.decided_after), (Basis::Host, Category::Video, "www.youtube.com", 3));
+}
+
+#[test]
+fn tls_without_a_known_name_is_tls() {
+    let mut r = Rig::new();
+    let mut hello = HELLO.to_vec();
+    let at = hello.windows(7).position(|w| w == b"youtube").unwrap();
+    hello[at..at + 7].copy_from_slice(b"example");
+    let st = r.packet(6, 5001, [1, 2, 3, 4], 443, true, &hello);
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis, st.host.as_str()), ("TLS", Basis::Protocol, "www.example.com"));
+}
+
+#[test]
+fn http_host_names_the_application_and_downloads_are_file_transfers() {
+    let mut r = Rig::new();
+    let st =
+        r.packet(6, 5002, [1, 2, 3, 4], 80, true, b"GET /watch HTTP/1.1\r\nHost: www.YouTube.com:8080\r\nUser-Agent: curl/7.88\r\n\r\n");
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.host.as_str()), ("YouTube", "www.youtube.com"));
+    assert!(http::response(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n").unwrap().download);
+    assert!(!http::response(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n").unwrap().download);
+}
+
+/// A DNS response for `name` with one A record (built field by field, RFC
+/// 1035 4.1).
+fn dns_response(name: &str, addr: [u8; 4]) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+    m.extend_from_slice(&addr);
+    m
+}
+
+#[test]
+fn a_dns_answer_classifies_the_next_flow_on_its_first_packet() {
+    let mut r = Rig::new();
+    let st = r.packet(17, 40000, [9, 9, 9, 9], 53, false, &dns_response("rr3.googlevideo.com", [173, 194, 1, 7]));
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.category), ("YouTube", Category::NetworkService), "a lookup is network plumbing");
+    let st = r.packet(17, 6000, [173, 194, 1, 7], 443, true, b"\x40opaque-short-header-quic");
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis, st.decided_after), ("YouTube", Basis::DnsCache, 1));
+    assert_eq!(st.category, Category::Video);
+    // Truncated DNS never panics.
+    let full = dns_response("a.b.c", [1, 1, 1, 1]);
+    for cut in 0..full.len() {
+        let _ = dns::message(&full[..cut]);
+        r.local.dns.learn(&full[..cut], 0);
+    }
+}
+
+#[test]
+fn anchored_patterns_match_only_at_their_offset() {
+    let mut r = Rig::new();
+    let st = r.packet(17, 7000, [5, 5, 5, 5], 9999, true, b"\x00\x01\xfe\xfdODD rest");
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis), ("Odd", Basis::Pattern));
+    let st = r.packet(17, 7001, [5, 5, 5, 5], 9999, true, b"\x00\x01\x02\xfe\xfdODD");
+    assert_eq!(st.status, Status::Inspecting, "one byte late: no match");
+}
+
+#[test]
+fn an_unidentified_flow_gives_up_after_its_budget_and_stays_unknown() {
+    let mut r = Rig::new();
+    for i in 0..3 {
+        let st = r.packet(6, 8000, [7, 7, 7, 7], 7777, true, b"zz opaque zz");
+        assert_eq!(st.status, Status::Inspecting, "packet {i}");
+    }
+    let st = r.packet(6, 8000, [7, 7, 7, 7], 7777, true, b"zz opaque zz");
+    assert_eq!((st.status, st.decided_after), (Status::GaveUp, 4), "budget: 4 per direction");
+    let mut last = FlowDpi::default();
+    for _ in 0..4 {
+        last = r.packet(6, 8000, [7, 7, 7, 7], 7777, true, b"GET / HTTP/1.1\r\nHost: youtube.com\r\n\r\n");
+    }
+    assert_eq!((last.status, last.app), (Status::GaveUp, UNKNOWN), "never retried");
+}
+
+#[test]
+fn bad_signatures_are_refused() {
+    let mut set = SignatureSet::default();
+    let a = AppSig {
+        app: App { name: "A".into(), category: Category::Web, qos: 0 },
+        hosts: vec!["a.com".into()],
+        patterns: vec![],
+        ports: vec![],
+        protocol: None,
+    };
+    set.apps.push(a.clone());
+    set.apps.push(AppSig { app: App { name: "B".into(), ..a.app.clone() }, ..a.clone() });
+    let e = Dpi::compile(&set, 8).err().unwrap();
+    assert_eq!((e.app, e.field), (1, "hosts"));
+    set.apps[1].hosts = vec!["bad host!".into()];
+    assert_eq!(Dpi::compile(&set, 8).err().unwrap().field, "hosts");
+    set.apps[1] = a;
+    assert_eq!(Dpi::compile(&set, 8).err().unwrap().field, "name");
+}

@@ -1,0 +1,257 @@
+//! Per-worker flow table: bidirectional 5-tuple keys, fixed capacity, no
+//! allocation after construction.
+//!
+//! Layout: a set-associative table. A key hashes to one bucket of
+//! [`WAYS`] entries; lookup compares a 32-bit tag first and the key only on
+//! a tag hit, so a miss costs one cache line of tags. A new flow takes a
+//! free or expired way of its bucket; when all ways are live, the one idle
+//! longest is evicted and counted (the oldest flow of its bucket: with
+//! 8 ways this approximates global LRU the way a CPU cache does, without a
+//! list to maintain per packet).
+//!
+//! Expiry is by idle time per protocol ([`Timeouts`]); TCP FIN or RST in
+//! both directions (or RST alone) ends a flow at once. Expired flows are
+//! found lazily (a lookup that lands on one) and by an incremental sweep
+//! ([`FlowTable::sweep`]) the worker runs a few buckets at a time, so the
+//! `expired` counter stays current without a pass over the whole table.
+
+pub mod key;
+
+pub use key::{parse_frame, Dir, FlowKey, L4Info, LinkType};
+
+use crate::dpi::FlowDpi;
+
+/// Entries per bucket.
+pub const WAYS: usize = 8;
+
+/// Idle timeouts, in clock ticks, per protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: u64,
+    /// A TCP flow that has seen FIN from one side.
+    pub tcp_closing: u64,
+    /// A TCP flow ended by RST or FIN both ways: kept this long to absorb
+    /// the last ACKs and retransmissions.
+    pub tcp_ended: u64,
+    pub udp: u64,
+    pub other: u64,
+}
+
+impl Timeouts {
+    /// The defaults, for a clock of `hz` ticks per second: TCP 300 s,
+    /// closing TCP 10 s, ended TCP 1 s, UDP 60 s, others 30 s.
+    pub fn with_hz(hz: u64) -> Timeouts {
+        Timeouts { tcp: 300 * hz, tcp_closing: 10 * hz, tcp_ended: hz, udp: 60 * hz, other: 30 * hz }
+    }
+}
+
+/// What one flow holds.
+#[derive(Clone, Debug, Default)]
+pub struct Flow {
+    pub key: FlowKey,
+    /// Packets and bytes, [forward, reverse] (forward: as the first packet
+    /// went).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub first_seen: u64,
+    pub last_seen: u64,
+    /// FIN seen per direction; RST seen.
+    pub fin: [bool; 2],
+    pub rst: bool,
+    /// The direction (as canonicalised in the key) of the first packet.
+    pub orig: Dir,
+    /// Classification state and result.
+    pub dpi: FlowDpi,
+}
+
+impl Flow {
+    fn timeout(&self, t: &Timeouts) -> u64 {
+        match self.key.proto {
+            6 if self.ended() => t.tcp_ended,
+            6 if self.fin[0] || self.fin[1] => t.tcp_closing,
+            6 => t.tcp,
+            17 => t.udp,
+            _ => t.other,
+        }
+    }
+
+    fn expired(&self, now: u64, t: &Timeouts) -> bool {
+        now.wrapping_sub(self.last_seen) > self.timeout(t)
+    }
+
+    /// TCP ended by RST or by FIN both ways.
+    pub fn ended(&self) -> bool {
+        self.rst || (self.fin[0] && self.fin[1])
+    }
+}
+
+/// Flow-table counters, owned by one worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub created: u64,
+    /// Idle past their timeout.
+    pub expired: u64,
+    /// Ended by FIN/RST.
+    pub closed: u64,
+    /// Evicted from a full bucket to make room.
+    pub evicted: u64,
+    pub active: u64,
+}
+
+/// The table. Capacity is rounded up to a power of two of buckets.
+pub struct FlowTable {
+    tags: Box<[[u32; WAYS]]>,
+    flows: Box<[Flow]>,
+    mask: usize,
+    timeouts: Timeouts,
+    sweep_at: usize,
+    pub stats: FlowStats,
+    /// Offline only: flows that left the table, kept for reporting.
+    retired: Option<Vec<Flow>>,
+}
+
+/// Tag 0 marks a free way.
+const FREE: u32 = 0;
+
+impl FlowTable {
+    pub fn new(capacity: usize, timeouts: Timeouts) -> FlowTable {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowTable {
+            tags: vec![[FREE; WAYS]; buckets].into_boxed_slice(),
+            flows: vec![Flow::default(); buckets * WAYS].into_boxed_slice(),
+            mask: buckets - 1,
+            timeouts,
+            sweep_at: 0,
+            stats: FlowStats::default(),
+            retired: None,
+        }
+    }
+
+    /// Keeps every flow that leaves the table (for offline reports; a
+    /// worker never turns this on: it allocates).
+    pub fn keep_retired(&mut self) {
+        self.retired = Some(Vec::new());
+    }
+
+    /// The flows kept by [`FlowTable::keep_retired`].
+    pub fn take_retired(&mut self) -> Vec<Flow> {
+        self.retired.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Finds the flow of `key` or creates it; returns it and the packet's
+    /// direction relative to the flow's first packet. `dir` is the key's
+    /// direction as canonicalised.
+    pub fn lookup_or_insert(&mut self, key: &FlowKey, dir: Dir, now: u64) -> (&mut Flow, usize) {
+        let h = key.hash();
+        let tag = (h as u32) | 1; // never FREE
+        let b = (h >> 32) as usize & self.mask;
+        let base = b * WAYS;
+        let tags = &mut self.tags[b];
+        let mut victim = None::<(usize, u64)>;
+        let mut free = None;
+        for w in 0..WAYS {
+            if tags[w] == tag && self.flows[base + w].key == *key {
+                let f = &self.flows[base + w];
+                if !f.expired(now, &self.timeouts) {
+                    let f = &mut self.flows[base + w];
+                    let d = (dir as usize) ^ f.orig as usize;
+                    return (f, d);
+                }
+                // Expired: a new flow with the same key takes its place.
+                Self::retire(&mut self.stats, &mut self.retired, f);
+                tags[w] = FREE;
+                free = Some(w);
+                break;
+            }
+            if tags[w] == FREE {
+                free.get_or_insert(w);
+            } else {
+                let f = &self.flows[base + w];
+                if free.is_none() && f.expired(now, &self.timeouts) {
+                    Self::retire(&mut self.stats, &mut self.retired, f);
+                    tags[w] = FREE;
+                    free = Some(w);
+                } else if victim.is_none_or(|(_, t)| f.last_seen < t) {
+                    victim = Some((w, f.last_seen));
+                }
+            }
+        }
+        let w = match free {
+            Some(w) => w,
+            None => {
+                let (w, _) = victim.expect("a full bucket has a victim");
+                if let Some(r) = &mut self.retired {
+                    r.push(self.flows[base + w].clone());
+                }
+                self.stats.evicted += 1;
+                self.stats.active -= 1;
+                w
+            }
+        };
+        tags[w] = tag;
+        self.stats.created += 1;
+        self.stats.active += 1;
+        let f = &mut self.flows[base + w];
+        *f = Flow { key: *key, first_seen: now, last_seen: now, ..Flow::default() };
+        f.orig = dir;
+        (f, 0)
+    }
+
+    fn retire(stats: &mut FlowStats, retired: &mut Option<Vec<Flow>>, f: &Flow) {
+        if let Some(r) = retired {
+            r.push(f.clone());
+        }
+        if f.ended() {
+            stats.closed += 1;
+        } else {
+            stats.expired += 1;
+        }
+        stats.active -= 1;
+    }
+
+    /// Expires idle or ended flows in the next `buckets` buckets.
+    pub fn sweep(&mut self, now: u64, buckets: usize) {
+        for _ in 0..buckets.min(self.mask + 1) {
+            let b = self.sweep_at;
+            self.sweep_at = (b + 1) & self.mask;
+            for w in 0..WAYS {
+                if self.tags[b][w] != FREE && self.flows[b * WAYS + w].expired(now, &self.timeouts) {
+                    Self::retire(&mut self.stats, &mut self.retired, &self.flows[b * WAYS + w]);
+                    self.tags[b][w] = FREE;
+                }
+            }
+        }
+    }
+
+    /// Every live flow (for display and offline classification).
+    pub fn iter(&self) -> impl Iterator<Item = &Flow> {
+        self.tags
+            .iter()
+            .enumerate()
+            .flat_map(move |(b, t)| (0..WAYS).filter(move |w| t[*w] != FREE).map(move |w| &self.flows[b * WAYS + w]))
+    }
+}
+
+/// Updates a flow's counters and TCP state for one packet in direction
+/// `d` (0 forward, 1 reverse).
+#[inline]
+pub fn account(f: &mut Flow, d: usize, bytes: usize, l4: &L4Info, now: u64) {
+    f.packets[d] += 1;
+    f.bytes[d] += bytes as u64;
+    f.last_seen = now;
+    if let L4Info::Tcp { flags, .. } = *l4 {
+        if flags & key::TCP_FIN != 0 {
+            f.fin[d] = true;
+        }
+        if flags & key::TCP_RST != 0 {
+            f.rst = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
