@@ -212,7 +212,9 @@ fn check_accepts_every_shipped_config() {
     let mut n = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        // The DPI signatures are not an appliance config: tests/classify.rs
+        // loads them.
+        if path.extension().is_some_and(|e| e == "toml") && !path.ends_with("signatures.toml") {
             let out = run_with_timeout(patronus().arg("check").arg("--config").arg(&path), LIMIT);
             assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
             assert!(text(&out.stdout).contains(": OK ("), "{}", text(&out.stdout));
