@@ -88,7 +88,7 @@ pub fn classify_file(dpi: &Dpi, path: &Path, summary: &mut Summary) -> Result<Ve
             account(flow, d, p.ip_len, &p.l4, now);
             if flow.dpi.status == Status::Inspecting {
                 let payload = &pkt.data[p.payload.0..p.payload.0 + p.payload.1];
-                dpi.inspect(flow, d, payload, &p.l4, &mut local, now);
+                dpi.inspect(flow, d, payload, &mut local, now);
             }
         })
         .map_err(|e| format!("{}: {e}", path.display()))?;

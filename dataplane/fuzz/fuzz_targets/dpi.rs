@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         let (f, d) = table.lookup_or_insert(&p.key, p.dir, now);
         account(f, d, p.ip_len, &p.l4, now);
         if f.dpi.status == Status::Inspecting {
-            dpi.inspect(f, d, &frame[p.payload.0..p.payload.0 + p.payload.1], &p.l4, &mut local, now);
+            dpi.inspect(f, d, &frame[p.payload.0..p.payload.0 + p.payload.1], &mut local, now);
         }
         table.sweep(now, 1);
     }

@@ -6,7 +6,6 @@
 
 use super::dns::{self, DnsCache};
 use super::{http, tls, Name};
-use crate::flow::L4Info;
 
 /// Protocols the extractors recognise.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -172,16 +171,12 @@ impl Local {
     }
 }
 
-/// Runs the extractors on one payload in direction `d`.
-#[allow(clippy::too_many_arguments)]
-pub fn run(st: &mut State, d: usize, p: &[u8], l4: &L4Info, proto: u8, ports: (u16, u16), local: &mut Local, now: u64) -> Seen {
+/// Runs the extractors on one payload of a flow of IP protocol `proto`.
+pub fn run(st: &mut State, p: &[u8], proto: u8, ports: (u16, u16), local: &mut Local, now: u64) -> Seen {
     match proto {
-        6 => tcp(st, d, p, ports, local),
-        17 => udp(st, d, p, ports, &mut local.dns, now),
-        _ => {
-            let _ = l4;
-            Seen::default()
-        }
+        6 => tcp(st, p, ports, local),
+        17 => udp(st, p, ports, &mut local.dns, now),
+        _ => Seen::default(),
     }
 }
 
@@ -194,7 +189,7 @@ pub fn ip_proto(proto: u8) -> Option<Proto> {
     }
 }
 
-fn tcp(st: &mut State, d: usize, p: &[u8], ports: (u16, u16), local: &mut Local) -> Seen {
+fn tcp(st: &mut State, p: &[u8], ports: (u16, u16), local: &mut Local) -> Seen {
     // TLS, possibly split over segments.
     if st.tls_slot != 0 || tls::starts_client_hello(p) {
         return tls_segment(st, p, local);
@@ -228,7 +223,6 @@ fn tcp(st: &mut State, d: usize, p: &[u8], ports: (u16, u16), local: &mut Local)
     if p[0] == 3 && (p.len() == 1537 || p.len() == 1 || p.len() > 1537) && (ports.0 == 1935 || ports.1 == 1935 || p.len() >= 1537) {
         return Seen::done(Proto::Rtmp);
     }
-    let _ = d;
     Seen::default()
 }
 
@@ -271,12 +265,11 @@ fn tls_segment(st: &mut State, p: &[u8], local: &mut Local) -> Seen {
     }
 }
 
-fn udp(st: &mut State, d: usize, p: &[u8], ports: (u16, u16), cache: &mut DnsCache, now: u64) -> Seen {
+fn udp(st: &mut State, p: &[u8], ports: (u16, u16), cache: &mut DnsCache, now: u64) -> Seen {
     let port = |n: u16| ports.0 == n || ports.1 == n;
-    if port(5353)
-        && dns::message(p).is_some() {
-            return Seen::done(Proto::Mdns);
-        }
+    if port(5353) && dns::message(p).is_some() {
+        return Seen::done(Proto::Mdns);
+    }
     if port(53) || port(5355) {
         if let Some(m) = dns::message(p) {
             if m.is_response {
@@ -285,10 +278,9 @@ fn udp(st: &mut State, d: usize, p: &[u8], ports: (u16, u16), cache: &mut DnsCac
             return Seen::named(Proto::Dns, m.qname.as_str().as_bytes());
         }
     }
-    if (port(67) || port(68))
-        && p.len() >= 240 && p[236..240] == [0x63, 0x82, 0x53, 0x63] {
-            return Seen::done(Proto::Dhcp);
-        }
+    if (port(67) || port(68)) && p.len() >= 240 && p[236..240] == [0x63, 0x82, 0x53, 0x63] {
+        return Seen::done(Proto::Dhcp);
+    }
     if port(1900) && (p.starts_with(b"M-SEARCH ") || p.starts_with(b"NOTIFY ") || p.starts_with(b"HTTP/1.1 200")) {
         return Seen::done(Proto::Ssdp);
     }
@@ -318,12 +310,12 @@ fn udp(st: &mut State, d: usize, p: &[u8], ports: (u16, u16), cache: &mut DnsCac
         st.candidate = Proto::BitTorrent;
         return Seen::default();
     }
-    rtp(st, d, p)
+    rtp(st, p)
 }
 
 /// RTP (version 2, payload type not in RTCP's range) twice in a row with
 /// the same SSRC and advancing sequence numbers; RTCP by its packet types.
-fn rtp(st: &mut State, _d: usize, p: &[u8]) -> Seen {
+fn rtp(st: &mut State, p: &[u8]) -> Seen {
     if p.len() < 12 || p[0] >> 6 != 2 {
         return Seen::default();
     }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
 
-use crate::flow::{Flow, L4Info};
+use crate::flow::Flow;
 
 pub use dns::DnsCache;
 pub use extract::{Local, Proto};
@@ -332,7 +332,7 @@ impl Dpi {
     /// Inspects one packet of `flow` in direction `d` (0: as the flow's
     /// first packet went). Call only while `flow.dpi.status` is
     /// `Inspecting`.
-    pub fn inspect(&self, flow: &mut Flow, d: usize, payload: &[u8], l4: &L4Info, local: &mut Local, now: u64) {
+    pub fn inspect(&self, flow: &mut Flow, d: usize, payload: &[u8], local: &mut Local, now: u64) {
         let st = &mut flow.dpi;
         if st.status != Status::Inspecting {
             return;
@@ -368,7 +368,7 @@ impl Dpi {
         st.inspected[d] = st.inspected[d].saturating_add(1);
         let proto = flow.key.proto;
         let ports = (flow.key.lo_port, flow.key.hi_port);
-        let seen = extract::run(&mut st.ex, d, payload, l4, proto, ports, local, now);
+        let seen = extract::run(&mut st.ex, payload, proto, ports, local, now);
         if let Some(p) = seen.proto {
             st.proto = p;
         }

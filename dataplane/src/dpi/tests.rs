@@ -1,5 +1,5 @@
 use super::*;
-use crate::flow::{account, key, FlowKey, FlowTable, Timeouts};
+use crate::flow::{account, key, FlowKey, FlowTable, L4Info, Timeouts};
 
 /// A ClientHello sent by `openssl s_client -servername www.youtube.com
 /// -alpn h2,http/1.1` (OpenSSL 3.0, Debian 12), captured from the socket.
@@ -43,7 +43,7 @@ impl Rig {
         let l4 = if proto == 6 { L4Info::Tcp { flags: 0x18, seq: 0 } } else { L4Info::Udp };
         let (f, dir) = self.table.lookup_or_insert(&k, d, 5);
         account(f, dir, payload.len(), &l4, 5);
-        self.dpi.inspect(f, dir, payload, &l4, &mut self.local, 5);
+        self.dpi.inspect(f, dir, payload, &mut self.local, 5);
         f.dpi
     }
 }

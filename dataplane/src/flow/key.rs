@@ -80,33 +80,6 @@ impl FlowKey {
         h ^ (h >> 32)
     }
 
-    pub fn is_v4(&self) -> bool {
-        is_mapped_v4(&self.lo_addr)
-    }
-
-    /// "proto src:port <-> dst:port" with the endpoints in the given order.
-    pub fn display(&self, first: Dir) -> String {
-        let ep = |a: &[u8; 16], p: u16| {
-            if is_mapped_v4(a) {
-                format!("{}.{}.{}.{}:{p}", a[12], a[13], a[14], a[15])
-            } else {
-                format!("[{}]:{p}", std::net::Ipv6Addr::from(*a))
-            }
-        };
-        let (a, b) = (ep(&self.lo_addr, self.lo_port), ep(&self.hi_addr, self.hi_port));
-        let proto = match self.proto {
-            6 => "TCP".to_string(),
-            17 => "UDP".to_string(),
-            1 => "ICMP".to_string(),
-            58 => "ICMPv6".to_string(),
-            p => format!("IP/{p}"),
-        };
-        match first {
-            Dir::Lo => format!("{proto} {a} <-> {b}"),
-            Dir::Hi => format!("{proto} {b} <-> {a}"),
-        }
-    }
-
     /// The address and port of one end, as `IpAddr`.
     pub fn end(&self, d: Dir) -> (std::net::IpAddr, u16) {
         let (a, p) = match d {
