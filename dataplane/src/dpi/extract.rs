@@ -5,7 +5,7 @@
 //! slot of the worker's [`Local`] pool.
 
 use super::dns::{self, DnsCache};
-use super::{http, tls, Name};
+use super::{http, quic, tls, Name};
 
 /// Protocols the extractors recognise.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -141,6 +141,8 @@ impl Seen {
 pub struct Reassembly {
     bufs: Box<[[u8; tls::MAX_HELLO]]>,
     lens: Box<[u16]>,
+    /// QUIC: which bytes of the crypto stream have arrived.
+    have: Box<[[u64; tls::MAX_HELLO / 64]]>,
     next: usize,
     /// ClientHellos too long for a slot, or slots reused before completion.
     pub overflows: u64,
@@ -152,9 +154,19 @@ impl Reassembly {
         Reassembly {
             bufs: vec![[0; tls::MAX_HELLO]; slots].into_boxed_slice(),
             lens: vec![0; slots].into_boxed_slice(),
+            have: vec![[0; tls::MAX_HELLO / 64]; slots].into_boxed_slice(),
             next: 0,
             overflows: 0,
         }
+    }
+
+    /// Takes the oldest slot for a new flow.
+    fn claim(&mut self) -> usize {
+        let slot = self.next;
+        self.next = (self.next + 1) % self.bufs.len();
+        self.lens[slot] = 0;
+        self.have[slot] = [0; tls::MAX_HELLO / 64];
+        slot
     }
 }
 
@@ -163,11 +175,13 @@ impl Reassembly {
 pub struct Local {
     pub dns: DnsCache,
     pub reasm: Reassembly,
+    /// Where QUIC Initial packets are decrypted.
+    scratch: Box<[u8; 65536]>,
 }
 
 impl Local {
     pub fn new(dns_entries: usize, reasm_slots: usize) -> Local {
-        Local { dns: DnsCache::new(dns_entries), reasm: Reassembly::new(reasm_slots) }
+        Local { dns: DnsCache::new(dns_entries), reasm: Reassembly::new(reasm_slots), scratch: Box::new([0; 65536]) }
     }
 }
 
@@ -175,7 +189,7 @@ impl Local {
 pub fn run(st: &mut State, p: &[u8], proto: u8, ports: (u16, u16), local: &mut Local, now: u64) -> Seen {
     match proto {
         6 => tcp(st, p, ports, local),
-        17 => udp(st, p, ports, &mut local.dns, now),
+        17 => udp(st, p, ports, local, now),
         _ => Seen::default(),
     }
 }
@@ -232,8 +246,7 @@ fn tls_segment(st: &mut State, p: &[u8], local: &mut Local) -> Seen {
         match tls::client_hello(p) {
             tls::Hello::Done(h) => return Seen::named(Proto::Tls, h.sni),
             tls::Hello::Partial(need) if need <= tls::MAX_HELLO => {
-                let slot = r.next;
-                r.next = (r.next + 1) % r.bufs.len();
+                let slot = r.claim();
                 r.bufs[slot][..p.len()].copy_from_slice(p);
                 r.lens[slot] = p.len() as u16;
                 st.tls_slot = slot as u16 + 1;
@@ -265,7 +278,8 @@ fn tls_segment(st: &mut State, p: &[u8], local: &mut Local) -> Seen {
     }
 }
 
-fn udp(st: &mut State, p: &[u8], ports: (u16, u16), cache: &mut DnsCache, now: u64) -> Seen {
+fn udp(st: &mut State, p: &[u8], ports: (u16, u16), local: &mut Local, now: u64) -> Seen {
+    let cache = &mut local.dns;
     let port = |n: u16| ports.0 == n || ports.1 == n;
     if port(5353) && dns::message(p).is_some() {
         return Seen::done(Proto::Mdns);
@@ -287,8 +301,8 @@ fn udp(st: &mut State, p: &[u8], ports: (u16, u16), cache: &mut DnsCache, now: u
     if (port(137) || port(138)) && p.len() >= 12 {
         return Seen::done(Proto::NetBios);
     }
-    if quic_long_header(p) {
-        return Seen { proto: Some(Proto::Quic), ..Seen::default() };
+    if st.candidate == Proto::Quic || quic::long_header_version(p).is_some() {
+        return quic_packet(st, p, local);
     }
     if sip_start(p) {
         return Seen::done(Proto::Sip);
@@ -365,10 +379,35 @@ fn wireguard(p: &[u8]) -> bool {
     }
 }
 
-fn quic_long_header(p: &[u8]) -> bool {
-    p.len() >= 1200
-        && p[0] & 0xc0 == 0xc0
-        && matches!(&p[1..5], [0, 0, 0, 1] | [0x6b, 0x33, 0x43, 0xcf] | [0xff, 0, 0, _] | [b'Q', b'0', _, _])
+/// A QUIC packet: the client's Initial packets until their ClientHello is
+/// whole (the crypto stream is collected in a reassembly slot).
+fn quic_packet(st: &mut State, p: &[u8], local: &mut Local) -> Seen {
+    let r = &mut local.reasm;
+    let slot = match st.tls_slot {
+        0 => r.claim(),
+        s => s as usize - 1,
+    };
+    let mut stream = quic::Stream { buf: &mut r.bufs[slot], have: &mut r.have[slot] };
+    match quic::client_initial(p, &mut local.scratch[..], &mut stream) {
+        quic::Quic::No if st.candidate != Proto::Quic => Seen::default(),
+
+        quic::Quic::More => {
+            st.candidate = Proto::Quic;
+            st.tls_slot = slot as u16 + 1;
+            Seen { proto: Some(Proto::Quic), ..Seen::default() }
+        }
+        quic::Quic::No | quic::Quic::Opaque if st.candidate == Proto::Quic => {
+            // A short-header packet or the server's while we wait for the
+            // rest of the hello: keep waiting.
+            Seen { proto: Some(Proto::Quic), ..Seen::default() }
+        }
+        quic::Quic::No | quic::Quic::Opaque => Seen::done(Proto::Quic),
+        quic::Quic::Named(sni) => {
+            st.tls_slot = 0;
+            st.candidate = Proto::Unknown;
+            Seen::named(Proto::Quic, sni)
+        }
+    }
 }
 
 fn sip_start(p: &[u8]) -> bool {

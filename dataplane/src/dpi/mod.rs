@@ -19,6 +19,7 @@
 pub mod dns;
 pub mod extract;
 pub mod http;
+pub mod quic;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -169,3 +169,77 @@ fn bad_signatures_are_refused() {
     set.apps[1] = a;
     assert_eq!(Dpi::compile(&set, 8).err().unwrap().field, "name");
 }
+
+/// Client Initial datagrams from two independent QUIC stacks: aioquic 1.x
+/// (v1, v2, and a ClientHello of ~3 KiB spread over three Initials) and
+/// ngtcp2 0.12 (`gtlsclient`, Debian 12; v1 and draft-29, SNI localhost).
+const AIOQUIC_V1: &[u8] = include_bytes!("testdata/aioquic-v1-0.bin");
+const AIOQUIC_V2: &[u8] = include_bytes!("testdata/aioquic-v2-0.bin");
+const AIOQUIC_SPLIT: [&[u8]; 3] = [
+    include_bytes!("testdata/aioquic-v1-split-0.bin"),
+    include_bytes!("testdata/aioquic-v1-split-1.bin"),
+    include_bytes!("testdata/aioquic-v1-split-2.bin"),
+];
+const NGTCP2_V1: &[u8] = include_bytes!("testdata/ngtcp2-v1-0.bin");
+const NGTCP2_D29: &[u8] = include_bytes!("testdata/ngtcp2-draft29-0.bin");
+
+fn quic_sni(datagrams: &[&[u8]]) -> Vec<quic::Quic<'static>> {
+    let mut buf = [0u8; tls::MAX_HELLO];
+    let mut have = [0u64; tls::MAX_HELLO / 64];
+    let mut scratch = vec![0u8; 65536];
+    let mut out = vec![];
+    for d in datagrams {
+        let mut s = quic::Stream { buf: &mut buf, have: &mut have };
+        out.push(match quic::client_initial(d, &mut scratch, &mut s) {
+            quic::Quic::Named(n) => quic::Quic::Named(Box::leak(n.to_vec().into_boxed_slice())),
+            quic::Quic::More => quic::Quic::More,
+            quic::Quic::Opaque => quic::Quic::Opaque,
+            quic::Quic::No => quic::Quic::No,
+        });
+    }
+    out
+}
+
+#[test]
+fn quic_initials_of_v1_v2_and_draft29_are_decrypted_to_their_sni() {
+    assert_eq!(quic_sni(&[AIOQUIC_V1]), [quic::Quic::Named(b"www.youtube.com")]);
+    assert_eq!(quic_sni(&[AIOQUIC_V2]), [quic::Quic::Named(b"www.youtube.com")]);
+    assert_eq!(quic_sni(&[NGTCP2_V1]), [quic::Quic::Named(b"localhost")]);
+    assert_eq!(quic_sni(&[NGTCP2_D29]), [quic::Quic::Named(b"localhost")]);
+    // A ClientHello over three Initials: two say "more", the third names it.
+    assert_eq!(quic_sni(&AIOQUIC_SPLIT), [quic::Quic::More, quic::Quic::More, quic::Quic::Named(b"www.youtube.com")]);
+}
+
+#[test]
+fn damaged_quic_initials_are_opaque_never_misread() {
+    // Any flipped byte past the version breaks the AEAD tag or the header:
+    // the result is opaque (or a shorter read), never a wrong name.
+    for i in 5..AIOQUIC_V1.len() {
+        let mut d = AIOQUIC_V1.to_vec();
+        d[i] ^= 0x40;
+        let r = quic_sni(&[&d]);
+        assert!(matches!(r[0], quic::Quic::Opaque | quic::Quic::Named(b"www.youtube.com")), "byte {i}: {:?}", r[0]);
+    }
+    // Cut short: opaque, or (once the whole Initial is in and only the
+    // datagram's trailing padding is missing) the right name.
+    for cut in 0..AIOQUIC_V1.len() {
+        let r = quic_sni(&[&AIOQUIC_V1[..cut]]);
+        assert!(matches!(r[0], quic::Quic::Opaque | quic::Quic::No | quic::Quic::Named(b"www.youtube.com")), "cut {cut}: {:?}", r[0]);
+        assert!(cut >= 500 || !matches!(r[0], quic::Quic::Named(_)), "cut {cut}");
+    }
+}
+
+#[test]
+fn a_quic_flow_is_classified_by_its_decrypted_sni() {
+    let mut r = Rig::new();
+    let st = r.packet(17, 9000, [142, 250, 1, 1], 443, true, AIOQUIC_V1);
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis, st.host.as_str()), ("YouTube", Basis::Host, "www.youtube.com"));
+    let mut r = Rig::new();
+    for (i, d) in AIOQUIC_SPLIT.iter().enumerate() {
+        let st = r.packet(17, 9001, [142, 250, 1, 1], 443, true, d);
+        assert_eq!(st.status == Status::Decided, i == 2, "packet {i}");
+        if i == 2 {
+            assert_eq!((r.dpi.app(st.app).name.as_str(), st.decided_after), ("YouTube", 3));
+        }
+    }
+}

@@ -50,6 +50,25 @@ pub fn client_hello(stream: &[u8]) -> Hello<'_> {
     }
 }
 
+/// Parses a ClientHello handshake message not wrapped in records (as QUIC
+/// carries it in its crypto stream).
+pub fn handshake(s: &[u8]) -> Hello<'_> {
+    if s.len() < 4 {
+        return if s.first().is_none_or(|&t| t == 1) { Hello::Partial(4) } else { Hello::Invalid };
+    }
+    if s[0] != 1 {
+        return Hello::Invalid;
+    }
+    let len = u32::from_be_bytes([0, s[1], s[2], s[3]]) as usize;
+    let Some(body) = s.get(4..4 + len) else {
+        return Hello::Partial(4 + len);
+    };
+    match parse(body) {
+        Some(h) => Hello::Done(h),
+        None => Hello::Invalid,
+    }
+}
+
 /// The ClientHello body (after the 4-byte handshake header).
 fn parse(m: &[u8]) -> Option<ClientHello<'_>> {
     let mut r = Reader(m);
