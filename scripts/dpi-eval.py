@@ -35,9 +35,10 @@ def app_of(proto):
     app = proto.split(".", 1)[1] if "." in proto else proto
     return names.get("app:" + app.lower(), app.lower())
 
-def cat_of(cat):
-    c = cat.split("/")[0]
-    return names.get("cat:" + c.lower(), c.lower())
+def cat_of(cat, proto):
+    c = cat.split("/")[0].lower()
+    app = (proto.split(".", 1)[1] if "." in proto else proto).lower()
+    return names.get(f"cat:{c}@{app}", names.get("cat:" + c, c))
 
 def ends(a, b):
     return tuple(sorted([a, b]))
@@ -70,7 +71,7 @@ for pcap in sorted(truth):
                 print(f"  {pcap}: missing {key}")
             continue
         app_ok = o["app"].lower() == app_of(t["proto"]) and o["basis"] != "port-hint"
-        cat_ok = o["category"].lower() == cat_of(t["category"])
+        cat_ok = o["category"].lower() == cat_of(t["category"], t["proto"])
         c["app"] += app_ok
         c["cat"] += cat_ok
         if a.verbose and not (app_ok and cat_ok):

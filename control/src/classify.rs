@@ -58,6 +58,7 @@ fn basis_name(b: Basis) -> &'static str {
         Basis::Pattern => "pattern",
         Basis::Sdp => "sdp",
         Basis::Port => "port-hint",
+        Basis::Ip => "ip",
     }
 }
 
@@ -86,7 +87,7 @@ pub fn classify_file(dpi: &Dpi, path: &Path, summary: &mut Summary) -> Result<Ve
             };
             let (flow, d) = table.lookup_or_insert(&p.key, p.dir, now);
             account(flow, d, p.ip_len, &p.l4, now);
-            if flow.dpi.status == Status::Inspecting {
+            if flow.dpi.wants() {
                 let payload = &pkt.data[p.payload.0..p.payload.0 + p.payload.1];
                 dpi.inspect(flow, d, payload, &mut local, now);
             }

@@ -31,8 +31,14 @@ struct AppDef {
     ports: Vec<String>,
     #[serde(default)]
     protocol: Option<String>,
+    /// With `ports`: the protocol that, on those ports, is this app.
+    #[serde(default)]
+    over: Option<String>,
     #[serde(default)]
     pattern: Vec<PatternDef>,
+    /// Published server prefixes: "52.112.0.0/14", "2603:1063::/38".
+    #[serde(default)]
+    ips: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +51,9 @@ struct PatternDef {
     depth: u16,
     #[serde(default)]
     proto: Option<String>,
+    /// Only in flows an extractor recognised as this protocol.
+    #[serde(default)]
+    protocol: Option<String>,
 }
 
 fn default_depth() -> u16 {
@@ -120,6 +129,12 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
                 None
             })
         });
+        let over = a.over.as_deref().and_then(|p| {
+            Proto::parse(p).or_else(|| {
+                errors.push(loc.error(&at("over"), format!("unknown protocol `{p}`")));
+                None
+            })
+        });
         let mut patterns = Vec::new();
         for (j, p) in a.pattern.iter().enumerate() {
             let path = |f: &str| vec![Seg::Key("app".into()), Seg::Index(i), Seg::Key("pattern".into()), Seg::Index(j), Seg::Key(f.into())];
@@ -137,9 +152,27 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
                     0
                 }),
             };
-            patterns.push(Pattern { bytes, offset: p.offset, depth: p.depth, proto });
+            let within = p.protocol.as_deref().and_then(|w| {
+                Proto::parse(w).or_else(|| {
+                    errors.push(loc.error(&path("protocol"), format!("unknown protocol `{w}`")));
+                    None
+                })
+            });
+            patterns.push(Pattern { bytes, offset: p.offset, depth: p.depth, proto, within });
         }
-        set.apps.push(AppSig { app: App { name: a.name, category, qos: a.qos }, hosts: a.hosts, patterns, ports, protocol });
+        let mut ips = Vec::new();
+        for (j, p) in a.ips.iter().enumerate() {
+            let parsed = p.split_once('/').and_then(|(addr, len)| Some((addr.parse::<std::net::IpAddr>().ok()?, len.parse::<u8>().ok()?)));
+            match parsed {
+                Some((addr, len)) if len <= if addr.is_ipv4() { 32 } else { 128 } => ips.push((addr, len)),
+                _ => {
+                    let mut path = at("ips");
+                    path.push(Seg::Index(j));
+                    errors.push(loc.error(&path, format!("`{p}` is not ADDRESS/LENGTH (e.g. 52.112.0.0/14)")));
+                }
+            }
+        }
+        set.apps.push(AppSig { app: App { name: a.name, category, qos: a.qos }, hosts: a.hosts, patterns, ports, protocol, over, ips });
     }
     // Compile to catch duplicates and bad hosts, placed at their app.
     if errors.is_empty() {

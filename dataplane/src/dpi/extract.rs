@@ -125,6 +125,9 @@ pub struct Seen {
     pub complete: bool,
     /// An HTTP response carries a file download.
     pub download: bool,
+    /// The protocol announces other flows (FTP data, SDP media): keep
+    /// watching it after the decision.
+    pub watch: bool,
 }
 
 impl Seen {
@@ -132,7 +135,10 @@ impl Seen {
         Seen { proto: Some(p), complete: true, ..Seen::default() }
     }
     fn named(p: Proto, host: &[u8]) -> Seen {
-        Seen { proto: Some(p), host: (!host.is_empty()).then(|| Name::new(host)), complete: true, download: false }
+        Seen { proto: Some(p), host: (!host.is_empty()).then(|| Name::new(host)), complete: true, ..Seen::default() }
+    }
+    fn watched(p: Proto) -> Seen {
+        Seen { proto: Some(p), complete: true, watch: true, ..Seen::default() }
     }
 }
 
@@ -208,20 +214,24 @@ fn tcp(st: &mut State, p: &[u8], ports: (u16, u16), local: &mut Local) -> Seen {
     if st.tls_slot != 0 || tls::starts_client_hello(p) {
         return tls_segment(st, p, local);
     }
-    if p.len() >= 5 && p[0] == 0x16 && p[1] == 3 {
-        return Seen::done(Proto::Tls); // a ServerHello or other handshake first
+    // Any other TLS record (a ServerHello, or a flow met mid-stream).
+    if p.len() >= 5 && (0x14..=0x17).contains(&p[0]) && p[1] == 3 && p[2] <= 4 && u16::from_be_bytes([p[3], p[4]]) <= 16384 + 2048 {
+        return Seen::done(Proto::Tls);
     }
+    // HTTP: a request names the host; unless that names an application
+    // the flow waits for the response, whose Content-Type may say it is a
+    // download.
     if let Some(req) = http::request(p) {
-        return Seen { proto: Some(Proto::Http), host: req.host.map(Name::new), complete: req.host.is_some(), download: false };
+        return Seen { proto: Some(Proto::Http), host: req.host.map(Name::new), ..Seen::default() };
     }
     if let Some(resp) = http::response(p) {
-        return Seen { proto: Some(Proto::Http), host: None, complete: false, download: resp.download };
+        return Seen { proto: Some(Proto::Http), complete: true, download: resp.download, ..Seen::default() };
     }
     if p.starts_with(b"SSH-") && p.len() >= 8 && (p.starts_with(b"SSH-2.0-") || p.starts_with(b"SSH-1.")) {
         return Seen::done(Proto::Ssh);
     }
     if sip_start(p) {
-        return Seen::done(Proto::Sip);
+        return Seen::watched(Proto::Sip);
     }
     if bittorrent(p) {
         return Seen::done(Proto::BitTorrent);
@@ -230,12 +240,23 @@ fn tcp(st: &mut State, p: &[u8], ports: (u16, u16), local: &mut Local) -> Seen {
         return Seen::done(x);
     }
     if ftp(p, ports) {
-        return Seen::done(Proto::Ftp);
+        return Seen::watched(Proto::Ftp);
     }
-    // RTMP: C0 version 3 followed by a 1536-byte C1 (the C1 may come in
-    // the same segment or start the next).
-    if p[0] == 3 && (p.len() == 1537 || p.len() == 1 || p.len() > 1537) && (ports.0 == 1935 || ports.1 == 1935 || p.len() >= 1537) {
-        return Seen::done(Proto::Rtmp);
+    // RTMP: the client's C0 (version 3) and 1536-byte C1, answered by the
+    // server's S0 (3) and S1: two payloads, one each way, starting with 3.
+    if p[0] == 3 && (p.len() == 1 || p.len() >= 512) {
+        if st.candidate == Proto::Rtmp {
+            return Seen::done(Proto::Rtmp);
+        }
+        st.candidate = Proto::Rtmp;
+        return Seen::default();
+    }
+    if st.candidate == Proto::Rtmp {
+        return Seen::default(); // the rest of C1
+    }
+    // RTP over TCP (RFC 4571): a 2-byte length before each packet.
+    if p.len() >= 14 && (12..=1500).contains(&(u16::from_be_bytes([p[0], p[1]]) as usize)) {
+        return rtp(st, &p[2..]);
     }
     Seen::default()
 }
@@ -305,7 +326,7 @@ fn udp(st: &mut State, p: &[u8], ports: (u16, u16), local: &mut Local, now: u64)
         return quic_packet(st, p, local);
     }
     if sip_start(p) {
-        return Seen::done(Proto::Sip);
+        return Seen::watched(Proto::Sip);
     }
     if wireguard(p) {
         return Seen::done(Proto::WireGuard);
@@ -455,6 +476,117 @@ fn database(p: &[u8], ports: (u16, u16)) -> Option<Proto> {
         return Some(Proto::Tds);
     }
     None
+}
+
+/// A flow another flow announced: RTP/RTCP media from SDP, FTP data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announced {
+    pub addr: std::net::IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+}
+
+/// What one payload of a watched flow announces (up to four flows).
+pub fn announcements(proto: Proto, p: &[u8], sender: std::net::IpAddr) -> [Option<Announced>; 4] {
+    let mut out = [None; 4];
+    match proto {
+        Proto::Ftp => {
+            if let Some((addr, port)) = ftp_data(p, sender) {
+                out[0] = Some(Announced { addr, port, proto: Proto::Ftp });
+            }
+        }
+        Proto::Sip => {
+            let body = find(p, b"\r\n\r\n").map_or(&[][..], |i| &p[i + 4..]);
+            for (i, (addr, port)) in sdp_media(body).into_iter().flatten().enumerate().take(2) {
+                out[2 * i] = Some(Announced { addr, port, proto: Proto::Rtp });
+                out[2 * i + 1] = Some(Announced { addr, port: port.wrapping_add(1), proto: Proto::Rtcp });
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// FTP: the data connection a control message announces (RFC 959 PASV
+/// reply and PORT, RFC 2428 EPSV reply and EPRT).
+fn ftp_data(p: &[u8], sender: std::net::IpAddr) -> Option<(std::net::IpAddr, u16)> {
+    let line = &p[..find(p, b"\r\n").unwrap_or(p.len())];
+    let six = |s: &[u8]| -> Option<(std::net::IpAddr, u16)> {
+        let s = std::str::from_utf8(s).ok()?;
+        let mut n = [0u8; 6];
+        let mut it = s.split(',');
+        for x in &mut n {
+            *x = it.next()?.trim().parse().ok()?;
+        }
+        Some((std::net::IpAddr::from([n[0], n[1], n[2], n[3]]), u16::from_be_bytes([n[4], n[5]])))
+    };
+    if line.starts_with(b"227 ") {
+        let open = line.iter().position(|&c| c == b'(')?;
+        let close = line.iter().rposition(|&c| c == b')')?;
+        return six(line.get(open + 1..close)?);
+    }
+    if line.starts_with(b"PORT ") {
+        return six(&line[5..]);
+    }
+    if line.starts_with(b"229 ") {
+        // (|||port|): the port on the replying server.
+        let open = line.iter().position(|&c| c == b'(')?;
+        let f: Vec<&[u8]> = line[open + 1..].split(|&c| c == b'|').collect();
+        let port = std::str::from_utf8(f.get(3)?).ok()?.parse().ok()?;
+        return Some((sender, port));
+    }
+    if line.starts_with(b"EPRT ") {
+        // |1|addr|port|
+        let f: Vec<&[u8]> = line[5..].split(|&c| c == b'|').collect();
+        let addr = std::str::from_utf8(f.get(2)?).ok()?.parse().ok()?;
+        let port = std::str::from_utf8(f.get(3)?).ok()?.parse().ok()?;
+        return Some((addr, port));
+    }
+    None
+}
+
+/// SDP (RFC 8866): each media line's port with its connection address
+/// (the media-level `c=` if any, else the session's).
+pub fn sdp_media(body: &[u8]) -> [Option<(std::net::IpAddr, u16)>; 2] {
+    let mut session: Option<std::net::IpAddr> = None;
+    let mut media: [Option<(Option<std::net::IpAddr>, u16)>; 2] = [None; 2];
+    let mut n = 0usize;
+    for line in body.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(c) = line.strip_prefix(b"c=IN IP4 ").or_else(|| line.strip_prefix(b"c=IN IP6 ")) {
+            let text = std::str::from_utf8(c).ok().map(|t| t.split('/').next().unwrap_or(t).trim());
+            let addr = text.and_then(|t| t.parse().ok());
+            match n {
+                0 => session = addr,
+                _ => {
+                    if let Some(m) = &mut media[n - 1] {
+                        m.0 = addr;
+                    }
+                }
+            }
+        } else if let Some(m) = line.strip_prefix(b"m=") {
+            let mut f = m.split(|&c| c == b' ');
+            let (_kind, port) = (f.next(), f.next());
+            let port = port.and_then(|p| std::str::from_utf8(p).ok()).and_then(|p| p.split('/').next()?.parse::<u16>().ok());
+            if let (Some(port), true) = (port, n < 2) {
+                media[n] = Some((None, port));
+                n += 1;
+            } else if n >= 2 {
+                break;
+            }
+        }
+    }
+    let mut out = [None; 2];
+    for (o, m) in out.iter_mut().zip(media) {
+        if let Some((addr, port)) = m {
+            if let Some(a) = addr.or(session) {
+                if port != 0 {
+                    *o = Some((a, port));
+                }
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn find(h: &[u8], n: &[u8]) -> Option<usize> {

@@ -3,7 +3,7 @@
 
 use super::extract::find;
 
-const METHODS: [&[u8]; 13] = [
+const METHODS: [&[u8]; 16] = [
     b"GET ",
     b"POST ",
     b"HEAD ",
@@ -17,6 +17,9 @@ const METHODS: [&[u8]; 13] = [
     b"MKCOL ",
     b"COPY ",
     b"MOVE ",
+    b"LOCK ",
+    b"UNLOCK ",
+    b"SEARCH ",
 ];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,15 +73,35 @@ pub fn response(p: &[u8]) -> Option<Response<'_>> {
     for (name, value) in headers(&p[line_end + 2..]) {
         if name.eq_ignore_ascii_case(b"content-type") {
             r.content_type = Some(value);
-            r.download |= [&b"application/octet-stream"[..], b"application/zip", b"application/x-", b"application/vnd."]
-                .iter()
-                .any(|t| starts_ci(value, t));
+            r.download |= DOWNLOADS.iter().any(|t| starts_ci(value, t));
         } else if name.eq_ignore_ascii_case(b"content-disposition") && starts_ci(value, b"attachment") {
             r.download = true;
         }
     }
     Some(r)
 }
+
+/// Content types of files fetched whole: archives, packages, disk images,
+/// executables and opaque bytes (not media segments or playlists, which
+/// are streaming).
+const DOWNLOADS: [&[u8]; 16] = [
+    b"application/octet-stream",
+    b"application/zip",
+    b"application/gzip",
+    b"application/x-gzip",
+    b"application/x-tar",
+    b"application/x-bzip2",
+    b"application/x-xz",
+    b"application/x-7z-compressed",
+    b"application/x-rar-compressed",
+    b"application/vnd.rar",
+    b"application/x-msdownload",
+    b"application/vnd.microsoft.portable-executable",
+    b"application/x-debian-package",
+    b"application/x-rpm",
+    b"application/x-iso9660-image",
+    b"application/vnd.android.package-archive",
+];
 
 /// Header lines up to the blank line (or the end of the payload).
 fn headers(mut p: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {

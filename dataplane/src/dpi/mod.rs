@@ -26,7 +26,8 @@ use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
 
-use crate::flow::Flow;
+use crate::flow::{Dir, Flow};
+use crate::router::lpm::Lpm;
 
 pub use dns::DnsCache;
 pub use extract::{Local, Proto};
@@ -41,6 +42,7 @@ pub enum Category {
     Music,
     VoIP,
     Conferencing,
+    Collaboration,
     Gaming,
     FileTransfer,
     Database,
@@ -52,13 +54,14 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 14] = [
+    pub const ALL: [Category; 15] = [
         Category::Unknown,
         Category::Web,
         Category::Video,
         Category::Music,
         Category::VoIP,
         Category::Conferencing,
+        Category::Collaboration,
         Category::Gaming,
         Category::FileTransfer,
         Category::Database,
@@ -77,6 +80,7 @@ impl Category {
             Category::Music => "Music",
             Category::VoIP => "VoIP",
             Category::Conferencing => "Conferencing",
+            Category::Collaboration => "Collaboration",
             Category::Gaming => "Gaming",
             Category::FileTransfer => "FileTransfer",
             Category::Database => "Database",
@@ -117,6 +121,9 @@ pub struct Pattern {
     pub depth: u16,
     /// 6, 17, or 0 for either.
     pub proto: u8,
+    /// Only within a flow an extractor recognised as this protocol (e.g. a
+    /// vendor's STUN attribute).
+    pub within: Option<Proto>,
 }
 
 /// The signature set as loaded (before compiling).
@@ -131,11 +138,18 @@ pub struct AppSig {
     /// Domain suffixes ("youtube.com" matches "www.youtube.com").
     pub hosts: Vec<String>,
     pub patterns: Vec<Pattern>,
-    /// (proto, port) hints.
+    /// (proto, port) hints; with `over`, the ports on which that protocol
+    /// means this application.
     pub ports: Vec<(u8, u16)>,
+    /// A protocol that, on `ports`, is this application (TLS on 993 is
+    /// IMAPS).
+    pub over: Option<Proto>,
     /// The protocol an extractor reports that means this application (e.g.
     /// "ssh"), if any.
     pub protocol: Option<Proto>,
+    /// Address prefixes the application's servers use (as its operator
+    /// publishes them): (address, prefix length).
+    pub ips: Vec<(std::net::IpAddr, u8)>,
 }
 
 /// How a flow's application was decided.
@@ -151,6 +165,8 @@ pub enum Basis {
     Protocol,
     /// A payload pattern.
     Pattern,
+    /// The server's address is in the application's published prefixes.
+    Ip,
     /// An SDP body announced this flow.
     Sdp,
     /// Only the port: a hint, not an identification.
@@ -233,6 +249,21 @@ pub struct FlowDpi {
     pub decided_after: u16,
     /// Extractor state carried between packets.
     pub ex: extract::State,
+    /// Candidates met along the way, used when the flow is decided: the
+    /// first payload pattern that matched, the server's address prefix.
+    pub pattern_app: AppId,
+    pub ip_app: AppId,
+    /// After the decision, packets still to watch for flows this one
+    /// announces (FTP data connections, SDP media).
+    pub watch: u8,
+}
+
+impl FlowDpi {
+    /// Does this flow still want its payloads shown to [`Dpi::inspect`]?
+    #[inline(always)]
+    pub fn wants(&self) -> bool {
+        self.status == Status::Inspecting || self.watch > 0
+    }
 }
 
 /// The compiled, immutable classifier.
@@ -244,6 +275,10 @@ pub struct Dpi {
     pattern_of: Vec<(AppId, Pattern)>,
     ports: HashMap<(u8, u16), AppId>,
     by_proto: HashMap<Proto, AppId>,
+    /// A protocol on a port naming a service (TLS on 993: IMAPS).
+    proto_port: HashMap<(Proto, u16), AppId>,
+    ips4: Option<Lpm<u32>>,
+    ips6: Option<Lpm<u128>>,
     /// Packets per direction inspected before giving up.
     pub max_packets: u8,
 }
@@ -266,6 +301,8 @@ impl Dpi {
         let mut pattern_of = Vec::new();
         let mut ports = HashMap::new();
         let mut by_proto = HashMap::new();
+        let mut proto_port = HashMap::new();
+        let (mut ips4, mut ips6) = (Vec::new(), Vec::new());
         let err = |app, field, msg: String| SigError { app, field, msg };
         for (i, sig) in set.apps.iter().enumerate() {
             let id = apps.len() as AppId;
@@ -288,12 +325,33 @@ impl Dpi {
                 pats.push(p.bytes.clone());
                 pattern_of.push((id, p.clone()));
             }
-            for &pp in &sig.ports {
-                ports.entry(pp).or_insert(id);
-            }
             if let Some(proto) = sig.protocol {
                 if by_proto.insert(proto, id).is_some() {
                     return Err(err(i, "protocol", format!("protocol `{}` already names an application", proto.name())));
+                }
+            }
+            match sig.over {
+                Some(proto) => {
+                    if sig.ports.is_empty() {
+                        return Err(err(i, "over", "`over` needs `ports` to say where".into()));
+                    }
+                    for &(_, port) in &sig.ports {
+                        if let Some(other) = proto_port.insert((proto, port), id) {
+                            return Err(err(i, "ports", format!("{} on port {port} already names `{}`", proto.name(), apps[other as usize].name)));
+                        }
+                    }
+                }
+                None => {
+                    for &pp in &sig.ports {
+                        ports.entry(pp).or_insert(id);
+                    }
+                }
+            }
+            for &(addr, len) in &sig.ips {
+                match addr {
+                    std::net::IpAddr::V4(a) if len <= 32 => ips4.push((u32::from(a), len, id as u32)),
+                    std::net::IpAddr::V6(a) if len <= 128 => ips6.push((u128::from(a), len, id as u32)),
+                    _ => return Err(err(i, "ips", format!("{addr}/{len}: prefix too long"))),
                 }
             }
             apps.push(sig.app.clone());
@@ -308,7 +366,9 @@ impl Dpi {
                     .map_err(|e| err(0, "patterns", e.to_string()))?,
             )
         };
-        Ok(Dpi { apps, by_name, hosts, patterns, pattern_of, ports, by_proto, max_packets: max_packets.max(1) })
+        let ips4 = (!ips4.is_empty()).then(|| Lpm::build(&ips4));
+        let ips6 = (!ips6.is_empty()).then(|| Lpm::build(&ips6));
+        Ok(Dpi { apps, by_name, hosts, patterns, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
     }
 
     pub fn app(&self, id: AppId) -> &App {
@@ -330,21 +390,60 @@ impl Dpi {
         }
     }
 
+    /// The application whose published prefixes hold `addr`.
+    pub fn app_of_addr(&self, addr: std::net::IpAddr) -> Option<AppId> {
+        let id = match addr {
+            std::net::IpAddr::V4(a) => self.ips4.as_ref()?.lookup(u32::from(a)),
+            std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(a4) => self.ips4.as_ref()?.lookup(u32::from(a4)),
+                None => self.ips6.as_ref()?.lookup(u128::from(a)),
+            },
+        };
+        id.map(|x| x as AppId)
+    }
+
+    /// The first payload pattern placed where it must be.
+    fn pattern_in(&self, payload: &[u8], proto: u8, within: Proto) -> Option<AppId> {
+        let ac = self.patterns.as_ref()?;
+        for m in ac.find_overlapping_iter(payload) {
+            let (app, p) = &self.pattern_of[m.pattern().as_usize()];
+            let at = m.start();
+            let placed = match p.offset {
+                Some(o) => at == o as usize,
+                None => at <= p.depth as usize,
+            };
+            if placed && (p.proto == 0 || p.proto == proto) && p.within.is_none_or(|w| w == within) {
+                return Some(*app);
+            }
+        }
+        None
+    }
+
     /// Inspects one packet of `flow` in direction `d` (0: as the flow's
-    /// first packet went). Call only while `flow.dpi.status` is
-    /// `Inspecting`.
+    /// first packet went). Call only while `flow.dpi.wants()`.
+    ///
+    /// Evidence ranks: a name on the wire (SNI, Host, qname, or one a DNS
+    /// answer taught) beats a payload pattern, which beats the server's
+    /// address prefix, which beats the bare protocol; a port is a hint only.
     pub fn inspect(&self, flow: &mut Flow, d: usize, payload: &[u8], local: &mut Local, now: u64) {
+        let responder = match flow.orig {
+            Dir::Lo => Dir::Hi,
+            Dir::Hi => Dir::Lo,
+        };
         let st = &mut flow.dpi;
         if st.status != Status::Inspecting {
+            if st.watch > 0 && !payload.is_empty() {
+                st.watch -= 1;
+                let sender = if d == 0 { flow.orig } else { responder };
+                self.watch(st.proto, payload, flow.key.end(sender).0, local, now);
+            }
             return;
         }
         let total = (flow.packets[0] + flow.packets[1]).min(u16::MAX as u64) as u16;
-        // First packet: an address a DNS answer (or SDP) taught us.
+        // First packet: an address a DNS answer (or SDP, or FTP) taught us,
+        // or one in an application's published prefixes.
         if flow.packets[0] + flow.packets[1] == 1 {
-            let (server, port) = flow.key.end(match flow.orig {
-                crate::flow::Dir::Lo => crate::flow::Dir::Hi,
-                crate::flow::Dir::Hi => crate::flow::Dir::Lo,
-            });
+            let (server, port) = flow.key.end(responder);
             if let Some(hit) = local.dns.lookup(server, port, now) {
                 match hit {
                     dns::Learned::Name(name) => {
@@ -356,12 +455,13 @@ impl Dpi {
                     dns::Learned::App(app) => return self.decide(st, app, Basis::Sdp, total),
                 }
             }
+            st.ip_app = self.app_of_addr(server).unwrap_or(UNKNOWN);
         }
+        // ICMP and IGMP are what they are, whoever the peer.
         if let Some(p) = extract::ip_proto(flow.key.proto) {
             st.proto = p;
-            if let Some(&app) = self.by_proto.get(&p) {
-                return self.decide(st, app, Basis::Protocol, total);
-            }
+            st.ip_app = UNKNOWN;
+            return self.conclude(st, flow.key.proto, (flow.key.lo_port, flow.key.hi_port), total);
         }
         if payload.is_empty() {
             return;
@@ -379,51 +479,59 @@ impl Dpi {
         if seen.download {
             st.category = Category::FileTransfer;
         }
-        if seen.complete {
-            let host_app = (!st.host.is_empty()).then(|| self.app_of_host(st.host.as_str())).flatten();
-            let proto_app = self.by_proto.get(&st.proto).copied();
-            match (host_app, proto_app) {
-                (Some(app), _) => return self.decide(st, app, Basis::Host, total),
-                (None, Some(app)) => return self.decide(st, app, Basis::Protocol, total),
-                (None, None) => {}
-            }
+        if st.pattern_app == UNKNOWN {
+            st.pattern_app = self.pattern_in(payload, proto, st.proto).unwrap_or(UNKNOWN);
         }
-        // Payload patterns.
-        if let Some(ac) = &self.patterns {
-            for m in ac.find_overlapping_iter(payload) {
-                let (app, p) = &self.pattern_of[m.pattern().as_usize()];
-                let at = m.start();
-                let placed = match p.offset {
-                    Some(o) => at == o as usize,
-                    None => at <= p.depth as usize,
-                };
-                if placed && (p.proto == 0 || p.proto == proto) {
-                    return self.decide(st, *app, Basis::Pattern, total);
-                }
-            }
+        if seen.watch {
+            st.watch = WATCH_PACKETS;
+            let sender = if d == 0 { flow.orig } else { responder };
+            self.watch(st.proto, payload, flow.key.end(sender).0, local, now);
+        }
+        let host_app = (!st.host.is_empty()).then(|| self.app_of_host(st.host.as_str())).flatten();
+        if seen.complete || host_app.is_some() && seen.host.is_some() || st.proto == Proto::Unknown && st.pattern_app != UNKNOWN {
+            return self.conclude(st, proto, ports, total);
         }
         if st.inspected[0] >= self.max_packets || st.inspected[1] >= self.max_packets {
-            self.give_up(st, proto, ports, total);
+            self.conclude(st, proto, ports, total);
+        }
+    }
+
+    /// Reads what a watched flow announces (FTP data connections, SDP
+    /// media) into the cache, so those flows are known on their first
+    /// packet.
+    fn watch(&self, proto: Proto, payload: &[u8], sender: std::net::IpAddr, local: &mut Local, now: u64) {
+        for a in extract::announcements(proto, payload, sender).into_iter().flatten() {
+            if let Some(&app) = self.by_proto.get(&a.proto) {
+                local.dns.announce(a.addr, a.port, app, now);
+            }
         }
     }
 
     /// Ends inspection of a flow that is still undecided (its budget is
-    /// spent, or it ended): a recognised protocol names its application;
-    /// else a port hint; else Unknown for good.
+    /// spent, or it ended).
     pub fn finish(&self, flow: &mut Flow) {
         let total = (flow.packets[0] + flow.packets[1]).min(u16::MAX as u64) as u16;
         let (proto, ports) = (flow.key.proto, (flow.key.lo_port, flow.key.hi_port));
         if flow.dpi.status == Status::Inspecting {
-            self.give_up(&mut flow.dpi, proto, ports, total);
+            self.conclude(&mut flow.dpi, proto, ports, total);
         }
     }
 
-    fn give_up(&self, st: &mut FlowDpi, proto: u8, ports: (u16, u16), total: u16) {
-        let host_app = (!st.host.is_empty()).then(|| self.app_of_host(st.host.as_str())).flatten();
-        if let Some(app) = host_app {
+    /// Decides on the best evidence gathered: name, pattern, address
+    /// prefix, protocol (on its service port, else alone), port hint; else
+    /// Unknown for good.
+    fn conclude(&self, st: &mut FlowDpi, proto: u8, ports: (u16, u16), total: u16) {
+        if let Some(app) = (!st.host.is_empty()).then(|| self.app_of_host(st.host.as_str())).flatten() {
             return self.decide(st, app, Basis::Host, total);
         }
-        if let Some(&app) = self.by_proto.get(&st.proto) {
+        if st.pattern_app != UNKNOWN {
+            return self.decide(st, st.pattern_app, Basis::Pattern, total);
+        }
+        if st.ip_app != UNKNOWN {
+            return self.decide(st, st.ip_app, Basis::Ip, total);
+        }
+        let service = self.proto_port.get(&(st.proto, ports.0)).or_else(|| self.proto_port.get(&(st.proto, ports.1)));
+        if let Some(&app) = service.or_else(|| self.by_proto.get(&st.proto)) {
             return self.decide(st, app, Basis::Protocol, total);
         }
         let hint = self.ports.get(&(proto, ports.0.min(ports.1))).or_else(|| self.ports.get(&(proto, ports.0.max(ports.1))));
@@ -455,6 +563,10 @@ impl Dpi {
         st.decided_after = total;
     }
 }
+
+/// Packets of an FTP control or SIP flow watched after its decision for
+/// the connections it announces.
+pub const WATCH_PACKETS: u8 = 64;
 
 #[cfg(test)]
 mod tests;

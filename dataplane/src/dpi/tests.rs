@@ -12,6 +12,8 @@ fn sigs() -> Dpi {
         patterns: vec![],
         ports: vec![],
         protocol,
+        over: None,
+        ips: vec![],
     };
     let mut set = SignatureSet::default();
     set.apps.push(app("TLS", Category::Web, &[], Some(Proto::Tls)));
@@ -19,7 +21,7 @@ fn sigs() -> Dpi {
     set.apps.push(app("DNS", Category::NetworkService, &[], Some(Proto::Dns)));
     set.apps.push(app("YouTube", Category::Video, &["youtube.com", "googlevideo.com"], None));
     let mut odd = app("Odd", Category::Gaming, &[], None);
-    odd.patterns.push(Pattern { bytes: b"\xfe\xfdODD".to_vec(), offset: Some(2), depth: 0, proto: 17 });
+    odd.patterns.push(Pattern { bytes: b"\xfe\xfdODD".to_vec(), offset: Some(2), depth: 0, proto: 17, within: None });
     set.apps.push(odd);
     Dpi::compile(&set, 4).unwrap()
 }
@@ -159,6 +161,8 @@ fn bad_signatures_are_refused() {
         patterns: vec![],
         ports: vec![],
         protocol: None,
+        over: None,
+        ips: vec![],
     };
     set.apps.push(a.clone());
     set.apps.push(AppSig { app: App { name: "B".into(), ..a.app.clone() }, ..a.clone() });
@@ -241,5 +245,104 @@ fn a_quic_flow_is_classified_by_its_decrypted_sni() {
         if i == 2 {
             assert_eq!((r.dpi.app(st.app).name.as_str(), st.decided_after), ("YouTube", 3));
         }
+    }
+}
+
+fn rich() -> Dpi {
+    let app = |name: &str, cat, protocol| AppSig {
+        app: App { name: name.into(), category: cat, qos: 1 },
+        hosts: vec![],
+        patterns: vec![],
+        ports: vec![],
+        protocol,
+        over: None,
+        ips: vec![],
+    };
+    let mut set = SignatureSet::default();
+    set.apps.push(app("TLS", Category::Web, Some(Proto::Tls)));
+    set.apps.push(app("STUN", Category::VoIP, Some(Proto::Stun)));
+    set.apps.push(app("SIP", Category::VoIP, Some(Proto::Sip)));
+    set.apps.push(app("RTP", Category::VoIP, Some(Proto::Rtp)));
+    set.apps.push(app("RTCP", Category::VoIP, Some(Proto::Rtcp)));
+    set.apps.push(app("FTP", Category::FileTransfer, Some(Proto::Ftp)));
+    let mut imaps = app("IMAPS", Category::Email, None);
+    imaps.over = Some(Proto::Tls);
+    imaps.ports = vec![(6, 993)];
+    set.apps.push(imaps);
+    let mut teams = app("Teams", Category::Conferencing, None);
+    teams.ips = vec![("52.112.0.0".parse().unwrap(), 14)];
+    teams.patterns.push(Pattern { bytes: b"\x80\x70\x00\x04".to_vec(), offset: None, depth: 512, proto: 17, within: Some(Proto::Stun) });
+    set.apps.push(teams);
+    Dpi::compile(&set, 8).unwrap()
+}
+
+/// A STUN binding request with one attribute (RFC 5389 section 6).
+fn stun_request(attr: u16) -> Vec<u8> {
+    let mut m = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+    m.extend_from_slice(&[7; 12]);
+    m.extend_from_slice(&attr.to_be_bytes());
+    m.extend_from_slice(&[0, 4, 0, 0, 0, 1]);
+    m
+}
+
+#[test]
+fn evidence_ranks_name_pattern_prefix_protocol() {
+    let mut r = Rig::new();
+    r.dpi = rich();
+    // A vendor attribute inside STUN names the application (pattern).
+    let st = r.packet(17, 10000, [93, 71, 110, 205], 3478, true, &stun_request(0x8070));
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis, st.proto), ("Teams", Basis::Pattern, Proto::Stun));
+    // Plain STUN to the vendor's published prefix: the prefix.
+    let st = r.packet(17, 10001, [52, 114, 250, 141], 3478, true, &stun_request(0x0006));
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis), ("Teams", Basis::Ip));
+    // Plain STUN elsewhere: the protocol.
+    let st = r.packet(17, 10002, [93, 71, 110, 205], 3478, true, &stun_request(0x0006));
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis), ("STUN", Basis::Protocol));
+    // The same attribute bytes outside STUN mean nothing.
+    let st = r.packet(17, 10003, [93, 71, 110, 205], 9999, true, b"\x01\x02\x80\x70\x00\x04 opaque");
+    assert_eq!(st.status, Status::Inspecting);
+    // TLS without a name on 993 is IMAPS; on 443 it is TLS.
+    let mut hello = HELLO.to_vec();
+    let at = hello.windows(7).position(|w| w == b"youtube").unwrap();
+    hello[at..at + 7].copy_from_slice(b"example");
+    let st = r.packet(6, 10004, [1, 2, 3, 4], 993, true, &hello);
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis), ("IMAPS", Basis::Protocol));
+    let st = r.packet(6, 10005, [1, 2, 3, 4], 443, true, &hello);
+    assert_eq!(r.dpi.app(st.app).name.as_str(), "TLS");
+}
+
+#[test]
+fn sdp_announces_rtp_and_rtcp_before_their_first_packet() {
+    let mut r = Rig::new();
+    r.dpi = rich();
+    let invite = b"INVITE sip:bob@192.0.2.9 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060\r\nContent-Type: application/sdp\r\n\r\n\
+v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n";
+    let st = r.packet(17, 5060, [192, 0, 2, 9], 5060, true, invite);
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.watch), ("SIP", WATCH_PACKETS));
+    // The answer comes later on the same (decided, watched) flow.
+    let ok = b"SIP/2.0 200 OK\r\nContent-Type: application/sdp\r\n\r\nv=0\r\nc=IN IP4 192.0.2.9\r\nm=audio 50000 RTP/AVP 0\r\n";
+    r.packet(17, 5060, [192, 0, 2, 9], 5060, false, ok);
+    // Media from the callee to the caller's announced port: RTP at once,
+    // even with a payload no heuristic could name from one packet.
+    let st = r.packet(17, 50000, [10, 0, 0, 1], 40000, true, b"\x80\x00");
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis, st.decided_after), ("RTP", Basis::Sdp, 1));
+    let st = r.packet(17, 40000, [192, 0, 2, 9], 50001, true, b"\x80\xc8");
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis), ("RTCP", Basis::Sdp));
+}
+
+#[test]
+fn ftp_passive_and_extended_passive_replies_announce_the_data_connection() {
+    assert_eq!(
+        extract::announcements(Proto::Ftp, b"227 Entering Passive Mode (90,130,70,73,100,85).\r\n", "90.130.70.73".parse().unwrap())[0]
+            .map(|a| (a.addr.to_string(), a.port)),
+        Some(("90.130.70.73".into(), 100 * 256 + 85))
+    );
+    assert_eq!(
+        extract::announcements(Proto::Ftp, b"229 Entering Extended Passive Mode (|||6446|)\r\n", "2001:db8::1".parse().unwrap())[0]
+            .map(|a| (a.addr.to_string(), a.port)),
+        Some(("2001:db8::1".into(), 6446))
+    );
+    for junk in [&b"227 Entering Passive Mode (1,2,3)"[..], b"227 (300,1,1,1,1,1)", b"229 (|||x|)", b"PORT ", b"EPRT |1|nope|1|"] {
+        assert_eq!(extract::announcements(Proto::Ftp, junk, "1.1.1.1".parse().unwrap())[0], None, "{junk:?}");
     }
 }

@@ -155,13 +155,83 @@ pub fn parse_frame(link: LinkType, d: &[u8]) -> Option<Parsed> {
             }
         }
     };
-    // VLAN tags (802.1Q, 802.1ad, and the old QinQ 0x9100).
-    let mut tags = 0;
-    while matches!(ethertype, 0x8100 | 0x88a8 | 0x9100) && tags < 4 {
-        ethertype = be16(off + 2)?;
-        off += 4;
-        tags += 1;
+    // VLAN tags (802.1Q, 802.1ad, and the old QinQ 0x9100), MPLS labels,
+    // a PPPoE session.
+    let mut n = 0;
+    loop {
+        n += 1;
+        if n > 8 {
+            return None;
+        }
+        match ethertype {
+            0x8100 | 0x88a8 | 0x9100 => {
+                ethertype = be16(off + 2)?;
+                off += 4;
+            }
+            0x8847 | 0x8848 => {
+                let bottom = d.get(off + 2)? & 1 != 0;
+                off += 4;
+                if bottom {
+                    ethertype = match d.get(off)? >> 4 {
+                        4 => 0x0800,
+                        6 => 0x86dd,
+                        _ => return None,
+                    };
+                }
+            }
+            0x8864 => {
+                ethertype = match be16(off + 6)? {
+                    0x0021 => 0x0800,
+                    0x0057 => 0x86dd,
+                    _ => return None,
+                };
+                off += 8;
+            }
+            _ => break,
+        }
     }
+    let outer = ip_packet(d, off, ethertype)?;
+    // GTP-U (mobile core, UDP 2152): the flow is the user's inner packet.
+    if outer.key.proto == 17 && (outer.key.lo_port == 2152 || outer.key.hi_port == 2152) {
+        if let Some(inner) = gtp_u(d, outer.payload) {
+            return Some(inner);
+        }
+    }
+    Some(outer)
+}
+
+/// The inner IP packet of a GTP-U G-PDU (3GPP TS 29.281).
+fn gtp_u(d: &[u8], (start, len): (usize, usize)) -> Option<Parsed> {
+    let g = d.get(start..start + len)?;
+    if g.len() < 8 || g[0] >> 5 != 1 || g[0] & 0x10 == 0 || g[1] != 0xff {
+        return None;
+    }
+    let mut off = 8;
+    if g[0] & 0x07 != 0 {
+        // Sequence number, N-PDU number, next extension header type.
+        let mut next = *g.get(off + 3)?;
+        off += 4;
+        let mut n = 0;
+        while next != 0 && n < 8 {
+            let words = *g.get(off)? as usize;
+            if words == 0 {
+                return None;
+            }
+            off += words * 4;
+            next = *g.get(off - 1)?;
+            n += 1;
+        }
+    }
+    let ethertype = match g.get(off)? >> 4 {
+        4 => 0x0800,
+        6 => 0x86dd,
+        _ => return None,
+    };
+    ip_packet(d, start + off, ethertype)
+}
+
+/// An IPv4 or IPv6 packet at `off` in `d`, and its TCP/UDP header.
+fn ip_packet(d: &[u8], off: usize, ethertype: u16) -> Option<Parsed> {
     let ip = d.get(off..)?;
     let (src, dst, mut proto, mut l4, ip_len) = match ethertype {
         0x0800 => {
