@@ -88,10 +88,11 @@ enum Command {
     ///
     /// WHAT is one of: status, ports, counters (per core and port), drops
     /// (by reason, per core and port), workers, latency (p50..max of packet
-    /// residence, loop iterations and stage cycles), neighbors.
+    /// residence, loop iterations and stage cycles), neighbors, flows (the
+    /// flow tables), apps (flows decided per application).
     Show {
         /// What to show.
-        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "paths", "peers", "flows", "queues"])]
+        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "peers", "queues"])]
         what: String,
         #[command(flatten)]
         target: Target,

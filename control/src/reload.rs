@@ -20,6 +20,14 @@ const RESTART: &[&str] = &[
     "port[].rx_ring_size",
     "port[].tx_ring_size",
     "port[].rx_queues",
+    "dpi.enabled",
+    "dpi.flows",
+    "dpi.dns_cache",
+    "dpi.reassembly",
+    "dpi.tcp_timeout_s",
+    "dpi.tcp_closing_timeout_s",
+    "dpi.udp_timeout_s",
+    "dpi.other_timeout_s",
 ];
 
 /// The outcome of comparing two configs.
@@ -40,6 +48,14 @@ pub fn plan(running: &Config, new: &Config) -> Plan {
     eff.worker = running.worker.clone();
     eff.control.socket = running.control.socket.clone();
     eff.control.metrics_listen = running.control.metrics_listen.clone();
+    // The flow tables are built at start; signatures and the packet budget
+    // are live.
+    eff.dpi = crate::config::signatures::DpiOpts {
+        builtin: new.dpi.builtin,
+        signatures: new.dpi.signatures.clone(),
+        max_packets: new.dpi.max_packets,
+        ..running.dpi.clone()
+    };
     // Ports are matched by position and name: a port that kept both takes
     // its new live fields; any other change to the port list waits.
     eff.port = running

@@ -20,7 +20,10 @@ use dataplane::counters::DropReason;
 use dataplane::dpdk::{self, Tsc};
 use dataplane::engine::{Engine, Snapshot};
 use dataplane::latency::Slot;
+use dataplane::dpi::Dpi;
+use dataplane::flow::stage::{Classifier, FlowCounters};
 use dataplane::pipeline::Timed;
+use dataplane::rcu::Publisher;
 use dataplane::router::fib::Routes;
 use dataplane::router::Router;
 use dataplane::wire::EthernetAddress;
@@ -131,6 +134,13 @@ struct Control {
     pending: Vec<Pending>,
     started: Instant,
     stamp: Option<(SystemTime, u64)>,
+    /// The signatures the workers classify with.
+    dpi: Publisher<Dpi>,
+    flows: Vec<Arc<FlowCounters>>,
+}
+
+fn config_dir(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Runs the appliance until a signal or `opts.duration`; returns the exit status.
@@ -217,9 +227,28 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         }
     };
 
+    let dpi = if cfg.dpi.enabled { cfg.dpi.compile(&config_dir(config_path)) } else { Ok(Dpi::compile(&Default::default(), 1).expect("empty set")) };
+    let dpi = match dpi {
+        Ok(d) => Publisher::new(d),
+        Err(e) => {
+            eprintln!("patronus: {e}");
+            engine.shutdown();
+            return EXIT_FAILURE;
+        }
+    };
+    if cfg.dpi.enabled {
+        println!(
+            "patronus: classifying with {} applications, {} flows per worker, decision within {} packets per direction",
+            dpi.current().apps.len() - 1,
+            cfg.dpi.flows.next_power_of_two(),
+            cfg.dpi.max_packets
+        );
+    }
+    let flow_conf = cfg.dpi.flow_conf();
     let slowpath = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
     let hz = engine.tsc_hz();
     let lcores = engine.worker_lcores();
+    let flows: Vec<Arc<FlowCounters>> = lcores.iter().map(|_| Arc::default()).collect();
     let mut book = LatencyBook::new(hz, engine.stall_cycles());
     for (lcore, slots) in engine.latency_slots() {
         book.add(lcore, Measure::Residence, slots[0].clone());
@@ -230,7 +259,11 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let launched = engine.launch(|i, _| {
         let slot = Slot::new("forward");
         stage_slots.push((lcores[i], slot.clone()));
-        Timed::new(Router::new(slowpath.reader(), Tsc, hz), &slot, every, dpdk::tsc)
+        let classify = match cfg.dpi.enabled {
+            true => Classifier::new(dpi.reader(), &flow_conf, Tsc, hz, flows[i].clone()),
+            false => Classifier::off(dpi.reader(), Tsc, hz, flows[i].clone()),
+        };
+        Timed::new((classify, Router::new(slowpath.reader(), Tsc, hz)), &slot, every, dpdk::tsc)
     });
     for (lcore, slot) in stage_slots {
         book.add(lcore, Measure::Stage("forward".into()), slot);
@@ -273,6 +306,8 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         pending: Vec::new(),
         started: Instant::now(),
         stamp,
+        dpi,
+        flows,
     };
     let status = ctl.run(&sig, &calls, opts);
     drop(server);
@@ -293,6 +328,7 @@ impl Control {
         while !sig.stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| self.started.elapsed() < d) {
             let now = Instant::now();
             let busy = self.slowpath.poll(&mut self.engine, now);
+            self.dpi.reclaim();
             if sig.hup.swap(false, Ordering::Relaxed) {
                 self.reload("SIGHUP", None);
             }
@@ -314,6 +350,7 @@ impl Control {
             if now.duration_since(exported) >= METRICS_EVERY {
                 exported = now;
                 self.metrics.update(&self.engine.snapshot(), &self.book, &self.reloads);
+                telemetry::flow_series(&self.flows, self.dpi.current());
             }
             let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
             if !interval.is_zero() && prev_at.elapsed() >= interval {
@@ -425,6 +462,15 @@ impl Control {
         let plan = reload::plan(&self.cfg, &new);
         plan.effective.revalidate(&self.path, &text).map_err(|e| format!("{e} (changes to ports need a restart)"))?;
         let routes = compile(&plan.effective, &self.macs).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        // Signature files are re-read on every reload; a bad one refuses the
+        // whole reload and the running set stays.
+        let dpi = match plan.effective.dpi.enabled {
+            true => Some(plan.effective.dpi.compile(&config_dir(&self.path)).map_err(|e| e.to_string())?),
+            false => None,
+        };
+        if let Some(d) = dpi {
+            self.dpi.publish(d);
+        }
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
         self.cfg = plan.effective.clone();
         Ok((version, plan))
@@ -541,17 +587,46 @@ impl Control {
                 "reloads": self.reloads,
                 "resident_memory_bytes": telemetry::resident_bytes(),
             }),
-            "paths" | "peers" | "flows" | "queues" => {
+            "apps" => json!(app_rows(&self.flows, self.dpi.current())),
+            "flows" => {
+                let sum = |f: fn(&FlowCounters) -> u64| self.flows.iter().map(|c| f(c)).sum::<u64>();
+                json!({
+                    "enabled": self.cfg.dpi.enabled,
+                    "active": sum(|c| c.active.get()),
+                    "created": sum(|c| c.created.get()),
+                    "expired": sum(|c| c.expired.get()),
+                    "closed": sum(|c| c.closed.get()),
+                    "evicted": sum(|c| c.evicted.get()),
+                    "capacity_per_worker": self.cfg.dpi.flows.next_power_of_two(),
+                    "inspected_packets": sum(|c| c.inspected.get()),
+                    "unparsed_packets": sum(|c| c.unparsed.get()),
+                    "reassembly_overflows": sum(|c| c.reasm_overflows.get()),
+                })
+            }
+            "paths" | "peers" | "queues" => {
                 return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
             }
             _ => {
                 return ctl::error(format!(
-                    "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors"
+                    "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps"
                 ))
             }
         };
         json!({ "ok": true, what: data })
     }
+}
+
+/// Flows decided per application, summed over the workers.
+fn app_rows(flows: &[Arc<FlowCounters>], dpi: &Dpi) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (id, app) in dpi.apps.iter().enumerate().take(dataplane::flow::stage::COUNTED_APPS) {
+        let n: u64 = flows.iter().map(|c| c.apps[id].get()).sum();
+        if n > 0 {
+            rows.push(json!({ "application": app.name, "category": app.category.name(), "flows": n }));
+        }
+    }
+    rows.sort_by(|a, b| b["flows"].as_u64().cmp(&a["flows"].as_u64()));
+    rows
 }
 
 /// (core label, port name, counters) for every worker and the control thread.

@@ -142,6 +142,7 @@ fn show(what: &str, data: &Value) -> String {
         "latency" => latency(&rows),
         "neighbors" => table(&rows, &[col("iface", "iface"), col("ip", "ip"), col("mac", "mac"), col("state", "state")]),
         "status" => status(data),
+        "apps" => table(&rows, &[col("application", "application"), col("category", "category"), col("flows", "flows")]),
         _ => format!("{data}\n"),
     }
 }

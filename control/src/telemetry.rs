@@ -489,3 +489,23 @@ mod tests {
         assert_eq!(book.rows()[0].total, 10);
     }
 }
+
+/// Flow-table and classification series, summed over the workers.
+pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>], dpi: &dataplane::dpi::Dpi) {
+    use dataplane::flow::stage::{FlowCounters, COUNTED_APPS};
+    let sum = |f: fn(&FlowCounters) -> u64| flows.iter().map(|c| f(c)).sum::<u64>();
+    gauge!("patronus_flows_active").set(sum(|c| c.active.get()) as f64);
+    counter!("patronus_flows_total", "event" => "created").absolute(sum(|c| c.created.get()));
+    counter!("patronus_flows_total", "event" => "expired").absolute(sum(|c| c.expired.get()));
+    counter!("patronus_flows_total", "event" => "closed").absolute(sum(|c| c.closed.get()));
+    counter!("patronus_flows_total", "event" => "evicted").absolute(sum(|c| c.evicted.get()));
+    counter!("patronus_dpi_inspected_packets_total").absolute(sum(|c| c.inspected.get()));
+    counter!("patronus_dpi_unparsed_packets_total").absolute(sum(|c| c.unparsed.get()));
+    counter!("patronus_dpi_reassembly_overflows_total").absolute(sum(|c| c.reasm_overflows.get()));
+    for (id, app) in dpi.apps.iter().enumerate().take(COUNTED_APPS) {
+        let n: u64 = flows.iter().map(|c| c.apps[id].get()).sum();
+        if n > 0 {
+            counter!("patronus_dpi_flows_total", "application" => app.name.clone(), "category" => app.category.name()).absolute(n);
+        }
+    }
+}

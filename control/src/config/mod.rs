@@ -37,6 +37,8 @@ pub struct Config {
     pub router: RouterOpts,
     #[serde(default)]
     pub route: Vec<router::Route>,
+    #[serde(default)]
+    pub dpi: signatures::DpiOpts,
 }
 
 /// `[eal]`: how DPDK's Environment Abstraction Layer starts.
@@ -312,6 +314,10 @@ pub(crate) struct Locator<'a> {
 }
 
 impl<'a> Locator<'a> {
+    fn file(&self) -> &'a Path {
+        self.file
+    }
+
     fn new(file: &'a Path, text: &'a str) -> Self {
         Locator { file, text, doc: toml_edit::ImDocument::parse(text).ok() }
     }
@@ -453,6 +459,24 @@ impl Config {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    fn validate_dpi(&self, loc: &Locator) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let mut check = |ok: bool, path: Vec<Seg>, msg: String| {
+            if !ok {
+                errs.push(loc.error(&path, msg));
+            }
+        };
+        let d = &self.dpi;
+        check((1..=32).contains(&d.max_packets), cfg_path!("dpi", "max_packets"), format!("{} is out of range 1..=32", d.max_packets));
+        check((1024..=1 << 24).contains(&d.flows), cfg_path!("dpi", "flows"), format!("{} is out of range 1024..=16777216", d.flows));
+        check((1..=1 << 20).contains(&d.dns_cache), cfg_path!("dpi", "dns_cache"), format!("{} is out of range 1..=1048576", d.dns_cache));
+        check((1..=65534).contains(&d.reassembly), cfg_path!("dpi", "reassembly"), format!("{} is out of range 1..=65534", d.reassembly));
+        for (name, v) in [("tcp_timeout_s", d.tcp_timeout_s), ("tcp_closing_timeout_s", d.tcp_closing_timeout_s), ("udp_timeout_s", d.udp_timeout_s), ("other_timeout_s", d.other_timeout_s)] {
+            check((1..=86400).contains(&v), cfg_path!("dpi", name), format!("{v} s is out of range 1..=86400"));
+        }
+        errs
     }
 
     fn validate(&self, loc: &Locator) -> Vec<ConfigError> {
@@ -626,6 +650,14 @@ impl Config {
             }
         }
         errs.extend(self.validate_router(loc));
+        errs.extend(self.validate_dpi(loc));
+        // The signatures, last: their errors name their own files.
+        if self.dpi.enabled && errs.is_empty() {
+            let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();
+            if let Err(e) = self.dpi.compile(&dir) {
+                errs.extend(e.0);
+            }
+        }
         errs
     }
 

@@ -4,11 +4,100 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use dataplane::dpi::{App, AppSig, Category, Dpi, Pattern, Proto, SignatureSet};
 
 use super::{serde_path, ConfigError, ConfigErrors, Locator, Seg};
+
+/// The signature set built into the binary (conf/signatures.toml).
+pub const BUILTIN: &str = include_str!("../../../conf/signatures.toml");
+pub const BUILTIN_NAME: &str = "<built-in conf/signatures.toml>";
+
+/// `[dpi]`: flow tracking and application classification on the workers.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpiOpts {
+    /// Track flows and classify them (off: the workers only forward).
+    pub enabled: bool,
+    /// Start from the built-in signature set (conf/signatures.toml).
+    pub builtin: bool,
+    /// More signature files, in order; relative paths are taken from the
+    /// config file's directory. Reloads re-read them.
+    pub signatures: Vec<std::path::PathBuf>,
+    /// Payload packets per direction inspected before a flow is given up
+    /// as Unknown (1..=32).
+    pub max_packets: u8,
+    /// Flow table capacity per worker (rounded up to a power of two).
+    pub flows: u32,
+    /// DNS answer cache entries per worker.
+    pub dns_cache: u32,
+    /// TLS/QUIC hello reassembly slots per worker (4 KiB each).
+    pub reassembly: u32,
+    /// Idle timeouts, seconds.
+    pub tcp_timeout_s: u32,
+    pub tcp_closing_timeout_s: u32,
+    pub udp_timeout_s: u32,
+    pub other_timeout_s: u32,
+}
+
+impl Default for DpiOpts {
+    fn default() -> Self {
+        DpiOpts {
+            enabled: true,
+            builtin: true,
+            signatures: vec![],
+            max_packets: 8,
+            flows: 65536,
+            dns_cache: 4096,
+            reassembly: 256,
+            tcp_timeout_s: 300,
+            tcp_closing_timeout_s: 10,
+            udp_timeout_s: 60,
+            other_timeout_s: 30,
+        }
+    }
+}
+
+impl DpiOpts {
+    /// Signature files as paths (relative ones from `config_dir`).
+    pub fn files(&self, config_dir: &Path) -> Vec<std::path::PathBuf> {
+        self.signatures.iter().map(|p| if p.is_absolute() { p.clone() } else { config_dir.join(p) }).collect()
+    }
+
+    /// Loads and compiles the signatures this section names.
+    pub fn compile(&self, config_dir: &Path) -> Result<Dpi, ConfigErrors> {
+        let mut set = SignatureSet::default();
+        if self.builtin {
+            parse_into(Path::new(BUILTIN_NAME), BUILTIN, &mut set)?;
+        }
+        for f in self.files(config_dir) {
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                ConfigErrors(vec![ConfigError { file: f.clone(), line: 0, column: 0, field: String::new(), message: format!("cannot read: {e}") }])
+            })?;
+            parse_into(&f, &text, &mut set)?;
+        }
+        Dpi::compile(&set, self.max_packets).map_err(|e| {
+            ConfigErrors(vec![ConfigError { file: config_dir.into(), line: 0, column: 0, field: format!("dpi.signatures ({})", e.field), message: e.msg }])
+        })
+    }
+
+    /// The worker-side sizes.
+    pub fn flow_conf(&self) -> dataplane::flow::stage::FlowConf {
+        use dataplane::flow::stage::{FlowConf, TimeoutsS};
+        FlowConf {
+            flows: self.flows as usize,
+            timeouts_s: TimeoutsS {
+                tcp: self.tcp_timeout_s as u64,
+                tcp_closing: self.tcp_closing_timeout_s as u64,
+                udp: self.udp_timeout_s as u64,
+                other: self.other_timeout_s as u64,
+            },
+            dns_cache: self.dns_cache as usize,
+            reassembly: self.reassembly as usize,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

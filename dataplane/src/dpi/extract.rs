@@ -310,7 +310,10 @@ fn udp(st: &mut State, p: &[u8], ports: (u16, u16), local: &mut Local, now: u64)
             if m.is_response {
                 cache.learn(p, now);
             }
-            return Seen::named(Proto::Dns, m.qname.as_str().as_bytes());
+            // A query is decided at once; its answer is still to learn.
+            let mut seen = Seen::named(Proto::Dns, m.qname.as_str().as_bytes());
+            seen.watch = !m.is_response;
+            return seen;
         }
     }
     if (port(67) || port(68)) && p.len() >= 240 && p[236..240] == [0x63, 0x82, 0x53, 0x63] {

@@ -500,6 +500,10 @@ impl Dpi {
     /// media) into the cache, so those flows are known on their first
     /// packet.
     fn watch(&self, proto: Proto, payload: &[u8], sender: std::net::IpAddr, local: &mut Local, now: u64) {
+        if proto == Proto::Dns {
+            local.dns.learn(payload, now);
+            return;
+        }
         for a in extract::announcements(proto, payload, sender).into_iter().flatten() {
             if let Some(&app) = self.by_proto.get(&a.proto) {
                 local.dns.announce(a.addr, a.port, app, now);
@@ -564,8 +568,8 @@ impl Dpi {
     }
 }
 
-/// Packets of an FTP control or SIP flow watched after its decision for
-/// the connections it announces.
+/// Packets of an FTP control, SIP or DNS flow watched after its decision
+/// for the connections it announces (or the answers it brings).
 pub const WATCH_PACKETS: u8 = 64;
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! `expired` counter stays current without a pass over the whole table.
 
 pub mod key;
+pub mod stage;
 
 pub use key::{parse_frame, Dir, FlowKey, L4Info, LinkType};
 

@@ -1,0 +1,189 @@
+//! The classification stage of a worker: every IP packet finds its flow in
+//! the worker's own table (RSS keeps a flow on one core), is counted, and
+//! while the flow is undecided its payload goes to DPI. The signature set
+//! comes from the published snapshot, so a reload swaps it live; flows keep
+//! the verdicts they already have.
+
+use std::sync::Arc;
+
+use crate::counters::Counter;
+use crate::dpi::{Dpi, Local, Status};
+use crate::flow::{account, key, FlowStats, FlowTable, Timeouts};
+use crate::packet::Packet;
+use crate::pipeline::{Meta, Stage, Verdict};
+use crate::rcu::Reader;
+use crate::worker::Clock;
+use crate::PortIdx;
+
+/// Applications counted per worker (ids past this share the last slot).
+pub const COUNTED_APPS: usize = 512;
+
+/// One worker's flow and DPI counters, read by the control thread.
+pub struct FlowCounters {
+    pub created: Counter,
+    pub expired: Counter,
+    pub closed: Counter,
+    pub evicted: Counter,
+    /// Live flows (a gauge: created - expired - closed - evicted).
+    pub active: Counter,
+    /// Frames that are not IPv4/IPv6 (ARP, LLDP, ...) or too damaged to
+    /// parse: forwarded unclassified.
+    pub unparsed: Counter,
+    /// Flows decided, by application id ([`COUNTED_APPS`] slots; 0 is
+    /// Unknown: flows that stayed unidentified).
+    pub apps: Box<[Counter]>,
+    /// Packets inspected by DPI.
+    pub inspected: Counter,
+    /// TLS/QUIC hellos that did not fit a reassembly slot.
+    pub reasm_overflows: Counter,
+}
+
+impl Default for FlowCounters {
+    fn default() -> Self {
+        FlowCounters {
+            created: Counter::default(),
+            expired: Counter::default(),
+            closed: Counter::default(),
+            evicted: Counter::default(),
+            active: Counter::default(),
+            unparsed: Counter::default(),
+            apps: (0..COUNTED_APPS).map(|_| Counter::default()).collect(),
+            inspected: Counter::default(),
+            reasm_overflows: Counter::default(),
+        }
+    }
+}
+
+/// Sizes of a worker's classification state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowConf {
+    /// Flow table capacity (rounded up to a power of two).
+    pub flows: usize,
+    pub timeouts_s: TimeoutsS,
+    /// DNS answer cache entries.
+    pub dns_cache: usize,
+    /// TLS/QUIC hello reassembly slots.
+    pub reassembly: usize,
+}
+
+/// Idle timeouts in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutsS {
+    pub tcp: u64,
+    pub tcp_closing: u64,
+    pub udp: u64,
+    pub other: u64,
+}
+
+impl Default for FlowConf {
+    fn default() -> Self {
+        FlowConf { flows: 65536, timeouts_s: TimeoutsS { tcp: 300, tcp_closing: 10, udp: 60, other: 30 }, dns_cache: 4096, reassembly: 256 }
+    }
+}
+
+impl FlowConf {
+    fn timeouts(&self, hz: u64) -> Timeouts {
+        let t = self.timeouts_s;
+        let mut x = Timeouts::with_hz(hz);
+        x.tcp = t.tcp * hz;
+        x.tcp_closing = t.tcp_closing * hz;
+        x.udp = t.udp * hz;
+        x.other = t.other * hz;
+        x
+    }
+}
+
+/// The snapshot a classifier reads: the compiled signatures.
+pub type DpiSnapshot = Dpi;
+
+pub struct Classifier<C: Clock> {
+    dpi: Reader<DpiSnapshot>,
+    table: FlowTable,
+    local: Local,
+    clock: C,
+    counters: Arc<FlowCounters>,
+    /// Table stats already added to `counters`.
+    reported: FlowStats,
+    overflows: u64,
+    /// Buckets swept per tick: the whole table about every 2^16 ticks.
+    sweep: usize,
+    now: u64,
+    /// `[dpi] enabled = false`: packets pass untouched.
+    on: bool,
+}
+
+impl<C: Clock> Classifier<C> {
+    /// `hz`: ticks per second of `clock`. Allocates the table, cache and
+    /// reassembly pool once, here.
+    pub fn new(dpi: Reader<DpiSnapshot>, conf: &FlowConf, clock: C, hz: u64, counters: Arc<FlowCounters>) -> Self {
+        Self::build(dpi, conf, clock, hz, counters, true)
+    }
+
+    /// A stage that passes every packet untouched (classification off).
+    pub fn off(dpi: Reader<DpiSnapshot>, clock: C, hz: u64, counters: Arc<FlowCounters>) -> Self {
+        let tiny = FlowConf { flows: 8, dns_cache: 1, reassembly: 1, ..FlowConf::default() };
+        Self::build(dpi, &tiny, clock, hz, counters, false)
+    }
+
+    fn build(dpi: Reader<DpiSnapshot>, conf: &FlowConf, clock: C, hz: u64, counters: Arc<FlowCounters>, on: bool) -> Self {
+        let table = FlowTable::new(conf.flows, conf.timeouts(hz));
+        let mut local = Local::new(conf.dns_cache, conf.reassembly);
+        local.dns.hz = hz;
+        let sweep = (table.capacity() / 8 / 65536).max(1);
+        Classifier { dpi, table, local, now: clock.now(), clock, counters, reported: FlowStats::default(), overflows: 0, sweep, on }
+    }
+
+    /// The table's and pool's counters, published as deltas.
+    fn report(&mut self) {
+        let s = self.table.stats;
+        let c = &self.counters;
+        c.created.add(s.created - self.reported.created);
+        c.expired.add(s.expired - self.reported.expired);
+        c.closed.add(s.closed - self.reported.closed);
+        c.evicted.add(s.evicted - self.reported.evicted);
+        c.active.add(s.active.wrapping_sub(self.reported.active));
+        self.reported = s;
+        let o = self.local.reasm.overflows;
+        c.reasm_overflows.add(o - self.overflows);
+        self.overflows = o;
+    }
+}
+
+impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
+    const KEEPS_LENGTH: bool = true;
+
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.dpi.refresh();
+        self.now = self.clock.now();
+        self.table.sweep(self.now, self.sweep);
+        self.report();
+    }
+
+    #[inline(always)]
+    fn process(&mut self, _in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        if !self.on || meta.is_dropped() {
+            return Verdict::Continue;
+        }
+        let data = pkt.data();
+        let Some(p) = key::parse_frame(key::LinkType::Ethernet, data) else {
+            self.counters.unparsed.add(1);
+            return Verdict::Continue;
+        };
+        let now = self.now;
+        let (flow, d) = self.table.lookup_or_insert(&p.key, p.dir, now);
+        account(flow, d, p.ip_len, &p.l4, now);
+        if flow.dpi.wants() {
+            let dpi = self.dpi.get();
+            let payload = &data[p.payload.0..p.payload.0 + p.payload.1];
+            let was = flow.dpi.status;
+            dpi.inspect(flow, d, payload, &mut self.local, now);
+            self.counters.inspected.add(1);
+            if was == Status::Inspecting && flow.dpi.status != Status::Inspecting {
+                let slot = (flow.dpi.app as usize).min(COUNTED_APPS - 1);
+                self.counters.apps[slot].add(1);
+            }
+        }
+        Verdict::Continue
+    }
+}
