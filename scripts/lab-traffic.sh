@@ -57,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 t0=$(date +%s.%N)
-step() { echo "lab-traffic: [$(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5)s] $*"; }
+step() { echo "lab-traffic: [$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s] $*"; }
 skip() { echo "lab-traffic: SKIPPED $*"; }
 
 S ip addr add "$alias/32" dev "$dev"

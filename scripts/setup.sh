@@ -10,6 +10,12 @@ packages=(
   build-essential             # cc for the C shim
   iproute2 ethtool iputils-ping iperf3 curl busybox  # end-to-end tests in network namespaces
   prometheus                  # promtool and a real server for the monitoring tests
+  # DPI tests: real clients and servers in namespaces (scripts/lab-traffic.sh),
+  # and nDPI's ndpiReader for the speed comparison. The server packages may
+  # start their system services; the tests run their own instances.
+  tcpdump openssl python3 dnsmasq bind9-dnsutils openssh-server openssh-client
+  postgresql redis-server redis-tools mariadb-server mariadb-client
+  ngtcp2-client ngtcp2-server sip-tester libndpi-bin
 )
 
 missing=()
