@@ -23,6 +23,13 @@ impl Capture {
         Ok(Capture { bytes })
     }
 
+    /// The packets it holds (a walk over the record headers).
+    pub fn packets(&self) -> usize {
+        let mut n = 0;
+        let _ = self.for_each(|_| n += 1);
+        n
+    }
+
     /// Calls `f` for each packet.
     pub fn for_each(&self, mut f: impl FnMut(Packet<'_>)) -> Result<u64, String> {
         let b = &self.bytes;

@@ -63,9 +63,29 @@ fn basis_name(b: Basis) -> &'static str {
 }
 
 /// Classifies one capture; returns its flows in order of first packet.
-pub fn classify_file(dpi: &Dpi, path: &Path, summary: &mut Summary) -> Result<Vec<FlowResult>, String> {
+/// With `loops` > 1 the capture (read once) is classified that many times
+/// from a fresh state, as `ndpiReader -l` does, and only the last run's
+/// flows are kept; `summary.seconds` counts processing, not reading.
+pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, summary: &mut Summary) -> Result<Vec<FlowResult>, String> {
     let cap = crate::capture::Capture::open(path)?;
-    let mut table = FlowTable::new(1 << 20, Timeouts::with_hz(1_000_000_000));
+    let packets = cap.packets();
+    let started = Instant::now();
+    let mut run = None;
+    for _ in 0..loops.max(1) {
+        run = Some(classify_once(dpi, &cap, packets, path)?);
+    }
+    summary.seconds += started.elapsed().as_secs_f64();
+    let (table, n, not_ip) = run.expect("at least one loop");
+    summary.packets += n * loops.max(1) as u64;
+    summary.not_ip += not_ip;
+    summary.captures += 1;
+    Ok(results(dpi, table, path, summary))
+}
+
+/// One pass over a capture: the flow table it leaves, packets, not-IP frames.
+fn classify_once(dpi: &Dpi, cap: &crate::capture::Capture, packets: usize, path: &Path) -> Result<(FlowTable, u64, u64), String> {
+    // Sized to the capture (a flow needs a packet), within 1 Ki..1 Mi.
+    let mut table = FlowTable::new(packets.clamp(1024, 1 << 20), Timeouts::with_hz(1_000_000_000));
     table.keep_retired();
     let mut local = Local::new(4096, 64);
     local.dns.hz = 1_000_000_000;
@@ -93,9 +113,10 @@ pub fn classify_file(dpi: &Dpi, path: &Path, summary: &mut Summary) -> Result<Ve
             }
         })
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    summary.packets += n;
-    summary.not_ip += not_ip;
-    summary.captures += 1;
+    Ok((table, n, not_ip))
+}
+
+fn results(dpi: &Dpi, mut table: FlowTable, path: &Path, summary: &mut Summary) -> Vec<FlowResult> {
     let mut flows: Vec<Flow> = table.take_retired();
     flows.extend(table.iter().cloned());
     flows.sort_by_key(|f| f.first_seen);
@@ -141,17 +162,16 @@ pub fn classify_file(dpi: &Dpi, path: &Path, summary: &mut Summary) -> Result<Ve
         });
     }
     summary.flows += out.len();
-    Ok(out)
+    out
 }
 
 /// Runs `patronus classify`; returns the exit status.
-pub fn main(dpi: &Dpi, files: &[PathBuf], format: Format) -> u8 {
+pub fn main(dpi: &Dpi, files: &[PathBuf], format: Format, loops: u32) -> u8 {
     let mut summary = Summary::default();
     let mut all = Vec::new();
-    let start = Instant::now();
     let mut failed = false;
     for f in files {
-        match classify_file(dpi, f, &mut summary) {
+        match classify_file(dpi, f, loops, &mut summary) {
             Ok(flows) => all.extend(flows),
             Err(e) => {
                 eprintln!("patronus: error: {e}");
@@ -159,7 +179,6 @@ pub fn main(dpi: &Dpi, files: &[PathBuf], format: Format) -> u8 {
             }
         }
     }
-    summary.seconds = start.elapsed().as_secs_f64();
     summary.packets_per_second = summary.packets as f64 / summary.seconds.max(1e-9);
     match format {
         Format::Json => {

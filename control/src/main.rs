@@ -74,10 +74,16 @@ enum Command {
         /// Captures to classify.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Signature files, in order [default: conf/signatures.toml, else
-        /// /etc/patronus/signatures.toml].
+        /// Signature files, in order, instead of the built-in set (the
+        /// conf/signatures.toml this binary was built with). To add your own
+        /// applications to it, pass both: --signatures conf/signatures.toml
+        /// --signatures mine.toml.
         #[arg(long = "signatures", value_name = "FILE")]
         signatures: Vec<PathBuf>,
+        /// Classify each capture this many times (read once, fresh state
+        /// each time) and report the processing rate, like `ndpiReader -l`.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        loops: u32,
         /// Packets per direction inspected before a flow is given up.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=64))]
         max_packets: u8,
@@ -189,15 +195,16 @@ fn main() -> ExitCode {
             };
             ExitCode::from(run(&cfg, &config, &RunOptions { duration }) as u8)
         }
-        Command::Classify { files, signatures, max_packets, format } => {
-            let sigs = if signatures.is_empty() {
-                let local = PathBuf::from("conf/signatures.toml");
-                vec![if local.exists() { local } else { PathBuf::from("/etc/patronus/signatures.toml") }]
+        Command::Classify { files, signatures, max_packets, format, loops } => {
+            let paths: Vec<&Path> = signatures.iter().map(PathBuf::as_path).collect();
+            let set = if paths.is_empty() {
+                let mut set = dataplane::dpi::SignatureSet::default();
+                let b = patronus::config::signatures::BUILTIN;
+                patronus::config::signatures::parse_into(Path::new(patronus::config::signatures::BUILTIN_NAME), b, &mut set).map(|_| set)
             } else {
-                signatures
+                patronus::config::signatures::load(&paths)
             };
-            let paths: Vec<&Path> = sigs.iter().map(PathBuf::as_path).collect();
-            let set = match patronus::config::signatures::load(&paths) {
+            let set = match set {
                 Ok(s) => s,
                 Err(e) => {
                     for line in e.to_string().lines() {
@@ -213,7 +220,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
-            ExitCode::from(patronus::classify::main(&dpi, &files, format))
+            ExitCode::from(patronus::classify::main(&dpi, &files, format, loops))
         }
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),

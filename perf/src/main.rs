@@ -36,6 +36,9 @@ enum Mode {
     /// Route: parse, LPM, neighbour rewrite, TTL and checksum (two ports;
     /// port 0 receives `gen-pcap` frames).
     Route,
+    /// Flow lookup and DPI (the built-in signatures), then route: what the
+    /// appliance's workers run.
+    Dpi,
 }
 
 impl Mode {
@@ -45,6 +48,7 @@ impl Mode {
             Mode::Mac => "mac",
             Mode::Macswap => "macswap",
             Mode::Route => "route",
+            Mode::Dpi => "dpi",
         }
     }
 }
@@ -79,6 +83,14 @@ enum Cmd {
         /// Frame size in bytes (without FCS), at least 60.
         #[arg(long, default_value_t = 60)]
         size: u16,
+        /// Instead of synthetic UDP: the IPv4 packets of these captures
+        /// (pcap or pcapng, any link type), re-framed for port 0 and with
+        /// their addresses mapped into 10.0.0.0/8 so `route` and `dpi`
+        /// route them; repeated --copies times with different addresses.
+        #[arg(long, value_name = "CAPTURE", num_args = 1..)]
+        from: Vec<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        copies: u32,
     },
     /// The route stage on heap packets, without EAL: ns per packet.
     StageBench {
@@ -147,6 +159,13 @@ struct RunArgs {
     /// appliance's default `[worker] latency_sample`); 0 turns it off.
     #[arg(long, default_value_t = 16, value_name = "N")]
     latency_sample: u32,
+    /// Mbufs in the pool (0: sized from the rings). net_pcap's infinite_rx
+    /// holds the whole capture in mbufs.
+    #[arg(long, default_value_t = 0)]
+    mbufs: u32,
+    /// dpi mode: flow table capacity per worker.
+    #[arg(long, default_value_t = 65536)]
+    flows: usize,
 }
 
 /// Prints one port's block in the layout of testpmd's `show port stats`.
@@ -198,7 +217,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         burst: a.burst,
         drain: Duration::from_micros(100),
         mode: if a.poll_mode == "busy" { PollMode::Busy } else { PollMode::Adaptive { max_sleep: Duration::from_micros(a.max_sleep_us) } },
-        mbufs: 0,
+        mbufs: a.mbufs,
         latency_every: a.latency_sample,
         stall: Duration::from_micros(50),
     };
@@ -217,6 +236,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let macs: Vec<[u8; 6]> = engine.ports().iter().map(|p| p.mac).collect();
     let xc = XConnect::new(&pairs);
     let mut fibs = Vec::new(); // outlives the workers' readers
+    let mut dpis = Vec::new();
     let every = a.latency_sample;
     let launched = match a.mode {
         Mode::Io => engine.launch(|_, _| Timed::new(xc.clone(), &Slot::new("forward"), every, dpdk::tsc)),
@@ -230,6 +250,25 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let hz = engine.tsc_hz();
             let r = engine.launch(|_, _| Timed::new(route::stage(&fib, hz), &Slot::new("forward"), every, dpdk::tsc));
             fibs.push(fib);
+            r
+        }
+        Mode::Dpi => {
+            if n != 2 {
+                return Err("dpi mode takes exactly two ports (capture in, gateways out)".into());
+            }
+            let fib = route::fib(macs[1]);
+            let hz = engine.tsc_hz();
+            let dir = std::path::Path::new(".");
+            let sigs = patronus::config::signatures::DpiOpts::default().compile(dir).map_err(|e| e.to_string())?;
+            let dpi = dataplane::rcu::Publisher::new(sigs);
+            let conf = dataplane::flow::stage::FlowConf { flows: a.flows, ..Default::default() };
+            let counters: Vec<Arc<dataplane::flow::stage::FlowCounters>> = (0..a.cores).map(|_| Arc::default()).collect();
+            let r = engine.launch(|i, _| {
+                let c = dataplane::flow::stage::Classifier::new(dpi.reader(), &conf, dataplane::dpdk::Tsc, hz, counters[i].clone());
+                Timed::new((c, route::stage(&fib, hz)), &Slot::new("forward"), every, dpdk::tsc)
+            });
+            fibs.push(fib);
+            dpis.push((dpi, counters));
             r
         }
     };
@@ -272,6 +311,23 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let tsc_hz = engine.tsc_hz();
     engine.stop_workers();
     drop(fibs);
+    for (dpi, counters) in &dpis {
+        let sum = |f: fn(&dataplane::flow::stage::FlowCounters) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
+        let decided: u64 = counters.iter().flat_map(|c| c.apps.iter()).map(|x| x.get()).sum();
+        let unknown: u64 = counters.iter().map(|c| c.apps[0].get()).sum();
+        println!(
+            "  flows: created {} evicted {} expired {}; decided {} ({} unknown); packets inspected {}; not IP {}",
+            sum(|c| c.created.get()),
+            sum(|c| c.evicted.get()),
+            sum(|c| c.expired.get()),
+            decided,
+            unknown,
+            sum(|c| c.inspected.get()),
+            sum(|c| c.unparsed.get())
+        );
+        let _ = dpi;
+    }
+    drop(dpis);
     let report = engine.shutdown();
     let (w0, w0_at) = at_warmup.unwrap_or_else(|| (end.clone(), start));
     let secs = end_at.duration_since(w0_at).as_secs_f64().max(1e-9);
@@ -284,8 +340,10 @@ fn run(a: &RunArgs) -> Result<(), String> {
         total_rx += rx;
         println!("  port {i}: RX {:.2} Mpps  TX {:.2} Mpps  drops {}", rx / 1e6, tx / 1e6, report.last.ports[i].total_drops());
     }
-    if a.mode == Mode::Route {
+    let mut routed_mpps = String::new();
+    if a.mode == Mode::Route || a.mode == Mode::Dpi {
         let routed = (end.ports[1].tx_packets - w0.ports[1].tx_packets) as f64 / secs;
+        routed_mpps = format!(" routed_mpps={:.3}", routed / 1e6);
         println!("  routed (port 0 -> port 1): {:.2} Mpps", routed / 1e6);
         for r in dataplane::counters::DropReason::ALL {
             let d: u64 = report.last.ports.iter().map(|p| p.drops[*r as usize]).sum();
@@ -309,7 +367,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         println!("  mempool {}: {} of {} mbufs returned", p.name, p.available, p.size);
     }
     println!(
-        "RESULT mode={} ports={n} cores={} burst={} mpps={:.3} cycles_per_packet={cpp:.2}",
+        "RESULT mode={} ports={n} cores={} burst={} mpps={:.3} cycles_per_packet={cpp:.2}{routed_mpps}",
         a.mode.name(),
         a.cores,
         a.burst,
@@ -324,7 +382,8 @@ fn run(a: &RunArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
-        Some(Cmd::GenPcap { out, count, size }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
+        Some(Cmd::GenPcap { out, from, copies, .. }) if !from.is_empty() => pcap::write_from(&out, &from, copies),
+        Some(Cmd::GenPcap { out, count, size, .. }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
         Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
         Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
         None => run(&cli.run),

@@ -73,3 +73,86 @@ mod tests {
         assert_eq!(ipv4_checksum(&f[14..34]), 0, "checksum over a valid header is zero");
     }
 }
+
+/// Writes the IPv4 packets of `inputs` as a capture for port 0: each gets
+/// an Ethernet header to [`DST_MAC`], its addresses mapped into 10.0.0.0/8
+/// (per copy, so copies are distinct flows), TTL 64 and a fresh header
+/// checksum. Payloads are untouched (L4 checksums are not checked on the
+/// way through).
+pub fn write_from(path: &Path, inputs: &[std::path::PathBuf], copies: u32) -> Result<(), String> {
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for input in inputs {
+        let cap = patronus::capture::Capture::open(input)?;
+        cap.for_each(|pkt| {
+            let Some(link) = pkt.link else { return };
+            let Some(ip) = ipv4_start(link, pkt.data) else { return };
+            // One mbuf per frame (net_pcap's infinite_rx needs that): frames
+            // a capture took before segmentation offload split them are left out.
+            if pkt.data.len() - ip <= 1500 {
+                frames.push(pkt.data[ip..].to_vec());
+            }
+        })
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    }
+    if frames.is_empty() {
+        return Err("no IPv4 packets in the inputs".into());
+    }
+    let map = |a: [u8; 4], copy: u32| -> [u8; 4] {
+        let h = u32::from_be_bytes(a).wrapping_mul(0x9E37_79B1) ^ copy.wrapping_mul(0x85EB_CA6B);
+        let h = h ^ (h >> 15);
+        [10, (h >> 16) as u8, (h >> 8) as u8, (h as u8).max(1)]
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let w = |out: &mut std::io::BufWriter<std::fs::File>, b: &[u8]| out.write_all(b).map_err(|e| format!("{}: {e}", path.display()));
+    w(&mut out, &PCAP_HEADER)?;
+    let mut n = 0u32;
+    for copy in 0..copies.max(1) {
+        for ip in &frames {
+            let mut f = Vec::with_capacity(14 + ip.len());
+            f.extend_from_slice(&DST_MAC);
+            f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+            f.extend_from_slice(&[0x08, 0x00]);
+            f.extend_from_slice(ip);
+            let ihl = ((f[14] & 0x0f) as usize * 4).max(20);
+            let (src, dst) = (<[u8; 4]>::try_from(&f[26..30]).unwrap(), <[u8; 4]>::try_from(&f[30..34]).unwrap());
+            f[26..30].copy_from_slice(&map(src, copy));
+            f[30..34].copy_from_slice(&map(dst, copy));
+            f[22] = 64;
+            f[24..26].copy_from_slice(&[0, 0]);
+            let c = ipv4_checksum(&f[14..14 + ihl]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            if f.len() < 60 {
+                f.resize(60, 0);
+            }
+            let len = (f.len() as u32).to_le_bytes();
+            w(&mut out, &0u32.to_le_bytes())?;
+            w(&mut out, &n.to_le_bytes())?;
+            w(&mut out, &len)?;
+            w(&mut out, &len)?;
+            w(&mut out, &f)?;
+            n += 1;
+        }
+    }
+    println!("gen-pcap: {} packets ({} per copy, {} copies) -> {}", n, frames.len(), copies.max(1), path.display());
+    Ok(())
+}
+
+/// Where a frame's (outer) IPv4 header starts, after the link header and
+/// any VLAN tags; None for anything else.
+fn ipv4_start(link: dataplane::flow::key::LinkType, d: &[u8]) -> Option<usize> {
+    use dataplane::flow::key::LinkType;
+    let be16 = |o: usize| d.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let (mut et, mut off) = match link {
+        LinkType::Ethernet => (be16(12)?, 14),
+        LinkType::LinuxSll => (be16(14)?, 16),
+        LinkType::LinuxSll2 => (be16(0)?, 20),
+        LinkType::RawIp => (0x0800, 0),
+        LinkType::Null => (0x0800, 4),
+    };
+    while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+        et = be16(off + 2)?;
+        off += 4;
+    }
+    let ip = d.get(off..off + 20)?;
+    (et == 0x0800 && ip[0] >> 4 == 4 && u16::from_be_bytes([ip[2], ip[3]]) as usize <= d.len() - off).then_some(off)
+}
