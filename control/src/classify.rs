@@ -68,14 +68,20 @@ fn basis_name(b: Basis) -> &'static str {
 /// flows are kept; `summary.seconds` counts processing, not reading.
 pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, summary: &mut Summary) -> Result<Vec<FlowResult>, String> {
     let cap = crate::capture::Capture::open(path)?;
-    let packets = cap.packets();
+    // Sized to the capture (a flow needs a packet), within 1 Ki..1 Mi;
+    // allocated once, cleared between loops.
+    let mut table = FlowTable::new(cap.packets().clamp(1024, 1 << 20), Timeouts::with_hz(1_000_000_000));
+    table.keep_retired();
+    let mut local = Local::new(4096, 64);
+    local.dns.hz = 1_000_000_000;
     let started = Instant::now();
-    let mut run = None;
+    let (mut n, mut not_ip) = (0, 0);
     for _ in 0..loops.max(1) {
-        run = Some(classify_once(dpi, &cap, packets, path)?);
+        table.clear();
+        local.clear();
+        (n, not_ip) = classify_once(dpi, &cap, &mut table, &mut local, path)?;
     }
     summary.seconds += started.elapsed().as_secs_f64();
-    let (table, n, not_ip) = run.expect("at least one loop");
     summary.packets += n * loops.max(1) as u64;
     summary.not_ip += not_ip;
     summary.captures += 1;
@@ -83,12 +89,7 @@ pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, summary: &mut Summary) 
 }
 
 /// One pass over a capture: the flow table it leaves, packets, not-IP frames.
-fn classify_once(dpi: &Dpi, cap: &crate::capture::Capture, packets: usize, path: &Path) -> Result<(FlowTable, u64, u64), String> {
-    // Sized to the capture (a flow needs a packet), within 1 Ki..1 Mi.
-    let mut table = FlowTable::new(packets.clamp(1024, 1 << 20), Timeouts::with_hz(1_000_000_000));
-    table.keep_retired();
-    let mut local = Local::new(4096, 64);
-    local.dns.hz = 1_000_000_000;
+fn classify_once(dpi: &Dpi, cap: &crate::capture::Capture, table: &mut FlowTable, local: &mut Local, path: &Path) -> Result<(u64, u64), String> {
     let mut not_ip = 0;
     let mut last_ts = 0;
     let n = cap
@@ -109,11 +110,11 @@ fn classify_once(dpi: &Dpi, cap: &crate::capture::Capture, packets: usize, path:
             account(flow, d, p.ip_len, &p.l4, now);
             if flow.dpi.wants() {
                 let payload = &pkt.data[p.payload.0..p.payload.0 + p.payload.1];
-                dpi.inspect(flow, d, payload, &mut local, now);
+                dpi.inspect(flow, d, payload, local, now);
             }
         })
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((table, n, not_ip))
+    Ok((n, not_ip))
 }
 
 fn results(dpi: &Dpi, mut table: FlowTable, path: &Path, summary: &mut Summary) -> Vec<FlowResult> {

@@ -103,6 +103,12 @@ impl DnsCache {
         DnsCache { slots: vec![None; entries.max(1).next_power_of_two()].into_boxed_slice(), hz: 1, learned: 0 }
     }
 
+    /// Forgets everything learnt.
+    pub fn clear(&mut self) {
+        self.slots.fill(None);
+        self.learned = 0;
+    }
+
     fn slot(&self, a: IpAddr, port: u16) -> usize {
         let h = match a {
             IpAddr::V4(v) => u32::from(v) as u64,

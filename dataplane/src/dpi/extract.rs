@@ -189,6 +189,12 @@ impl Local {
     pub fn new(dns_entries: usize, reasm_slots: usize) -> Local {
         Local { dns: DnsCache::new(dns_entries), reasm: Reassembly::new(reasm_slots), scratch: Box::new([0; 65536]) }
     }
+
+    /// Forgets what was learnt (offline reruns; slots are reset when taken).
+    pub fn clear(&mut self) {
+        self.dns.clear();
+        self.reasm.overflows = 0;
+    }
 }
 
 /// Runs the extractors on one payload of a flow of IP protocol `proto`.

@@ -58,8 +58,10 @@ pub struct FlowKey {
 impl FlowKey {
     /// The key of a packet from (src, sport) to (dst, dport), and the
     /// packet's direction in it.
+    #[inline]
     pub fn new(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, proto: u8) -> (FlowKey, Dir) {
-        if (src, sport) <= (dst, dport) {
+        // Big-endian integers order as the bytes do, in two compares.
+        if (u128::from_be_bytes(src), sport) <= (u128::from_be_bytes(dst), dport) {
             (FlowKey { lo_addr: src, hi_addr: dst, lo_port: sport, hi_port: dport, proto }, Dir::Lo)
         } else {
             (FlowKey { lo_addr: dst, hi_addr: src, lo_port: dport, hi_port: sport, proto }, Dir::Hi)
@@ -133,6 +135,7 @@ pub struct Parsed {
 
 /// Walks a frame to its flow. `None` for what is not IP, a non-first
 /// fragment, or a truncated or inconsistent header (the caller counts it).
+#[inline]
 pub fn parse_frame(link: LinkType, d: &[u8]) -> Option<Parsed> {
     let be16 = |o: usize| d.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let (mut ethertype, mut off) = match link {
@@ -231,6 +234,7 @@ fn gtp_u(d: &[u8], (start, len): (usize, usize)) -> Option<Parsed> {
 }
 
 /// An IPv4 or IPv6 packet at `off` in `d`, and its TCP/UDP header.
+#[inline]
 fn ip_packet(d: &[u8], off: usize, ethertype: u16) -> Option<Parsed> {
     let ip = d.get(off..)?;
     let (src, dst, mut proto, mut l4, ip_len) = match ethertype {

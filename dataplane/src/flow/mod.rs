@@ -128,6 +128,16 @@ impl FlowTable {
         }
     }
 
+    /// Forgets every flow (offline reruns; the memory stays).
+    pub fn clear(&mut self) {
+        self.tags.fill([FREE; WAYS]);
+        self.stats = FlowStats::default();
+        self.sweep_at = 0;
+        if let Some(r) = &mut self.retired {
+            r.clear();
+        }
+    }
+
     /// Keeps every flow that leaves the table (for offline reports; a
     /// worker never turns this on: it allocates).
     pub fn keep_retired(&mut self) {
