@@ -432,6 +432,24 @@ impl Dpi {
         };
         let st = &mut flow.dpi;
         if st.status != Status::Inspecting {
+            if st.watch > 0 && !payload.is_empty() && st.basis == Basis::DnsCache {
+                // Decided from a DNS answer: a name the flow itself carries
+                // (SNI, Host) is better evidence when it names another app.
+                st.watch -= 1;
+                let total = (flow.packets[0] + flow.packets[1]).min(u16::MAX as u64) as u16;
+                let seen = extract::run(&mut st.ex, payload, flow.key.proto, (flow.key.lo_port, flow.key.hi_port), local, now);
+                if let Some(p) = seen.proto {
+                    st.proto = p;
+                }
+                if let Some(host) = seen.host {
+                    if let Some(app) = self.app_of_host(host.as_str()) {
+                        st.host = host;
+                        self.decide(st, app, Basis::Host, total);
+                    }
+                    st.watch = 0;
+                }
+                return;
+            }
             if st.watch > 0 && !payload.is_empty() {
                 st.watch -= 1;
                 let sender = if d == 0 { flow.orig } else { responder };
@@ -449,7 +467,9 @@ impl Dpi {
                     dns::Learned::Name(name) => {
                         if let Some(app) = self.app_of_host(name.as_str()) {
                             st.host = name;
-                            return self.decide(st, app, Basis::DnsCache, total);
+                            self.decide(st, app, Basis::DnsCache, total);
+                            st.watch = self.max_packets;
+                            return;
                         }
                     }
                     dns::Learned::App(app) => return self.decide(st, app, Basis::Sdp, total),

@@ -346,3 +346,28 @@ fn ftp_passive_and_extended_passive_replies_announce_the_data_connection() {
         assert_eq!(extract::announcements(Proto::Ftp, junk, "1.1.1.1".parse().unwrap())[0], None, "{junk:?}");
     }
 }
+
+#[test]
+fn a_dns_cache_verdict_yields_to_the_flows_own_name() {
+    let mut r = Rig::new();
+    // The answer names a CDN host; the connection's SNI names YouTube.
+    let mut set = SignatureSet::default();
+    for (name, hosts) in [("CDN", vec!["cdn.example".to_owned()]), ("YouTube", vec!["youtube.com".to_owned()])] {
+        set.apps.push(AppSig {
+            app: App { name: name.into(), category: Category::Web, qos: 1 },
+            hosts,
+            patterns: vec![],
+            ports: vec![],
+            protocol: None,
+            over: None,
+            ips: vec![],
+        });
+    }
+    r.dpi = Dpi::compile(&set, 4).unwrap();
+    r.packet(17, 40001, [9, 9, 9, 9], 53, false, &dns_response("edge.cdn.example", [173, 194, 1, 8]));
+    let st = r.packet(6, 6001, [173, 194, 1, 8], 443, true, b"");
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis), ("CDN", Basis::DnsCache), "first packet: the cache");
+    let st = r.packet(6, 6001, [173, 194, 1, 8], 443, true, HELLO);
+    assert_eq!((r.dpi.app(st.app).name.as_str(), st.basis, st.host.as_str()), ("YouTube", Basis::Host, "www.youtube.com"));
+    assert!(!st.wants(), "done once the name is read");
+}
