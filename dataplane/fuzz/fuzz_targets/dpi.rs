@@ -4,7 +4,7 @@
 //! state carries over between them (TLS reassembly, RTP, DNS cache).
 #![no_main]
 
-use dataplane::dpi::{App, AppSig, Category, Dpi, Local, Pattern, Proto, SignatureSet, Status};
+use dataplane::dpi::{App, AppSig, Category, Dpi, Local, Pattern, Proto, SignatureSet};
 use dataplane::flow::{account, parse_frame, FlowTable, LinkType, Timeouts};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,9 +14,11 @@ fn dpi() -> Dpi {
         set.apps.push(AppSig {
             app: App { name: format!("p{i}"), category: Category::Web, qos: 0 },
             hosts: vec![format!("h{i}.example")],
-            patterns: vec![Pattern { bytes: vec![i as u8, 0xff], offset: Some(i as u16), depth: 0, proto: 0 }],
+            patterns: vec![Pattern { bytes: vec![i as u8, 0xff], offset: Some(i as u16), depth: 0, proto: 0, within: (i % 2 == 0).then_some(*p) }],
             ports: vec![(17, i as u16)],
             protocol: Some(*p),
+            over: None,
+            ips: vec![(std::net::IpAddr::from([10, i as u8, 0, 0]), 16)],
         });
     }
     Dpi::compile(&set, 4).unwrap()
@@ -39,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(p.payload.0 + p.payload.1 <= frame.len());
         let (f, d) = table.lookup_or_insert(&p.key, p.dir, now);
         account(f, d, p.ip_len, &p.l4, now);
-        if f.dpi.status == Status::Inspecting {
+        if f.dpi.wants() {
             dpi.inspect(f, d, &frame[p.payload.0..p.payload.0 + p.payload.1], &mut local, now);
         }
         table.sweep(now, 1);

@@ -508,7 +508,7 @@ pub fn announcements(proto: Proto, p: &[u8], sender: std::net::IpAddr) -> [Optio
             let body = find(p, b"\r\n\r\n").map_or(&[][..], |i| &p[i + 4..]);
             for (i, (addr, port)) in sdp_media(body).into_iter().flatten().enumerate().take(2) {
                 out[2 * i] = Some(Announced { addr, port, proto: Proto::Rtp });
-                out[2 * i + 1] = Some(Announced { addr, port: port.wrapping_add(1), proto: Proto::Rtcp });
+                out[2 * i + 1] = port.checked_add(1).map(|p| Announced { addr, port: p, proto: Proto::Rtcp });
             }
         }
         _ => {}

@@ -162,8 +162,28 @@ pub fn client_initial<'s>(p: &[u8], scratch: &'s mut [u8], stream: &'s mut Strea
         return Quic::Opaque;
     };
     // CRYPTO frames into the stream.
+    frames(plain, ver.chlo(), stream);
+    let have = stream.prefix();
+    let s: &'s [u8] = &stream.buf[..have];
+    if ver.chlo() {
+        return match chlo_sni(s) {
+            Some(sni) => Quic::Named(sni),
+            None if have < MAX_HELLO && !s.is_empty() && chlo_needs_more(s) => Quic::More,
+            None => Quic::Named(&[]),
+        };
+    }
+    match tls::handshake(s) {
+        tls::Hello::Done(h) => Quic::Named(h.sni),
+        tls::Hello::Partial(need) if need <= MAX_HELLO => Quic::More,
+        _ => Quic::Named(&[]),
+    }
+}
+
+/// Collects the CRYPTO frames of a decrypted Initial into `stream`
+/// (stopping at the first frame an Initial should not carry).
+pub fn frames(plain: &[u8], chlo: bool, stream: &mut Stream<'_>) {
     // Q050 numbers its CRYPTO frame 0x08.
-    let crypto = if ver.chlo() { 0x08 } else { 0x06 };
+    let crypto = if chlo { 0x08 } else { 0x06 };
     let mut r = Reader(plain);
     while let Some(t) = r.varint() {
         match t {
@@ -192,20 +212,6 @@ pub fn client_initial<'s>(p: &[u8], scratch: &'s mut [u8], stream: &'s mut Strea
             }
             _ => break, // a frame an Initial should not carry
         }
-    }
-    let have = stream.prefix();
-    let s: &'s [u8] = &stream.buf[..have];
-    if ver.chlo() {
-        return match chlo_sni(s) {
-            Some(sni) => Quic::Named(sni),
-            None if have < MAX_HELLO && !s.is_empty() && chlo_needs_more(s) => Quic::More,
-            None => Quic::Named(&[]),
-        };
-    }
-    match tls::handshake(s) {
-        tls::Hello::Done(h) => Quic::Named(h.sni),
-        tls::Hello::Partial(need) if need <= MAX_HELLO => Quic::More,
-        _ => Quic::Named(&[]),
     }
 }
 
