@@ -268,6 +268,57 @@ fn malformed_frames(app: EthernetAddress, host: EthernetAddress) -> Vec<(&'stati
         ("malformed_arp", eth(EthernetAddress::BROADCAST, EtherType::ARP.0, &bad_arp)),
         ("malformed_nd", eth(app, 0x86dd, &ns)),
     ];
+    // Well-formed IP carrying malformed application payloads for DPI: they
+    // are forwarded (not drops); the appliance must neither panic nor stall.
+    let l4 = |proto: u8, sport: u16, dport: u16, payload: &[u8]| -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend(sport.to_be_bytes());
+        h.extend(dport.to_be_bytes());
+        if proto == ip_proto::UDP {
+            h.extend(((8 + payload.len()) as u16).to_be_bytes());
+            h.extend([0, 0]);
+        } else {
+            h.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        }
+        h.extend(payload);
+        v4(a, b_host, 64, proto, &h, false)
+    };
+    let mut dpi_payloads: Vec<(u8, u16, Vec<u8>)> = vec![
+        // TLS: a record longer than the segment (starts reassembly), lying
+        // handshake and extension lengths, an SNI list running off the end.
+        (ip_proto::TCP, 443, vec![0x16, 3, 1, 0x3f, 0xff, 1, 0, 0x3f, 0xfb, 3, 3]),
+        (ip_proto::TCP, 443, [&[0x16u8, 3, 1, 0, 60, 1, 0xff, 0xff, 0xff, 3, 3][..], &[0u8; 32], &[0, 0, 2, 0, 0x2f, 1, 0, 0xff, 0xff, 0, 0, 0xff, 0xf0]].concat()),
+        (ip_proto::TCP, 443, [&[0x16u8, 3, 1, 0, 80, 1, 0, 0, 76, 3, 3][..], &[0u8; 32], &[0, 0, 2, 0, 0x2f, 1, 0, 0, 30, 0, 0, 0, 26, 0, 24, 0, 0xff, 0xff]].concat()),
+        // QUIC: v1 Initial with a 255-byte DCID, a huge token length, a
+        // length past the datagram; gQUIC with an absurd CHLO tag count.
+        (ip_proto::UDP, 443, [&[0xc3u8, 0, 0, 0, 1, 255][..], &[7u8; 1194]].concat()),
+        (ip_proto::UDP, 443, [&[0xc3u8, 0, 0, 0, 1, 8][..], &[1u8; 8], &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &[0u8; 1100]].concat()),
+        (ip_proto::UDP, 443, [&[0xc3u8, 0, 0, 0, 1, 8][..], &[1u8; 8], &[0, 0, 0x7f, 0xff], &[0u8; 1150]].concat()),
+        (ip_proto::UDP, 443, [&[0x0du8][..], &[9u8; 8], b"Q043", &[1], b"CHLO", &[0xff, 0xff, 0, 0], &[0u8; 64]].concat()),
+        (ip_proto::UDP, 443, [&[0xc3u8][..], b"Q050", &[8], &[2u8; 8], &[0, 0, 0x40, 0x10], &[0u8; 40]].concat()),
+        // DNS: a compression pointer loop, counts far past the message, an
+        // answer whose length runs off the end (as a response, so it is learnt).
+        (ip_proto::UDP, 53, vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1]),
+        (ip_proto::UDP, 53, vec![0x12, 0x34, 0x81, 0x80, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1]),
+        (ip_proto::UDP, 53, vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0xff, 0xff, 1, 2]),
+        // SIP: an INVITE whose SDP has a bad address, a port past 65535 and
+        // no line ends; a status line followed by binary.
+        (ip_proto::UDP, 5060, b"INVITE sip:x SIP/2.0\r\n\r\nv=0\r\nc=IN IP4 999.1.1.1\r\nm=audio 99999 RTP/AVP 0\r\nm=audio 65535 RTP/AVP\nc=IN IP6 ::::".to_vec()),
+        (ip_proto::UDP, 5060, [&b"SIP/2.0 200 OK\r\n\r\n"[..], &[0xffu8; 200]].concat()),
+        // FTP: a passive-mode reply with numbers out of range.
+        (ip_proto::TCP, 21, b"227 Entering Passive Mode (999,1,1,1,300,300)\r\n".to_vec()),
+    ];
+    // Truncations of each, too.
+    for i in 0..dpi_payloads.len() {
+        let (p, port, body) = dpi_payloads[i].clone();
+        for cut in [1, body.len() / 2, body.len().saturating_sub(1)] {
+            dpi_payloads.push((p, port, body[..cut.min(body.len())].to_vec()));
+        }
+    }
+    for (i, (proto, port, body)) in dpi_payloads.iter().enumerate() {
+        // A fresh client port per frame and round robin: each is a new flow's first payload.
+        frames.push(("dpi", eth(app, 0x0800, &l4(*proto, 20000 + i as u16, *port, body))));
+    }
     // Random bytes after a valid Ethernet header, of every EtherType we parse.
     let mut seed = 0x1234_5678_9abc_def1u64;
     for i in 0..300 {
@@ -292,6 +343,7 @@ fn malformed_flood_is_counted_and_good_traffic_keeps_flowing() {
     let dir = Scratch::new("router-flood");
     let cfg = dir.write("c.toml", &lab.config(&prefix("rflood")));
     let app = lab.start(&cfg);
+    let socket = socket_path(&prefix("rflood"));
     let app_mac = EthernetAddress::from_bytes(&parse_mac(&mac_of(&lab.r, &lab.a1)));
     let host_mac = EthernetAddress::from_bytes(&parse_mac(&mac_of(&lab.a, &lab.a0)));
 
@@ -316,6 +368,12 @@ fn malformed_flood_is_counted_and_good_traffic_keeps_flowing() {
     assert!(received >= 38, "good traffic kept flowing through the flood ({received}/40):\n{ping}");
     // Still answering afterwards.
     assert!(lab.in_a("ping -c 2 -i 0.2 -W 2 10.1.0.1").0, "appliance alive");
+    // DPI saw the malformed payloads (each round's are new flows' first packets).
+    let dpi_frames = kinds.iter().filter(|k| **k == "dpi").count();
+    let show = run_with_timeout(patronus().args(["show", "flows", "--json", "--socket"]).arg(&socket), std::time::Duration::from_secs(30));
+    let v: serde_json::Value = serde_json::from_str(&text(&show.stdout)).expect("show flows JSON");
+    let inspected = v["flows"]["inspected_packets"].as_u64().unwrap_or(0);
+    assert!(inspected as usize >= dpi_frames, "DPI inspected {inspected} packets, fewer than the {dpi_frames} malformed payloads");
 
     let out = stop(app);
     let stdout = text(&out.stdout);
@@ -323,7 +381,7 @@ fn malformed_flood_is_counted_and_good_traffic_keeps_flowing() {
     assert!(out.status.success(), "exit {} (a panic aborts)\n{stdout}\n{stderr}", code(out.status));
     assert!(!stderr.contains("panicked"), "{stderr}");
     let drops = drops_by_reason(&stdout);
-    for reason in kinds.iter().filter(|k| **k != "random") {
+    for reason in kinds.iter().filter(|k| **k != "random" && **k != "dpi") {
         assert!(drops.get(*reason).copied().unwrap_or(0) >= 20, "no {reason} drops counted:\n{stdout}");
     }
     assert!(stdout.lines().any(|l| l.starts_with("mempool ") && l.contains(": all ")), "{stdout}");
