@@ -96,3 +96,72 @@ fn real_client_traffic_is_classified_by_the_workers_and_offline() {
     assert!(rows.iter().any(|r| r["app"] == "RTP" && r["basis"] == "sdp"), "RTP announced by SDP:\n{rows:#?}");
     assert!(rows.iter().all(|r| r["app"] != "Unknown"), "every flow identified:\n{rows:#?}");
 }
+
+#[test]
+fn signatures_reload_live_and_a_bad_file_keeps_the_running_set() {
+    let name = "dpi::signatures_reload_live_and_a_bad_file_keeps_the_running_set";
+    if let Some(why) = netns_unavailable() {
+        return skip(name, &why);
+    }
+    for tool in ["curl", "openssl"] {
+        if !try_sh(&format!("command -v {tool}")).0 {
+            return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+        }
+    }
+    let lab = Lab::new("ds");
+    let dir = Scratch::new("dpi-reload");
+    let pfx = prefix("dpir");
+    let sigs = dir.write("extra.toml", "[[app]]\nname = \"LabOne\"\ncategory = \"Web\"\nhosts = [\"lab.test\"]\n");
+    let cfg = dir.write("c.toml", &format!("{}\n[dpi]\nsignatures = [\"extra.toml\"]\n", lab.config(&pfx)));
+    let app = lab.start(&cfg);
+    let (key, cert) = (dir.path("k.pem"), dir.path("c.pem"));
+    sh(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout {} -out {} -days 1 -subj /CN=lab 2>/dev/null",
+        key.display(),
+        cert.display()
+    ));
+    let server = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.b, "openssl", "s_server", "-quiet", "-www", "-accept", "443", "-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    std::thread::sleep(Duration::from_millis(500));
+    let socket = socket_path(&pfx);
+    let fetch = || assert!(lab.in_a("curl -sk --max-time 5 --resolve www.lab.test:443:10.2.0.2 https://www.lab.test/ -o /dev/null").0);
+    let apps = || -> HashMap<String, u64> {
+        let out = run_with_timeout(patronus().args(["show", "apps", "--json", "--socket"]).arg(&socket), Duration::from_secs(30));
+        let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("JSON");
+        v["apps"].as_array().unwrap().iter().map(|r| (r["application"].as_str().unwrap().to_owned(), r["flows"].as_u64().unwrap())).collect()
+    };
+    let reload = || run_with_timeout(patronus().args(["reload", "--socket"]).arg(&socket), Duration::from_secs(30));
+
+    fetch();
+    assert_eq!(apps().get("LabOne"), Some(&1), "{:?}", apps());
+
+    // A broken signature file: refused with its file and line; the running set stays.
+    std::fs::write(&sigs, "[[app]]\nname = \"LabTwo\"\ncategory = \"Webb\"\nhosts = [\"lab.test\"]\n").unwrap();
+    let out = reload();
+    let err = text(&out.stderr) + &text(&out.stdout);
+    assert!(!out.status.success(), "a bad signature file must refuse the reload:\n{err}");
+    assert!(err.contains("extra.toml:3") && err.contains("category"), "error names file, line and field:\n{err}");
+    fetch();
+    assert_eq!(apps().get("LabOne"), Some(&2), "old set still in force: {:?}", apps());
+
+    // A good one applies to the next flows.
+    std::fs::write(&sigs, "[[app]]\nname = \"LabTwo\"\ncategory = \"Video\"\nhosts = [\"lab.test\"]\n").unwrap();
+    let out = reload();
+    assert!(out.status.success(), "reload: {}{}", text(&out.stdout), text(&out.stderr));
+    fetch();
+    let now = apps();
+    assert_eq!((now.get("LabOne"), now.get("LabTwo")), (Some(&2), Some(&1)), "{now:?}");
+
+    let mut server = server;
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = stop(app);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -136,6 +136,8 @@ struct Control {
     stamp: Option<(SystemTime, u64)>,
     /// The signatures the workers classify with.
     dpi: Publisher<Dpi>,
+    /// Application ids, kept across reloads so counters follow names.
+    app_ids: dataplane::dpi::AppIds,
     flows: Vec<Arc<FlowCounters>>,
 }
 
@@ -227,7 +229,12 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         }
     };
 
-    let dpi = if cfg.dpi.enabled { cfg.dpi.compile(&config_dir(config_path)) } else { Ok(Dpi::compile(&Default::default(), 1).expect("empty set")) };
+    let mut app_ids = dataplane::dpi::AppIds::default();
+    let dpi = if cfg.dpi.enabled {
+        cfg.dpi.compile(&config_dir(config_path), &mut app_ids)
+    } else {
+        Ok(Dpi::compile(&Default::default(), 1).expect("empty set"))
+    };
     let dpi = match dpi {
         Ok(d) => Publisher::new(d),
         Err(e) => {
@@ -307,6 +314,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         started: Instant::now(),
         stamp,
         dpi,
+        app_ids,
         flows,
     };
     let status = ctl.run(&sig, &calls, opts);
@@ -465,7 +473,7 @@ impl Control {
         // Signature files are re-read on every reload; a bad one refuses the
         // whole reload and the running set stays.
         let dpi = match plan.effective.dpi.enabled {
-            true => Some(plan.effective.dpi.compile(&config_dir(&self.path)).map_err(|e| e.to_string())?),
+            true => Some(plan.effective.dpi.compile(&config_dir(&self.path), &mut self.app_ids).map_err(|e| e.to_string())?),
             false => None,
         };
         if let Some(d) = dpi {

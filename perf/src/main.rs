@@ -259,7 +259,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let fib = route::fib(macs[1]);
             let hz = engine.tsc_hz();
             let dir = std::path::Path::new(".");
-            let sigs = patronus::config::signatures::DpiOpts::default().compile(dir).map_err(|e| e.to_string())?;
+            let sigs = patronus::config::signatures::DpiOpts::default().compile(dir, &mut Default::default()).map_err(|e| e.to_string())?;
             let dpi = dataplane::rcu::Publisher::new(sigs);
             let conf = dataplane::flow::stage::FlowConf { flows: a.flows, ..Default::default() };
             let counters: Vec<Arc<dataplane::flow::stage::FlowCounters>> = (0..a.cores).map(|_| Arc::default()).collect();

@@ -654,7 +654,7 @@ impl Config {
         // The signatures, last: their errors name their own files.
         if self.dpi.enabled && errs.is_empty() {
             let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();
-            if let Err(e) = self.dpi.compile(&dir) {
+            if let Err(e) = self.dpi.compile(&dir, &mut Default::default()) {
                 errs.extend(e.0);
             }
         }

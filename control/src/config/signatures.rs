@@ -66,7 +66,9 @@ impl DpiOpts {
     }
 
     /// Loads and compiles the signatures this section names.
-    pub fn compile(&self, config_dir: &Path) -> Result<Dpi, ConfigErrors> {
+    /// `ids` keeps application ids stable across reloads (see
+    /// [`dataplane::dpi::AppIds`]); it changes only if this succeeds.
+    pub fn compile(&self, config_dir: &Path, ids: &mut dataplane::dpi::AppIds) -> Result<Dpi, ConfigErrors> {
         let mut set = SignatureSet::default();
         if self.builtin {
             parse_into(Path::new(BUILTIN_NAME), BUILTIN, &mut set)?;
@@ -77,7 +79,7 @@ impl DpiOpts {
             })?;
             parse_into(&f, &text, &mut set)?;
         }
-        Dpi::compile(&set, self.max_packets).map_err(|e| {
+        Dpi::compile_with(&set, self.max_packets, ids).map_err(|e| {
             ConfigErrors(vec![ConfigError { file: config_dir.into(), line: 0, column: 0, field: format!("dpi.signatures ({})", e.field), message: e.msg }])
         })
     }

@@ -266,6 +266,34 @@ impl FlowDpi {
     }
 }
 
+/// Application ids by name, stable for the life of a process (id 0 is
+/// Unknown).
+#[derive(Clone, Debug)]
+pub struct AppIds {
+    names: Vec<String>,
+    by_name: HashMap<String, AppId>,
+}
+
+impl Default for AppIds {
+    fn default() -> Self {
+        AppIds { names: vec!["Unknown".into()], by_name: HashMap::from([("unknown".into(), UNKNOWN)]) }
+    }
+}
+
+impl AppIds {
+    /// The id of `name` (case-insensitive), assigned if new.
+    pub fn id_of(&mut self, name: &str) -> Option<AppId> {
+        let key = name.to_ascii_lowercase();
+        if let Some(&id) = self.by_name.get(&key) {
+            return Some(id);
+        }
+        let id = AppId::try_from(self.names.len()).ok()?;
+        self.names.push(name.to_owned());
+        self.by_name.insert(key, id);
+        Some(id)
+    }
+}
+
 /// The compiled, immutable classifier.
 pub struct Dpi {
     pub apps: Vec<App>,
@@ -294,7 +322,15 @@ pub struct SigError {
 
 impl Dpi {
     pub fn compile(set: &SignatureSet, max_packets: u8) -> Result<Dpi, SigError> {
-        let mut apps = vec![App { name: "Unknown".into(), category: Category::Unknown, qos: 0 }];
+        Self::compile_with(set, max_packets, &mut AppIds::default())
+    }
+
+    /// Compiles with application ids from `ids`, which keeps an
+    /// application's id across recompilations (reloads) so per-application
+    /// counters stay attached to its name; a removed application's id stays
+    /// reserved, unmatched.
+    pub fn compile_with(set: &SignatureSet, max_packets: u8, ids: &mut AppIds) -> Result<Dpi, SigError> {
+        let mut apps: Vec<App> = ids.names.iter().map(|n| App { name: n.clone(), category: Category::Unknown, qos: 0 }).collect();
         let mut by_name = HashMap::new();
         let mut hosts = HashMap::new();
         let mut pats = Vec::new();
@@ -304,8 +340,12 @@ impl Dpi {
         let mut proto_port = HashMap::new();
         let (mut ips4, mut ips6) = (Vec::new(), Vec::new());
         let err = |app, field, msg: String| SigError { app, field, msg };
+        let mut fresh = ids.clone();
         for (i, sig) in set.apps.iter().enumerate() {
-            let id = apps.len() as AppId;
+            if sig.app.name.eq_ignore_ascii_case("unknown") {
+                return Err(err(i, "name", "`Unknown` is reserved".into()));
+            }
+            let id = fresh.id_of(&sig.app.name).ok_or_else(|| err(i, "name", format!("more than {} applications", AppId::MAX)))?;
             if by_name.insert(sig.app.name.to_ascii_lowercase(), id).is_some() || sig.app.name.eq_ignore_ascii_case("unknown") {
                 return Err(err(i, "name", format!("application `{}` is defined twice", sig.app.name)));
             }
@@ -354,7 +394,10 @@ impl Dpi {
                     _ => return Err(err(i, "ips", format!("{addr}/{len}: prefix too long"))),
                 }
             }
-            apps.push(sig.app.clone());
+            if apps.len() <= id as usize {
+                apps.resize(id as usize + 1, App { name: String::new(), category: Category::Unknown, qos: 0 });
+            }
+            apps[id as usize] = sig.app.clone();
         }
         let patterns = if pats.is_empty() {
             None
@@ -366,6 +409,7 @@ impl Dpi {
                     .map_err(|e| err(0, "patterns", e.to_string()))?,
             )
         };
+        *ids = fresh;
         let ips4 = (!ips4.is_empty()).then(|| Lpm::build(&ips4));
         let ips6 = (!ips6.is_empty()).then(|| Lpm::build(&ips6));
         Ok(Dpi { apps, by_name, hosts, patterns, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
