@@ -73,9 +73,10 @@ impl DpiOpts {
         if self.builtin {
             parse_into(Path::new(BUILTIN_NAME), BUILTIN, &mut set)?;
         }
-        for f in self.files(config_dir) {
+        for (i, f) in self.files(config_dir).into_iter().enumerate() {
             let text = std::fs::read_to_string(&f).map_err(|e| {
-                ConfigErrors(vec![ConfigError { file: f.clone(), line: 0, column: 0, field: String::new(), message: format!("cannot read: {e}") }])
+                let field = format!("dpi.signatures[{i}]");
+                ConfigErrors(vec![ConfigError { file: f.clone(), line: 0, column: 0, field, message: format!("cannot read: {e}") }])
             })?;
             parse_into(&f, &text, &mut set)?;
         }
