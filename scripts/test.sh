@@ -20,6 +20,15 @@ export PATRONUS_SKIP_LOG="$skips"
 start=$(date +%s)
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+# DPI accuracy against nDPI's verdicts on its test captures (acceptance:
+# 95% application, 97% category agreement); skipped where ../shared is absent.
+rc=0
+python3 scripts/dpi-eval.py --patronus target/debug/patronus --min-app 95 --min-cat 97 || rc=$?
+case $rc in
+  0) ;;
+  77) echo "SKIPPED scripts/dpi-eval.py: ../shared/corpora/ndpi-dev is absent" >> "$skips" ;;
+  *) echo "test.sh: DPI accuracy below the acceptance (scripts/dpi-eval.py -v lists the disagreements)" >&2; exit 1 ;;
+esac
 # A short fuzz pass over every parser and the router stage (scripts/fuzz.sh
 # with a longer time is the real campaign).
 scripts/fuzz.sh "${FUZZ_SECONDS:-3}"
