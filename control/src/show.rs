@@ -142,6 +142,7 @@ fn show(what: &str, data: &Value) -> String {
         "latency" => latency(&rows),
         "neighbors" => table(&rows, &[col("iface", "iface"), col("ip", "ip"), col("mac", "mac"), col("state", "state")]),
         "status" => status(data),
+        "flows" => flows(data),
         "apps" => table(&rows, &[col("application", "application"), col("category", "category"), col("flows", "flows")]),
         _ => format!("{data}\n"),
     }
@@ -172,6 +173,18 @@ fn latency(rows: &[Value]) -> String {
     cols.extend([col("p50", "p50"), col("p90", "p90"), col("p95", "p95"), col("p99", "p99"), col("p99.9", "p99.9"), col("max", "max")]);
     let mut s = table(&flat, &cols);
     s.push_str("(quantiles over the last 5-10 s; residence = RX burst to TX, iteration = one poll loop)\n");
+    s
+}
+
+fn flows(d: &Value) -> String {
+    if d["enabled"] == Value::Bool(false) {
+        return "flow tracking and DPI are off ([dpi] enabled = false)\n".into();
+    }
+    let mut s = String::new();
+    let n = |k: &str| d[k].as_u64().unwrap_or(0);
+    let _ = writeln!(s, "flows:      {} active ({} per worker at most)", n("active"), n("capacity_per_worker"));
+    let _ = writeln!(s, "since start: {} created, {} expired, {} closed (FIN/RST), {} evicted (table full)", n("created"), n("expired"), n("closed"), n("evicted"));
+    let _ = writeln!(s, "DPI:        {} packets inspected, {} frames not IP, {} hello reassembly overflows", n("inspected_packets"), n("unparsed_packets"), n("reassembly_overflows"));
     s
 }
 
