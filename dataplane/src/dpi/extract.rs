@@ -540,15 +540,14 @@ fn ftp_data(p: &[u8], sender: std::net::IpAddr) -> Option<(std::net::IpAddr, u16
     if line.starts_with(b"229 ") {
         // (|||port|): the port on the replying server.
         let open = line.iter().position(|&c| c == b'(')?;
-        let f: Vec<&[u8]> = line[open + 1..].split(|&c| c == b'|').collect();
-        let port = std::str::from_utf8(f.get(3)?).ok()?.parse().ok()?;
+        let port = std::str::from_utf8(line[open + 1..].split(|&c| c == b'|').nth(3)?).ok()?.parse().ok()?;
         return Some((sender, port));
     }
     if line.starts_with(b"EPRT ") {
         // |1|addr|port|
-        let f: Vec<&[u8]> = line[5..].split(|&c| c == b'|').collect();
-        let addr = std::str::from_utf8(f.get(2)?).ok()?.parse().ok()?;
-        let port = std::str::from_utf8(f.get(3)?).ok()?.parse().ok()?;
+        let mut f = line[5..].split(|&c| c == b'|').skip(2);
+        let addr = std::str::from_utf8(f.next()?).ok()?.parse().ok()?;
+        let port = std::str::from_utf8(f.next()?).ok()?.parse().ok()?;
         return Some((addr, port));
     }
     None
