@@ -53,12 +53,17 @@ const FUNCTIONS: &[&str] = &[
     "rte_lpm6_free",
     "rte_lpm6_lookup",
     "rte_lpm6_lookup_bulk_func",
+    "rte_hash_create",
+    "rte_hash_free",
+    "rte_hash_add_key_data",
+    "rte_hash_lookup_data",
+    "rte_hash_lookup_bulk_data",
     "shim_.*",
 ];
 
 /// Types and constants the safe layer needs beyond what the functions pull in.
 const TYPES: &[&str] =
-    &["rte_mbuf", "rte_mempool", "rte_eth_conf", "rte_eth_dev_info", "rte_eth_stats", "rte_lpm_config", "rte_lpm6_config"];
+    &["rte_mbuf", "rte_mempool", "rte_eth_conf", "rte_eth_dev_info", "rte_eth_stats", "rte_lpm_config", "rte_lpm6_config", "rte_hash_parameters"];
 const VARS: &[&str] = &[
     "RTE_MAX_LCORE",
     "RTE_MAX_ETHPORTS",

@@ -13,4 +13,5 @@
 #include <rte_dev.h>
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
+#include <rte_hash.h>
 #include "shim.h"

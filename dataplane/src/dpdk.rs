@@ -761,3 +761,52 @@ mod tests {
         assert!(matches!(cstring("a\0b"), Err(Error::NulInArgument(_))));
     }
 }
+
+/// DPDK's `rte_hash` (cuckoo hash), for benchmarks against our flow table.
+pub struct DpdkHash(NonNull<ffi::rte_hash>);
+
+impl DpdkHash {
+    pub fn new(name: &str, entries: u32, key_len: u32) -> Result<DpdkHash> {
+        let c = cstring(name)?;
+        let p = ffi::rte_hash_parameters { name: c.as_ptr(), entries, key_len, socket_id: -1, ..Default::default() };
+        // SAFETY: valid parameters (default hash function); EAL initialised.
+        NonNull::new(unsafe { ffi::rte_hash_create(&p) }).map(DpdkHash).ok_or_else(|| rte_errno("rte_hash_create"))
+    }
+
+    /// Adds or replaces `key` with `data`.
+    #[inline(always)]
+    pub fn add(&mut self, key: &[u8], data: usize) -> bool {
+        // SAFETY: valid table; `key` holds key_len bytes (the caller's contract).
+        unsafe { ffi::rte_hash_add_key_data(self.0.as_ptr(), key.as_ptr().cast(), data as *mut _) == 0 }
+    }
+
+    #[inline(always)]
+    pub fn lookup(&self, key: &[u8]) -> Option<usize> {
+        let mut d: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: valid table and out-pointer; `key` holds key_len bytes.
+        (unsafe { ffi::rte_hash_lookup_data(self.0.as_ptr(), key.as_ptr().cast(), &mut d) } >= 0).then_some(d as usize)
+    }
+
+    /// Looks up to 64 keys at once; `out[i]` is the data or `usize::MAX`.
+    #[inline(always)]
+    pub fn lookup_bulk(&self, keys: &[*const std::ffi::c_void], out: &mut [usize]) {
+        let n = keys.len().min(out.len()).min(64);
+        let mut hits = 0u64;
+        let mut data = [std::ptr::null_mut::<std::ffi::c_void>(); 64];
+        // SAFETY: valid table; n keys and n data slots.
+        unsafe { ffi::rte_hash_lookup_bulk_data(self.0.as_ptr(), keys.as_ptr() as *mut _, n as u32, &mut hits, data.as_mut_ptr()) };
+        for i in 0..n {
+            out[i] = if hits >> i & 1 != 0 { data[i] as usize } else { usize::MAX };
+        }
+    }
+}
+
+impl Drop for DpdkHash {
+    fn drop(&mut self) {
+        // SAFETY: valid table, freed once.
+        unsafe { ffi::rte_hash_free(self.0.as_ptr()) };
+    }
+}
+
+// SAFETY: the table is used from one thread at a time.
+unsafe impl Send for DpdkHash {}

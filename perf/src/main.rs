@@ -5,6 +5,7 @@
 
 mod lpm_bench;
 mod pcap;
+mod flow_bench;
 mod route;
 mod stage_bench;
 mod stages;
@@ -96,6 +97,16 @@ enum Cmd {
     StageBench {
         #[arg(long, default_value_t = 20_000_000)]
         packets: usize,
+    },
+    /// Our flow table against DPDK's rte_hash: same flows, same lookups.
+    FlowBench {
+        /// Live flows, one run per size.
+        #[arg(long, value_delimiter = ',', default_values_t = [16384usize, 262144, 1048576])]
+        flows: Vec<usize>,
+        #[arg(long, default_value_t = 10_000_000)]
+        lookups: usize,
+        #[arg(long, default_value = "patronus-flow-bench")]
+        file_prefix: String,
     },
     /// Our LPM tables against DPDK's rte_lpm/rte_lpm6: same routes, same lookups.
     LpmBench {
@@ -385,6 +396,7 @@ fn main() -> ExitCode {
         Some(Cmd::GenPcap { out, from, copies, .. }) if !from.is_empty() => pcap::write_from(&out, &from, copies),
         Some(Cmd::GenPcap { out, count, size, .. }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
         Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
+        Some(Cmd::FlowBench { flows, lookups, file_prefix }) => flow_bench::run(&flows, lookups, &file_prefix),
         Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
         None => run(&cli.run),
     };
