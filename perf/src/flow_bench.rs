@@ -79,13 +79,18 @@ pub fn run(sizes: &[usize], lookups: usize, file_prefix: &str) -> Result<(), Str
         let evicted = table.stats.evicted;
         let ours_burst = time(lookups, || {
             let mut acc = 0;
+            let mut hs = [0u64; 32];
             for chunk in stream.chunks(32) {
-                for &j in chunk {
-                    table.prefetch(&keys[j as usize].0);
+                for (x, &j) in chunk.iter().enumerate() {
+                    hs[x] = keys[j as usize].0.hash();
+                    table.prefetch_hashed(hs[x]);
                 }
-                for &j in chunk {
+                for &h in &hs[..chunk.len()] {
+                    table.prefetch_flow(h);
+                }
+                for (x, &j) in chunk.iter().enumerate() {
                     let (k, d) = &keys[j as usize];
-                    let (f, _) = table.lookup_or_insert(k, *d, 2);
+                    let (f, _) = table.lookup_or_insert_hashed(k, hs[x], *d, 2);
                     f.packets[0] += 1;
                     acc += f.packets[0];
                 }

@@ -47,6 +47,7 @@ pub enum Dir {
 /// A bidirectional 5-tuple: both directions of a connection give the same
 /// key. IPv4 addresses are stored as IPv4-mapped IPv6.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct FlowKey {
     pub lo_addr: [u8; 16],
     pub hi_addr: [u8; 16],

@@ -48,21 +48,25 @@ impl Timeouts {
     }
 }
 
-/// What one flow holds.
+/// What one flow holds. Laid out so a lookup and its per-packet update
+/// touch the first two cache lines only: the key, the expiry inputs and
+/// the counters first; the classification state (read while a flow is
+/// inspected) after.
 #[derive(Clone, Debug, Default)]
+#[repr(C, align(64))]
 pub struct Flow {
     pub key: FlowKey,
-    /// Packets and bytes, [forward, reverse] (forward: as the first packet
-    /// went).
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
-    pub first_seen: u64,
-    pub last_seen: u64,
     /// FIN seen per direction; RST seen.
     pub fin: [bool; 2],
     pub rst: bool,
     /// The direction (as canonicalised in the key) of the first packet.
     pub orig: Dir,
+    pub last_seen: u64,
+    /// Packets and bytes, [forward, reverse] (forward: as the first packet
+    /// went).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub first_seen: u64,
     /// Classification state and result.
     pub dpi: FlowDpi,
 }
@@ -173,7 +177,12 @@ impl FlowTable {
     /// keys before looking them up, so the misses overlap).
     #[inline(always)]
     pub fn prefetch(&self, key: &FlowKey) {
-        let h = key.hash();
+        self.prefetch_hashed(key.hash());
+    }
+
+    /// [`FlowTable::prefetch`] with the key's hash already computed.
+    #[inline(always)]
+    pub fn prefetch_hashed(&self, h: u64) {
         let tag = (h as u32) | 1;
         let b1 = (h >> 32) as usize & self.mask;
         let b2 = (b1 ^ (tag.wrapping_mul(0x9E37_79B1) >> 7) as usize) & self.mask;
@@ -181,21 +190,40 @@ impl FlowTable {
         prefetch(self.tags[b2].as_ptr().cast());
     }
 
+    /// Second step, once [`FlowTable::prefetch`]'s lines have arrived:
+    /// starts loading the record whose tag matches.
+    #[inline(always)]
+    pub fn prefetch_flow(&self, h: u64) {
+        let tag = (h as u32) | 1;
+        let b1 = (h >> 32) as usize & self.mask;
+        let b2 = (b1 ^ (tag.wrapping_mul(0x9E37_79B1) >> 7) as usize) & self.mask;
+        for b in [b1, b2] {
+            if let Some(w) = self.tags[b].iter().position(|&t| t == tag) {
+                prefetch((&self.flows[b * WAYS + w] as *const Flow).cast());
+                return;
+            }
+        }
+    }
+
     pub fn lookup_or_insert(&mut self, key: &FlowKey, dir: Dir, now: u64) -> (&mut Flow, usize) {
-        let h = key.hash();
+        self.lookup_or_insert_hashed(key, key.hash(), dir, now)
+    }
+
+    /// [`FlowTable::lookup_or_insert`] with `key.hash()` already computed
+    /// (a burst computes each once for prefetching and lookup).
+    #[inline]
+    pub fn lookup_or_insert_hashed(&mut self, key: &FlowKey, h: u64, dir: Dir, now: u64) -> (&mut Flow, usize) {
         let tag = (h as u32) | 1; // never FREE
         // Two candidate buckets (the second from the tag, as cuckoo tables
         // do): a flow lives in either, so a crowded bucket overflows into
         // its partner instead of evicting a live flow.
         let b1 = (h >> 32) as usize & self.mask;
         let b2 = (b1 ^ (tag.wrapping_mul(0x9E37_79B1) >> 7) as usize) & self.mask;
-        let mut free = None::<usize>;
-        let mut victim = None::<(usize, u64)>;
+        // A hit touches the tag lines and the flow's own record only.
         for b in [b1, b2] {
             for w in 0..WAYS {
                 let i = b * WAYS + w;
-                let t = self.tags[b][w];
-                if t == tag && self.flows[i].key == *key {
+                if self.tags[b][w] == tag && self.flows[i].key == *key {
                     if !self.flows[i].expired(now, &self.timeouts) {
                         let f = &mut self.flows[i];
                         let d = (dir as usize) ^ f.orig as usize;
@@ -206,18 +234,39 @@ impl FlowTable {
                     self.tags[b][w] = FREE;
                     return self.create(i, tag, key, dir, now);
                 }
-                if t == FREE {
-                    free.get_or_insert(i);
-                } else if free.is_none() && self.flows[i].expired(now, &self.timeouts) {
-                    Self::retire(&mut self.stats, &mut self.retired, &self.flows[i]);
-                    self.tags[b][w] = FREE;
+            }
+        }
+        // A new flow: a free way, else an expired one, else the idlest.
+        let mut free = None::<usize>;
+        let mut victim = None::<(usize, u64)>;
+        for b in [b1, b2] {
+            for w in 0..WAYS {
+                let i = b * WAYS + w;
+                if self.tags[b][w] == FREE {
                     free = Some(i);
-                } else if victim.is_none_or(|(_, t)| self.flows[i].last_seen < t) {
-                    victim = Some((i, self.flows[i].last_seen));
+                    break;
                 }
             }
-            if b1 == b2 {
+            if free.is_some() {
                 break;
+            }
+        }
+        if free.is_none() {
+            for b in [b1, b2] {
+                for w in 0..WAYS {
+                    let i = b * WAYS + w;
+                    if self.flows[i].expired(now, &self.timeouts) {
+                        Self::retire(&mut self.stats, &mut self.retired, &self.flows[i]);
+                        self.tags[b][w] = FREE;
+                        free = Some(i);
+                        break;
+                    } else if victim.is_none_or(|(_, t)| self.flows[i].last_seen < t) {
+                        victim = Some((i, self.flows[i].last_seen));
+                    }
+                }
+                if free.is_some() {
+                    break;
+                }
             }
         }
         let i = match free {

@@ -10,10 +10,10 @@ use crate::counters::Counter;
 use crate::dpi::{Dpi, Local, Status};
 use crate::flow::{account, key, FlowStats, FlowTable, Timeouts};
 use crate::packet::Packet;
-use crate::pipeline::{Meta, Stage, Verdict};
+use crate::pipeline::{Meta, Metas, Stage, Verdict};
 use crate::rcu::Reader;
 use crate::worker::Clock;
-use crate::PortIdx;
+use crate::{PortIdx, MAX_BURST};
 
 /// Applications counted per worker (ids past this share the last slot).
 pub const COUNTED_APPS: usize = 512;
@@ -160,6 +160,42 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
         self.report();
     }
 
+    /// A burst in three passes so the flow table's cache misses overlap:
+    /// parse every frame and prefetch its candidate buckets' tags; prefetch
+    /// the records whose tags match; then look up, count and inspect.
+    #[inline(always)]
+    fn process_burst(&mut self, _in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+        if !self.on {
+            return;
+        }
+        let n = pkts.len().min(MAX_BURST);
+        let mut parsed: [Option<key::Parsed>; MAX_BURST] = [None; MAX_BURST];
+        let mut hashes = [0u64; MAX_BURST];
+        for i in 0..n {
+            if metas.get(i).is_dropped() {
+                continue;
+            }
+            match key::parse_frame(key::LinkType::Ethernet, pkts[i].data()) {
+                Some(p) => {
+                    hashes[i] = p.key.hash();
+                    self.table.prefetch_hashed(hashes[i]);
+                    parsed[i] = Some(p);
+                }
+                None => self.counters.unparsed.add(1),
+            }
+        }
+        for i in 0..n {
+            if parsed[i].is_some() {
+                self.table.prefetch_flow(hashes[i]);
+            }
+        }
+        for i in 0..n {
+            if let Some(p) = &parsed[i] {
+                self.packet(pkts[i].data(), p, hashes[i]);
+            }
+        }
+    }
+
     #[inline(always)]
     fn process(&mut self, _in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         if !self.on || meta.is_dropped() {
@@ -170,8 +206,18 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
             self.counters.unparsed.add(1);
             return Verdict::Continue;
         };
+        self.packet(data, &p, p.key.hash());
+        Verdict::Continue
+    }
+}
+
+impl<C: Clock> Classifier<C> {
+    /// One parsed packet: its flow found (or created) and counted, its
+    /// payload inspected while the flow wants it.
+    #[inline(always)]
+    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) {
         let now = self.now;
-        let (flow, d) = self.table.lookup_or_insert(&p.key, p.dir, now);
+        let (flow, d) = self.table.lookup_or_insert_hashed(&p.key, hash, p.dir, now);
         account(flow, d, p.ip_len, &p.l4, now);
         if flow.dpi.wants() {
             let dpi = self.dpi.get();
@@ -184,6 +230,5 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
                 self.counters.apps[slot].add(1);
             }
         }
-        Verdict::Continue
     }
 }
