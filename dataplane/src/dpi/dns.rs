@@ -105,8 +105,10 @@ impl DnsCache {
 
     /// Forgets everything learnt.
     pub fn clear(&mut self) {
-        self.slots.fill(None);
-        self.learned = 0;
+        if self.learned > 0 {
+            self.slots.fill(None);
+            self.learned = 0;
+        }
     }
 
     fn slot(&self, a: IpAddr, port: u16) -> usize {

@@ -598,5 +598,5 @@ pub fn sdp_media(body: &[u8]) -> [Option<(std::net::IpAddr, u16)>; 2] {
 }
 
 pub(crate) fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    h.windows(n.len()).position(|w| w == n)
+    memchr::memmem::find(h, n)
 }
