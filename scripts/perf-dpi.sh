@@ -6,7 +6,8 @@
 #   scripts/perf-dpi.sh [--rounds N] [--duration SECS] [--copies N] [--loops N] [CAPTURE...]
 #
 # The mixed capture: the IPv4 packets of the captures given (default: every
-# capture in ../shared/corpora/ndpi-dev), re-framed for the route table and
+# capture in ../shared/corpora/ndpi-dev if present, and the project's own
+# tests/captures/lab-traffic.pcap), re-framed for the route table and
 # repeated --copies times (default 8) with different addresses
 # (`patronus-perf gen-pcap --from`). Three data-path figures, routed Mpps
 # (port 0 -> port 1):
@@ -36,8 +37,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 inputs=("$@")
 if [ ${#inputs[@]} -eq 0 ]; then
   corpus="$root/../shared/corpora/ndpi-dev"
-  [ -d "$corpus" ] || { echo "perf-dpi: SKIPPED: no captures given and $corpus is absent"; exit 77; }
-  for f in "$corpus"/*.pcap "$corpus"/*.pcapng; do inputs+=("$f"); done
+  if [ -d "$corpus" ]; then
+    for f in "$corpus"/*.pcap "$corpus"/*.pcapng; do inputs+=("$f"); done
+  fi
+  inputs+=("$root/tests/captures/lab-traffic.pcap")
 fi
 cargo build --release -q -p patronus-perf -p patronus --manifest-path "$root/Cargo.toml"
 perf="$root/target/release/patronus-perf" pat="$root/target/release/patronus"

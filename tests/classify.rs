@@ -72,3 +72,43 @@ fn real_captures_classify_as_ndpi_says() {
     assert_eq!(v["flows"][0]["host"], "www.ntop.org");
     assert_eq!(v["flows"][0]["app"], "ntop");
 }
+
+/// tests/captures/lab-traffic.pcap: real clients against real servers,
+/// recorded by scripts/lab-traffic.sh (curl/openssl s_server, curl/python
+/// http.server, dig/dnsmasq, ssh/sshd, psql/PostgreSQL 15,
+/// redis-cli/redis-server, mariadb/mariadbd, ngtcp2 QUIC, a sipp call).
+/// Each flow's application and how it was decided, without root.
+#[test]
+fn the_projects_own_capture_classifies_flow_by_flow() {
+    let pcap = format!("{}/../tests/captures/lab-traffic.pcap", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = classify(&["--format", "tsv", &pcap]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let head: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    let got: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r[col("server")].rsplit(':').next().unwrap().to_owned(), r[col("app")].into(), r[col("basis")].into(), r[col("host")].into()))
+        .collect();
+    let want = [
+        ("443", "YouTube", "host", "www.youtube.com"),       // TLS SNI (openssl s_server)
+        ("80", "Netflix", "host", "www.netflix.com"),        // HTTP Host
+        ("53", "YouTube", "host", "www.youtube.com"),        // DNS query
+        ("443", "YouTube", "dns-cache", "www.youtube.com"),  // TLS to the answered address, no SNI
+        ("22", "SSH", "protocol", ""),
+        ("5432", "PostgreSQL", "protocol", ""),
+        ("6379", "Redis", "protocol", ""),
+        ("3306", "MySQL", "protocol", ""),
+        ("4433", "YouTube", "host", "www.youtube.com"),      // QUIC v1 Initial, decrypted
+        ("5060", "SIP", "protocol", ""),
+        ("6000", "RTP", "sdp", ""),                          // announced by the INVITE's SDP
+    ];
+    for (port, app, basis, host) in want {
+        assert!(
+            got.iter().any(|g| g.0 == port && g.1 == app && g.2 == basis && (host.is_empty() || g.3 == host)),
+            "no {app} by {basis} to port {port}: {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+}
