@@ -16,6 +16,7 @@ packages=(
   tcpdump openssl python3 dnsmasq bind9-dnsutils openssh-server openssh-client
   postgresql redis-server redis-tools mariadb-server mariadb-client
   ngtcp2-client ngtcp2-server sip-tester libndpi-bin
+  libhyperscan-dev            # patronus-perf pattern-bench: Hyperscan against our matcher
 )
 
 missing=()

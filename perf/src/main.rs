@@ -6,6 +6,7 @@
 mod lpm_bench;
 mod pcap;
 mod flow_bench;
+mod pattern_bench;
 mod route;
 mod stage_bench;
 mod stages;
@@ -97,6 +98,14 @@ enum Cmd {
     StageBench {
         #[arg(long, default_value_t = 20_000_000)]
         packets: usize,
+    },
+    /// DPI payload patterns: aho-corasick against Hyperscan on the same
+    /// signatures (the built-in set) and the payloads of these captures.
+    PatternBench {
+        #[arg(required = true, value_name = "CAPTURE")]
+        captures: Vec<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        passes: usize,
     },
     /// Our flow table against DPDK's rte_hash: same flows, same lookups.
     FlowBench {
@@ -396,6 +405,7 @@ fn main() -> ExitCode {
         Some(Cmd::GenPcap { out, from, copies, .. }) if !from.is_empty() => pcap::write_from(&out, &from, copies),
         Some(Cmd::GenPcap { out, count, size, .. }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
         Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
+        Some(Cmd::PatternBench { captures, passes }) => pattern_bench::run(&captures, passes),
         Some(Cmd::FlowBench { flows, lookups, file_prefix }) => flow_bench::run(&flows, lookups, &file_prefix),
         Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
         None => run(&cli.run),

@@ -300,6 +300,9 @@ pub struct Dpi {
     by_name: HashMap<String, AppId>,
     hosts: HashMap<String, AppId>,
     patterns: Option<AhoCorasick>,
+    /// How far into a payload any pattern can end where it is allowed:
+    /// the scan stops there.
+    pattern_reach: usize,
     pattern_of: Vec<(AppId, Pattern)>,
     ports: HashMap<(u8, u16), AppId>,
     by_proto: HashMap<Proto, AppId>,
@@ -405,14 +408,16 @@ impl Dpi {
             Some(
                 AhoCorasick::builder()
                     .match_kind(aho_corasick::MatchKind::Standard)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&pats)
                     .map_err(|e| err(0, "patterns", e.to_string()))?,
             )
         };
         *ids = fresh;
+        let pattern_reach = pattern_of.iter().map(|(_, p): &(AppId, Pattern)| p.offset.unwrap_or(p.depth) as usize + p.bytes.len()).max().unwrap_or(0);
         let ips4 = (!ips4.is_empty()).then(|| Lpm::build(&ips4));
         let ips6 = (!ips6.is_empty()).then(|| Lpm::build(&ips6));
-        Ok(Dpi { apps, by_name, hosts, patterns, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
+        Ok(Dpi { apps, by_name, hosts, patterns, pattern_reach, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
     }
 
     pub fn app(&self, id: AppId) -> &App {
@@ -446,9 +451,15 @@ impl Dpi {
         id.map(|x| x as AppId)
     }
 
+    /// The payload patterns, in signature order, with their applications.
+    pub fn patterns(&self) -> &[(AppId, Pattern)] {
+        &self.pattern_of
+    }
+
     /// The first payload pattern placed where it must be.
-    fn pattern_in(&self, payload: &[u8], proto: u8, within: Proto) -> Option<AppId> {
+    pub fn pattern_in(&self, payload: &[u8], proto: u8, within: Proto) -> Option<AppId> {
         let ac = self.patterns.as_ref()?;
+        let payload = &payload[..payload.len().min(self.pattern_reach)];
         for m in ac.find_overlapping_iter(payload) {
             let (app, p) = &self.pattern_of[m.pattern().as_usize()];
             let at = m.start();

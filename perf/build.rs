@@ -1,0 +1,4 @@
+// Hyperscan (Debian libhyperscan-dev) for `patronus-perf pattern-bench`.
+fn main() {
+    println!("cargo:rustc-link-lib=hs");
+}
