@@ -235,7 +235,17 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     } else {
         Ok(Dpi::compile(&Default::default(), 1).expect("empty set"))
     };
-    let dpi = match dpi {
+    let workers = cfg.eal.worker_lcores.len();
+    let dpi = match dpi.and_then(|mut d| {
+        d.set_workers(workers).map_err(|e| crate::config::ConfigErrors(vec![crate::config::ConfigError {
+            file: config_path.to_owned(),
+            line: 0,
+            column: 0,
+            field: "dpi".into(),
+            message: e,
+        }]))?;
+        Ok(d)
+    }) {
         Ok(d) => Publisher::new(d),
         Err(e) => {
             eprintln!("patronus: {e}");
@@ -267,7 +277,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         let slot = Slot::new("forward");
         stage_slots.push((lcores[i], slot.clone()));
         let classify = match cfg.dpi.enabled {
-            true => Classifier::new(dpi.reader(), &flow_conf, Tsc, hz, flows[i].clone()),
+            true => Classifier::new(dpi.reader(), &flow_conf, Tsc, hz, flows[i].clone(), i),
             false => Classifier::off(dpi.reader(), Tsc, hz, flows[i].clone()),
         };
         Timed::new((classify, Router::new(slowpath.reader(), Tsc, hz)), &slot, every, dpdk::tsc)
@@ -476,7 +486,8 @@ impl Control {
             true => Some(plan.effective.dpi.compile(&config_dir(&self.path), &mut self.app_ids).map_err(|e| e.to_string())?),
             false => None,
         };
-        if let Some(d) = dpi {
+        if let Some(mut d) = dpi {
+            d.set_workers(self.cfg.eal.worker_lcores.len()).map_err(|e| format!("{}: dpi: {e}", self.path.display()))?;
             self.dpi.publish(d);
         }
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());

@@ -279,12 +279,13 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let fib = route::fib(macs[1]);
             let hz = engine.tsc_hz();
             let dir = std::path::Path::new(".");
-            let sigs = patronus::config::signatures::DpiOpts::default().compile(dir, &mut Default::default()).map_err(|e| e.to_string())?;
+            let mut sigs = patronus::config::signatures::DpiOpts::default().compile(dir, &mut Default::default()).map_err(|e| e.to_string())?;
+            sigs.set_workers(a.cores as usize)?;
             let dpi = dataplane::rcu::Publisher::new(sigs);
             let conf = dataplane::flow::stage::FlowConf { flows: a.flows, ..Default::default() };
             let counters: Vec<Arc<dataplane::flow::stage::FlowCounters>> = (0..a.cores).map(|_| Arc::default()).collect();
             let r = engine.launch(|i, _| {
-                let c = dataplane::flow::stage::Classifier::new(dpi.reader(), &conf, dataplane::dpdk::Tsc, hz, counters[i].clone());
+                let c = dataplane::flow::stage::Classifier::new(dpi.reader(), &conf, dataplane::dpdk::Tsc, hz, counters[i].clone(), i);
                 Timed::new((c, route::stage(&fib, hz)), &Slot::new("forward"), every, dpdk::tsc)
             });
             fibs.push(fib);

@@ -183,11 +183,13 @@ pub struct Local {
     pub reasm: Reassembly,
     /// Where QUIC Initial packets are decrypted.
     scratch: Box<[u8; 65536]>,
+    /// This worker's index: its pattern-matching scratch in the snapshot.
+    pub worker: usize,
 }
 
 impl Local {
     pub fn new(dns_entries: usize, reasm_slots: usize) -> Local {
-        Local { dns: DnsCache::new(dns_entries), reasm: Reassembly::new(reasm_slots), scratch: Box::new([0; 65536]) }
+        Local { dns: DnsCache::new(dns_entries), reasm: Reassembly::new(reasm_slots), scratch: Box::new([0; 65536]), worker: 0 }
     }
 
     /// Forgets what was learnt (offline reruns; slots are reset when taken).

@@ -10,7 +10,7 @@
 //! 2. **names to applications**: a host or SNI is matched against the
 //!    signatures' domain suffixes, a DNS answer teaches [`DnsCache`] which
 //!    address serves which name so a later flow to it is known at once;
-//! 3. **payload patterns** (Aho-Corasick, with offsets) for applications
+//! 3. **payload patterns** (Hyperscan, with offsets and anchors) for applications
 //!    that have no name on the wire.
 //!
 //! Ports are only hints: they name an application when nothing else did,
@@ -18,13 +18,14 @@
 
 pub mod dns;
 pub mod extract;
+pub mod hs;
 pub mod http;
 pub mod quic;
 pub mod tls;
 
 use std::collections::HashMap;
 
-use aho_corasick::AhoCorasick;
+use std::cell::UnsafeCell;
 
 use crate::flow::{Dir, Flow};
 use crate::router::lpm::Lpm;
@@ -266,6 +267,10 @@ impl FlowDpi {
     }
 }
 
+// SAFETY: everything but `scratch` is immutable after compile; scratch
+// slot i is touched only by the worker whose Local says i (pattern_in).
+unsafe impl Sync for Dpi {}
+
 /// Application ids by name, stable for the life of a process (id 0 is
 /// Unknown).
 #[derive(Clone, Debug)]
@@ -299,7 +304,10 @@ pub struct Dpi {
     pub apps: Vec<App>,
     by_name: HashMap<String, AppId>,
     hosts: HashMap<String, AppId>,
-    patterns: Option<AhoCorasick>,
+    patterns: Option<hs::Database>,
+    /// One Hyperscan scratch per worker (worker `i` uses only slot `i`),
+    /// allocated by the control thread with the database.
+    scratch: Box<[UnsafeCell<hs::Scratch>]>,
     /// How far into a payload any pattern can end where it is allowed:
     /// the scan stops there.
     pattern_reach: usize,
@@ -405,19 +413,18 @@ impl Dpi {
         let patterns = if pats.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(aho_corasick::MatchKind::Standard)
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&pats)
-                    .map_err(|e| err(0, "patterns", e.to_string()))?,
-            )
+            let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            Some(hs::Database::literals(&refs).map_err(|e| err(0, "patterns", e))?)
+        };
+        let scratch = match &patterns {
+            Some(db) => vec![UnsafeCell::new(db.scratch().map_err(|e| err(0, "patterns", e))?)].into_boxed_slice(),
+            None => Box::new([]),
         };
         *ids = fresh;
         let pattern_reach = pattern_of.iter().map(|(_, p): &(AppId, Pattern)| p.offset.unwrap_or(p.depth) as usize + p.bytes.len()).max().unwrap_or(0);
         let ips4 = (!ips4.is_empty()).then(|| Lpm::build(&ips4));
         let ips6 = (!ips6.is_empty()).then(|| Lpm::build(&ips6));
-        Ok(Dpi { apps, by_name, hosts, patterns, pattern_reach, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
+        Ok(Dpi { apps, by_name, hosts, patterns, scratch, pattern_reach, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
     }
 
     pub fn app(&self, id: AppId) -> &App {
@@ -451,27 +458,45 @@ impl Dpi {
         id.map(|x| x as AppId)
     }
 
+    /// Allocates a pattern-matching scratch space for each of `n` workers
+    /// (control thread, before publishing); worker `i` then passes `i` in
+    /// its [`Local`].
+    pub fn set_workers(&mut self, n: usize) -> Result<(), String> {
+        if let Some(db) = &self.patterns {
+            self.scratch = (0..n.max(1)).map(|_| db.scratch().map(UnsafeCell::new)).collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
+
     /// The payload patterns, in signature order, with their applications.
     pub fn patterns(&self) -> &[(AppId, Pattern)] {
         &self.pattern_of
     }
 
     /// The first payload pattern placed where it must be.
-    pub fn pattern_in(&self, payload: &[u8], proto: u8, within: Proto) -> Option<AppId> {
-        let ac = self.patterns.as_ref()?;
+    pub fn pattern_in(&self, payload: &[u8], proto: u8, within: Proto, worker: usize) -> Option<AppId> {
+        let db = self.patterns.as_ref()?;
+        let slot = self.scratch.get(worker)?;
+        // SAFETY: slot `worker` belongs to the one thread whose Local
+        // carries that index (set_workers, Classifier), so this is the
+        // only reference to it.
+        let scratch = unsafe { &mut *slot.get() };
         let payload = &payload[..payload.len().min(self.pattern_reach)];
-        for m in ac.find_overlapping_iter(payload) {
-            let (app, p) = &self.pattern_of[m.pattern().as_usize()];
-            let at = m.start();
+        let mut found = None;
+        db.scan(payload, scratch, |i, end| {
+            let (app, p) = &self.pattern_of[i];
+            let at = end - p.bytes.len(); // literals: start = end - length
             let placed = match p.offset {
                 Some(o) => at == o as usize,
                 None => at <= p.depth as usize,
             };
             if placed && (p.proto == 0 || p.proto == proto) && p.within.is_none_or(|w| w == within) {
-                return Some(*app);
+                found = Some(*app);
+                return true;
             }
-        }
-        None
+            false
+        });
+        found
     }
 
     /// Inspects one packet of `flow` in direction `d` (0: as the flow's
@@ -555,7 +580,7 @@ impl Dpi {
             st.category = Category::FileTransfer;
         }
         if st.pattern_app == UNKNOWN {
-            st.pattern_app = self.pattern_in(payload, proto, st.proto).unwrap_or(UNKNOWN);
+            st.pattern_app = self.pattern_in(payload, proto, st.proto, local.worker).unwrap_or(UNKNOWN);
         }
         if seen.watch {
             st.watch = WATCH_PACKETS;

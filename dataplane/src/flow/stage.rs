@@ -115,8 +115,12 @@ pub struct Classifier<C: Clock> {
 impl<C: Clock> Classifier<C> {
     /// `hz`: ticks per second of `clock`. Allocates the table, cache and
     /// reassembly pool once, here.
-    pub fn new(dpi: Reader<DpiSnapshot>, conf: &FlowConf, clock: C, hz: u64, counters: Arc<FlowCounters>) -> Self {
-        Self::build(dpi, conf, clock, hz, counters, true)
+    /// `worker`: this worker's index among those the snapshot's
+    /// signatures were prepared for (`Dpi::set_workers`).
+    pub fn new(dpi: Reader<DpiSnapshot>, conf: &FlowConf, clock: C, hz: u64, counters: Arc<FlowCounters>, worker: usize) -> Self {
+        let mut c = Self::build(dpi, conf, clock, hz, counters, true);
+        c.local.worker = worker;
+        c
     }
 
     /// A stage that passes every packet untouched (classification off).
