@@ -117,6 +117,25 @@ pub struct FlowTable {
     retired: Option<Vec<Flow>>,
 }
 
+// tag_matches compares a bucket as two 4-lane vectors.
+const _: () = assert!(WAYS == 8);
+
+/// Bit w set where `tags[w] == tag`.
+#[inline(always)]
+fn tag_matches(tags: &[u32; WAYS], tag: u32) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86_64; unaligned loads of the 32-byte array.
+    unsafe {
+        use std::arch::x86_64::*;
+        let t = _mm_set1_epi32(tag as i32);
+        let lo = _mm_cmpeq_epi32(_mm_loadu_si128(tags.as_ptr().cast()), t);
+        let hi = _mm_cmpeq_epi32(_mm_loadu_si128(tags.as_ptr().add(4).cast()), t);
+        (_mm_movemask_ps(_mm_castsi128_ps(lo)) | _mm_movemask_ps(_mm_castsi128_ps(hi)) << 4) as u32
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    tags.iter().enumerate().fold(0, |m, (w, &t)| m | ((t == tag) as u32) << w)
+}
+
 #[inline(always)]
 fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
@@ -198,8 +217,9 @@ impl FlowTable {
         let b1 = (h >> 32) as usize & self.mask;
         let b2 = (b1 ^ (tag.wrapping_mul(0x9E37_79B1) >> 7) as usize) & self.mask;
         for b in [b1, b2] {
-            if let Some(w) = self.tags[b].iter().position(|&t| t == tag) {
-                prefetch((&self.flows[b * WAYS + w] as *const Flow).cast());
+            let hits = tag_matches(&self.tags[b], tag);
+            if hits != 0 {
+                prefetch((&self.flows[b * WAYS + hits.trailing_zeros() as usize] as *const Flow).cast());
                 return;
             }
         }
@@ -219,11 +239,15 @@ impl FlowTable {
         // its partner instead of evicting a live flow.
         let b1 = (h >> 32) as usize & self.mask;
         let b2 = (b1 ^ (tag.wrapping_mul(0x9E37_79B1) >> 7) as usize) & self.mask;
-        // A hit touches the tag lines and the flow's own record only.
+        // A hit touches the tag lines and the flow's own record only; the
+        // eight tags of a bucket are compared at once.
         for b in [b1, b2] {
-            for w in 0..WAYS {
+            let mut hits = tag_matches(&self.tags[b], tag);
+            while hits != 0 {
+                let w = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
                 let i = b * WAYS + w;
-                if self.tags[b][w] == tag && self.flows[i].key == *key {
+                if self.flows[i].key == *key {
                     if !self.flows[i].expired(now, &self.timeouts) {
                         let f = &mut self.flows[i];
                         let d = (dir as usize) ^ f.orig as usize;
