@@ -16,7 +16,8 @@ packages=(
   tcpdump openssl python3 dnsmasq bind9-dnsutils openssh-server openssh-client
   postgresql redis-server redis-tools mariadb-server mariadb-client
   ngtcp2-client ngtcp2-server sip-tester libndpi-bin
-  libhyperscan-dev            # patronus-perf pattern-bench: Hyperscan against our matcher
+  libhyperscan-dev            # DPI payload patterns (Hyperscan)
+  wireguard-tools             # wg genkey/pubkey: the key format's reference
 )
 
 missing=()

@@ -29,6 +29,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print a new private key (WireGuard's format, as `wg genkey`).
+    ///
+    /// Write it to a file only you can read: `umask 077; patronus genkey >
+    /// private.key` (the appliance refuses key files others can read).
+    Genkey,
+    /// Read a private key on standard input; print its public key (as
+    /// `wg pubkey`): `patronus pubkey < private.key`.
+    Pubkey,
     /// Start the appliance: EAL, ports and workers, until SIGINT/SIGTERM.
     ///
     /// Prints a one-line summary per [stats] interval_s and a final report.
@@ -221,6 +229,38 @@ fn main() -> ExitCode {
                 }
             };
             ExitCode::from(patronus::classify::main(&dpi, &files, format, loops))
+        }
+        Command::Genkey => {
+            // Like wg: warn when the key goes to a file others could read.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fd 1 and a valid stat buffer.
+            if unsafe { libc::fstat(1, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o077 != 0 {
+                eprintln!("patronus: warning: writing a private key to a file others can read; set `umask 077` first");
+            }
+            match patronus::config::keys::generate() {
+                Ok(k) => {
+                    println!("{}", k.to_base64());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("patronus: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Pubkey => {
+            let mut line = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 4096), &mut line);
+            match patronus::config::keys::PrivateKey::from_base64(&line) {
+                Some(k) => {
+                    println!("{}", k.public_base64());
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("patronus: error: standard input is not a private key: expected 44 characters of base64 (32 bytes), as `wg genkey` writes");
+                    ExitCode::from(EXIT_BAD_CONFIG)
+                }
+            }
         }
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),

@@ -60,6 +60,51 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
     Ok(PrivateKey(key))
 }
 
+/// A new private key as `wg genkey` makes one: 32 bytes from the kernel's
+/// random source, clamped for X25519.
+pub fn generate() -> Result<PrivateKey, String> {
+    let mut k = [0u8; 32];
+    // SAFETY: a valid 32-byte buffer.
+    let n = unsafe { libc::getrandom(k.as_mut_ptr().cast(), 32, 0) };
+    if n != 32 {
+        return Err(format!("getrandom: {}", std::io::Error::last_os_error()));
+    }
+    k[0] &= 248;
+    k[31] = (k[31] & 127) | 64;
+    Ok(PrivateKey(k))
+}
+
+impl PrivateKey {
+    /// Parses WireGuard's base64 form (as `wg pubkey` reads it).
+    pub fn from_base64(s: &str) -> Option<PrivateKey> {
+        decode_base64_32(s.trim().as_bytes()).map(PrivateKey)
+    }
+
+    /// WireGuard's base64 form (for `patronus genkey` only: never logged).
+    pub fn to_base64(&self) -> String {
+        encode_base64_32(&self.0)
+    }
+
+    /// The X25519 public key (RFC 7748), in WireGuard's base64 form.
+    pub fn public_base64(&self) -> String {
+        encode_base64_32(&x25519_dalek::x25519(self.0, x25519_dalek::X25519_BASEPOINT_BYTES))
+    }
+}
+
+/// Standard, padded base64 of 32 bytes (44 characters).
+pub fn encode_base64_32(b: &[u8; 32]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(44);
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let chars = chunk.len() + 1;
+        for j in 0..4 {
+            out.push(if j < chars { A[(n >> (18 - 6 * j) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
 /// Decodes exactly 32 bytes of standard, padded base64 (44 characters).
 fn decode_base64_32(s: &[u8]) -> Option<[u8; 32]> {
     if s.len() != 44 || s[43] != b'=' || s[42] == b'=' {
