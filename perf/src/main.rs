@@ -5,6 +5,7 @@
 
 mod lpm_bench;
 mod pcap;
+mod aead_bench;
 mod flow_bench;
 mod pattern_bench;
 mod route;
@@ -97,6 +98,14 @@ enum Cmd {
     /// The route stage on heap packets, without EAL: ns per packet.
     StageBench {
         #[arg(long, default_value_t = 20_000_000)]
+        packets: usize,
+    },
+    /// ChaCha20-Poly1305 in place: ring against RustCrypto's
+    /// chacha20poly1305, same keys, nonces and payloads.
+    AeadBench {
+        #[arg(long, default_value_t = 1420)]
+        size: usize,
+        #[arg(long, default_value_t = 500_000)]
         packets: usize,
     },
     /// DPI payload patterns: aho-corasick against Hyperscan on the same
@@ -406,6 +415,7 @@ fn main() -> ExitCode {
         Some(Cmd::GenPcap { out, from, copies, .. }) if !from.is_empty() => pcap::write_from(&out, &from, copies),
         Some(Cmd::GenPcap { out, count, size, .. }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
         Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
+        Some(Cmd::AeadBench { size, packets }) => aead_bench::run(size, packets),
         Some(Cmd::PatternBench { captures, passes }) => pattern_bench::run(&captures, passes),
         Some(Cmd::FlowBench { flows, lookups, file_prefix }) => flow_bench::run(&flows, lookups, &file_prefix),
         Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
