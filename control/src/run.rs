@@ -138,7 +138,20 @@ struct Control {
     dpi: Publisher<Dpi>,
     /// Application ids, kept across reloads so counters follow names.
     app_ids: dataplane::dpi::AppIds,
+    /// What the running signatures were compiled from (see dpi_sources).
+    dpi_key: String,
     flows: Vec<Arc<FlowCounters>>,
+}
+
+/// The `[dpi]` options and the text of every signature file they name: a
+/// reload recompiles the signatures only when this changes.
+fn dpi_sources(cfg: &Config, dir: &Path) -> String {
+    let mut key = format!("{:?}", cfg.dpi);
+    for f in cfg.dpi.files(dir) {
+        key.push('\0');
+        key.push_str(&std::fs::read_to_string(&f).unwrap_or_else(|e| format!("unreadable: {e}")));
+    }
+    key
 }
 
 fn config_dir(path: &Path) -> PathBuf {
@@ -325,6 +338,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         stamp,
         dpi,
         app_ids,
+        dpi_key: dpi_sources(cfg, &config_dir(config_path)),
         flows,
     };
     let status = ctl.run(&sig, &calls, opts);
@@ -482,10 +496,13 @@ impl Control {
         let routes = compile(&plan.effective, &self.macs).map_err(|e| format!("{}: {e}", self.path.display()))?;
         // Signature files are re-read on every reload; a bad one refuses the
         // whole reload and the running set stays.
-        let dpi = match plan.effective.dpi.enabled {
+        // Recompiled only when the options or a file's text changed.
+        let key = dpi_sources(&plan.effective, &config_dir(&self.path));
+        let dpi = match plan.effective.dpi.enabled && key != self.dpi_key {
             true => Some(plan.effective.dpi.compile(&config_dir(&self.path), &mut self.app_ids).map_err(|e| e.to_string())?),
             false => None,
         };
+        self.dpi_key = key;
         if let Some(mut d) = dpi {
             d.set_workers(self.cfg.eal.worker_lcores.len()).map_err(|e| format!("{}: dpi: {e}", self.path.display()))?;
             self.dpi.publish(d);
