@@ -9,15 +9,7 @@ use std::time::Instant;
 use dataplane::dpdk::{DpdkHash, Eal};
 use dataplane::flow::{Dir, FlowKey, FlowTable, Timeouts};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use crate::lpm_bench::Rng;
 
 /// The key as rte_hash sees it: the canonical 5-tuple, 40 bytes.
 fn key_bytes(k: &FlowKey) -> [u8; 40] {

@@ -8,9 +8,9 @@ use dataplane::dpdk::{DpdkLpm, DpdkLpm6, Eal};
 use dataplane::router::lpm::Lpm;
 
 /// xorshift64: deterministic routes and lookups for every run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

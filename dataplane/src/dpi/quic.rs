@@ -15,7 +15,7 @@
 use ring::aead::{self, quic::HeaderProtectionKey, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf::{self, KeyType, Prk, Salt};
 
-use super::tls::{self, MAX_HELLO};
+use super::tls::{self, Reader, MAX_HELLO};
 
 /// The versions we can open, by their Initial salt and HKDF label prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,25 +185,25 @@ pub fn frames(plain: &[u8], chlo: bool, stream: &mut Stream<'_>) {
     // Q050 numbers its CRYPTO frame 0x08.
     let crypto = if chlo { 0x08 } else { 0x06 };
     let mut r = Reader(plain);
-    while let Some(t) = r.varint() {
+    while let Some(t) = varint(&mut r) {
         match t {
             t if t == crypto => {
-                let (Some(off), Some(len)) = (r.varint(), r.varint()) else { break };
+                let (Some(off), Some(len)) = (varint(&mut r), varint(&mut r)) else { break };
                 let Some(data) = r.take(len as usize) else { break };
                 stream.put(off as usize, data);
             }
             0x00 | 0x01 => {}                   // PADDING, PING
             0x02 | 0x03 => {
                 // ACK: largest, delay, range count, first range, ranges (+ ECN).
-                let (_, _, n, _) = (r.varint(), r.varint(), r.varint(), r.varint());
+                let (_, _, n, _) = (varint(&mut r), varint(&mut r), varint(&mut r), varint(&mut r));
                 for _ in 0..n.unwrap_or(0).min(64) {
-                    r.varint();
-                    r.varint();
+                    varint(&mut r);
+                    varint(&mut r);
                 }
                 if t == 3 {
-                    r.varint();
-                    r.varint();
-                    r.varint();
+                    varint(&mut r);
+                    varint(&mut r);
+                    varint(&mut r);
                 }
             }
             0x1c => {
@@ -229,9 +229,9 @@ fn open_initial<'s>(p: &[u8], ver: Version, scratch: &'s mut [u8]) -> Option<&'s
     let dcid = r.take(dcid_len)?;
     let scid_len = r.u8()? as usize;
     r.take(scid_len)?;
-    let token = r.varint()?;
+    let token = varint(&mut r)?;
     r.take(token as usize)?;
-    let len = r.varint()? as usize;
+    let len = varint(&mut r)? as usize;
     let pn_off = p.len() - r.0.len();
     if len < 20 || pn_off + len > p.len() || pn_off + len > scratch.len() {
         return None;
@@ -317,29 +317,9 @@ fn chlo_needs_more(p: &[u8]) -> bool {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    /// A QUIC variable-length integer (RFC 9000 section 16).
-    fn varint(&mut self) -> Option<u64> {
-        let first = *self.0.first()?;
-        let n = 1usize << (first >> 6);
-        let b = self.take(n)?;
-        let mut v = (b[0] & 0x3f) as u64;
-        for &x in &b[1..] {
-            v = v << 8 | x as u64;
-        }
-        Some(v)
-    }
+/// A QUIC variable-length integer (RFC 9000 section 16).
+fn varint(r: &mut Reader<'_>) -> Option<u64> {
+    let first = *r.0.first()?;
+    let b = r.take(1usize << (first >> 6))?;
+    Some(b[1..].iter().fold((b[0] & 0x3f) as u64, |v, &x| v << 8 | x as u64))
 }

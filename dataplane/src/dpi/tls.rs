@@ -113,10 +113,11 @@ fn parse(m: &[u8]) -> Option<ClientHello<'_>> {
     Some(out)
 }
 
-struct Reader<'a>(&'a [u8]);
+/// A cursor over wire bytes (TLS here, QUIC in quic.rs).
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.0.len() {
             return None;
         }
@@ -124,13 +125,13 @@ impl<'a> Reader<'a> {
         self.0 = b;
         Some(a)
     }
-    fn skip(&mut self, n: usize) -> Option<()> {
+    pub(super) fn skip(&mut self, n: usize) -> Option<()> {
         self.take(n).map(|_| ())
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn u16(&mut self) -> Option<u16> {
+    pub(super) fn u16(&mut self) -> Option<u16> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
 }
