@@ -34,6 +34,11 @@ pub enum Request {
     Reload,
     /// Report part of the running state.
     Show { what: String },
+    /// Start a tunnel handshake now with one peer (all: no peer).
+    Rekey {
+        #[serde(default)]
+        peer: Option<String>,
+    },
 }
 
 /// A request and where its reply goes.

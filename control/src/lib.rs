@@ -11,3 +11,4 @@ pub mod show;
 pub mod slowpath;
 pub mod stats;
 pub mod telemetry;
+pub mod tunnel;

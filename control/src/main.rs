@@ -98,12 +98,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: patronus::classify::Format,
     },
+    /// Start a new tunnel handshake at once, with one peer or all of
+    /// them (new session keys; traffic continues on the old keys until the
+    /// handshake completes).
+    Rekey {
+        /// Peer name from [[tunnel.peer]]; all peers when absent.
+        peer: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Show the running appliance's state.
     ///
     /// WHAT is one of: status, ports, counters (per core and port), drops
     /// (by reason, per core and port), workers, latency (p50..max of packet
     /// residence, loop iterations and stage cycles), neighbors, flows (the
-    /// flow tables), apps (flows decided per application).
+    /// flow tables), apps (flows decided per application), peers (tunnel
+    /// peers, like `wg show`: endpoint, latest handshake, transfer).
     Show {
         /// What to show.
         #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "peers", "queues"])]
@@ -264,5 +274,6 @@ fn main() -> ExitCode {
         }
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),
+        Command::Rekey { peer, target } => call(&target, Request::Rekey { peer }),
     }
 }

@@ -26,6 +26,7 @@ use dataplane::pipeline::Timed;
 use dataplane::rcu::Publisher;
 use dataplane::router::fib::Routes;
 use dataplane::router::Router;
+use dataplane::tunnel::stage::{Decap, Encap};
 use dataplane::wire::EthernetAddress;
 use serde_json::{json, Value};
 
@@ -33,6 +34,7 @@ use crate::config::{Config, ConfigErrors, PollModeName};
 use crate::ctl::{self, Call, Request};
 use crate::reload;
 use crate::slowpath::SlowPath;
+use crate::tunnel::TunnelControl;
 use crate::stats::{final_report, summary_line, CpuMeter};
 use crate::telemetry::{self, Exporter, LatencyBook, Measure, Metrics, PortInfo, ReloadStats};
 
@@ -136,6 +138,7 @@ struct Control {
     stamp: Option<(SystemTime, u64)>,
     /// The signatures the workers classify with.
     dpi: Publisher<Dpi>,
+    tunnel: TunnelControl,
     /// Application ids, kept across reloads so counters follow names.
     app_ids: dataplane::dpi::AppIds,
     /// What the running signatures were compiled from (see dpi_sources).
@@ -277,6 +280,23 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let flow_conf = cfg.dpi.flow_conf();
     let slowpath = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
     let hz = engine.tsc_hz();
+    let tunnel = match TunnelControl::new(&cfg.tunnel, &config_dir(config_path), hz, dpdk::tsc()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("patronus: {}: {e}", config_path.display());
+            drop(slowpath);
+            engine.shutdown();
+            return EXIT_FAILURE;
+        }
+    };
+    if tunnel.enabled() {
+        println!(
+            "patronus: tunnel: public key {}, listening on UDP {}, {} peer(s)",
+            tunnel.public_key(),
+            tunnel.listen_port(),
+            cfg.tunnel.peer.len()
+        );
+    }
     let lcores = engine.worker_lcores();
     let flows: Vec<Arc<FlowCounters>> = lcores.iter().map(|_| Arc::default()).collect();
     let mut book = LatencyBook::new(hz, engine.stall_cycles());
@@ -293,7 +313,9 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             true => Classifier::new(dpi.reader(), &flow_conf, Tsc, hz, flows[i].clone(), i),
             false => Classifier::off(dpi.reader(), Tsc, hz, flows[i].clone()),
         };
-        Timed::new((classify, Router::new(slowpath.reader(), Tsc, hz)), &slot, every, dpdk::tsc)
+        let decap = Decap::new(tunnel.reader(), slowpath.reader(), Tsc);
+        let encap = Encap::new(tunnel.reader(), slowpath.reader(), Tsc);
+        Timed::new((decap, (classify, (encap, Router::new(slowpath.reader(), Tsc, hz)))), &slot, every, dpdk::tsc)
     });
     for (lcore, slot) in stage_slots {
         book.add(lcore, Measure::Stage("forward".into()), slot);
@@ -340,6 +362,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         app_ids,
         dpi_key: dpi_sources(cfg, &config_dir(config_path)),
         flows,
+        tunnel,
     };
     let status = ctl.run(&sig, &calls, opts);
     drop(server);
@@ -360,6 +383,7 @@ impl Control {
         while !sig.stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| self.started.elapsed() < d) {
             let now = Instant::now();
             let busy = self.slowpath.poll(&mut self.engine, now);
+            let busy = self.tunnel.poll(&mut self.engine, &mut self.slowpath, now) | busy;
             self.dpi.reclaim();
             if sig.hup.swap(false, Ordering::Relaxed) {
                 self.reload("SIGHUP", None);
@@ -383,6 +407,7 @@ impl Control {
                 exported = now;
                 self.metrics.update(&self.engine.snapshot(), &self.book, &self.reloads);
                 telemetry::flow_series(&self.flows, self.dpi.current());
+                self.tunnel.export();
             }
             let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
             if !interval.is_zero() && prev_at.elapsed() >= interval {
@@ -542,6 +567,13 @@ impl Control {
             Request::Show { what } => {
                 let _ = call.reply.send(self.show(&what));
             }
+            Request::Rekey { peer } => {
+                let r = match self.tunnel.rekey(&mut self.engine, &mut self.slowpath, peer.as_deref()) {
+                    Ok(n) => json!({ "ok": true, "peers": n }),
+                    Err(e) => ctl::error(e),
+                };
+                let _ = call.reply.send(r);
+            }
         }
     }
 
@@ -639,12 +671,13 @@ impl Control {
                     "reassembly_overflows": sum(|c| c.reasm_overflows.get()),
                 })
             }
-            "paths" | "peers" | "queues" => {
+            "peers" => self.tunnel.show(),
+            "paths" | "queues" => {
                 return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
             }
             _ => {
                 return ctl::error(format!(
-                    "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps"
+                    "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers"
                 ))
             }
         };

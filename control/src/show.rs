@@ -67,8 +67,46 @@ fn table(rows: &[Value], cols: &[Col]) -> String {
 pub fn render(req: &Request, reply: &Value) -> String {
     match req {
         Request::Reload => reload(reply),
+        Request::Show { what } if what == "peers" => peers(&reply["peers"]),
         Request::Show { what } => show(what, &reply[what.as_str()]),
+        Request::Rekey { .. } => format!("handshake started with {} peer(s)\n", reply["peers"]),
     }
+}
+
+/// `show peers`, laid out like `wg show`.
+fn peers(v: &Value) -> String {
+    if v["enabled"] != Value::Bool(true) {
+        return "tunnels: off (no [tunnel] private_key in the config)\n".into();
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "interface: patronus\n  public key: {}\n  listening port: {}\n  mtu: {}", str_of(&v["public_key"]), v["listen_port"], v["mtu"]);
+    for p in v["peers"].as_array().into_iter().flatten() {
+        let _ = writeln!(s, "\npeer: {} ({})", str_of(&p["public_key"]), str_of(&p["peer"]));
+        if p["preshared_key"] == Value::Bool(true) {
+            let _ = writeln!(s, "  preshared key: (hidden)");
+        }
+        let _ = writeln!(s, "  endpoint: {}", p["endpoint"].as_str().unwrap_or("(none)"));
+        let ips: Vec<String> = list(&p["allowed_ips"]);
+        let _ = writeln!(s, "  allowed ips: {}", if ips.is_empty() { "(none)".into() } else { ips.join(", ") });
+        match p["latest_handshake_seconds_ago"].as_f64() {
+            Some(a) => {
+                let _ = writeln!(s, "  latest handshake: {} seconds ago", a as u64);
+            }
+            None => {
+                let _ = writeln!(s, "  latest handshake: (none)");
+            }
+        }
+        let _ = writeln!(s, "  transfer: {} B received, {} B sent", p["rx_bytes"], p["tx_bytes"]);
+        if let Some(k) = p["persistent_keepalive_seconds"].as_u64() {
+            let _ = writeln!(s, "  persistent keepalive: every {k} seconds");
+        }
+        let _ = writeln!(s, "  status: {}", if p["up"] == Value::Bool(true) { "up" } else { "down" });
+    }
+    s
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
 }
 
 fn list(v: &Value) -> Vec<String> {

@@ -21,6 +21,9 @@ use dataplane::PortIdx;
 /// Punted packets handled per ring per poll, so timers keep running.
 const BATCH: usize = 256;
 
+/// Handshake messages waiting for the tunnel control, at most.
+const TUNNEL_BACKLOG: usize = 4096;
+
 /// Smallest Ethernet frame without FCS; shorter frames are padded.
 const MIN_FRAME: usize = 60;
 
@@ -31,13 +34,15 @@ pub struct SlowPath {
     rings: Vec<PuntRing<Mbuf>>,
     /// Frames to send, per port.
     out: Vec<Burst<Mbuf>>,
+    /// Tunnel handshake messages the workers punted, for the tunnel control.
+    pub tunnel_rx: Vec<(punt::Header, Mbuf)>,
 }
 
 impl SlowPath {
     pub fn new(routes: Routes, conf: NeighborConf, rings: Vec<PuntRing<Mbuf>>, nports: usize) -> SlowPath {
         let routes = Arc::new(routes);
         let publisher = Publisher::new(Fib::new(routes.clone(), NeighborCache::<Mbuf>::new(conf).table()));
-        SlowPath { routes, publisher, cache: NeighborCache::new(conf), rings, out: (0..nports).map(|_| Burst::new()).collect() }
+        SlowPath { routes, publisher, cache: NeighborCache::new(conf), rings, out: (0..nports).map(|_| Burst::new()).collect(), tunnel_rx: Vec::new() }
     }
 
     /// A reader of the forwarding snapshot, for one worker's router stage.
@@ -125,6 +130,13 @@ impl SlowPath {
         match h.kind {
             punt::Kind::Arp => self.on_arp(engine, &h, pkt, now),
             punt::Kind::Nd => self.on_nd(engine, &h, pkt, now),
+            punt::Kind::Tunnel => {
+                if self.tunnel_rx.len() < TUNNEL_BACKLOG {
+                    self.tunnel_rx.push((h, pkt));
+                } else {
+                    drop_count(engine, h.in_port, DropReason::PuntFull, 1);
+                }
+            }
             punt::Kind::Resolve => {
                 let key = NeighborKey { iface: h.iface, ip: h.neighbor };
                 match self.cache.resolve(key, pkt, now) {
@@ -276,6 +288,38 @@ impl SlowPath {
             ip.emit(&mut ipv6::Packet::new_unchecked(&mut b[l2..]));
             msg.emit(src, dst, &mut icmpv6::Packet::new_unchecked(&mut b[l2 + ipv6::HEADER_LEN..l2 + ipv6::HEADER_LEN + len]));
         });
+    }
+
+    /// Sends an IP packet the appliance originates (a tunnel handshake or
+    /// keepalive) to `dst`: `fill` writes its `ip_len` bytes given the
+    /// source address of the route's interface. Resolves the next hop
+    /// first when its MAC is unknown.
+    pub fn originate(
+        &mut self,
+        engine: &mut Engine,
+        dst: std::net::IpAddr,
+        ip_len: usize,
+        now: Instant,
+        fill: impl FnOnce(std::net::IpAddr, &mut [u8]) -> bool,
+    ) -> Result<(), DropReason> {
+        let e = dataplane::router::egress_for(self.publisher.current(), dst).ok_or(DropReason::NoRoute)?;
+        let iface = &self.routes.ifaces[e.key.iface as usize];
+        let (l2, port) = (iface.l2_len(), iface.port);
+        let et = if dst.is_ipv4() { EtherType::IPV4 } else { EtherType::IPV6 };
+        let mut m = engine.alloc(port).ok_or(DropReason::TxFull)?;
+        let b = m.append((l2 + ip_len).max(MIN_FRAME)).ok_or(DropReason::TxFull)?;
+        b.fill(0);
+        iface.write_l2(&mut b[..l2], EthernetAddress::default(), et);
+        if !fill(e.src, &mut b[l2..l2 + ip_len]) {
+            return Err(DropReason::NoRoute);
+        }
+        match self.cache.resolve(e.key, m, now) {
+            Resolve::Known(mac, pkt) => self.send_to(engine, e.key, mac, pkt),
+            Resolve::Queued => {}
+            Resolve::Solicit => self.solicit(engine, e.key, None),
+            Resolve::Overflow(_) => return Err(DropReason::NeighborPendingOverflow),
+        }
+        Ok(())
     }
 
     /// Allocates a frame of `len` bytes (padded to the Ethernet minimum),

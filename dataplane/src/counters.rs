@@ -100,13 +100,30 @@ drop_reasons! {
     NeighborPendingOverflow => "neighbor_pending_overflow",
     /// The neighbour never answered resolution.
     NeighborUnresolved => "neighbor_unresolved",
+    /// WireGuard message to the listen port with a bad type, reserved bytes or length.
+    TunnelMalformed => "tunnel_malformed",
+    /// Transport message for a receiver index with no live session.
+    TunnelUnknownIndex => "tunnel_unknown_index",
+    /// Transport message that does not authenticate (bad key or tampered).
+    TunnelBadMac => "tunnel_bad_mac",
+    /// Transport counter already seen or older than the replay window.
+    TunnelReplay => "tunnel_replay",
+    /// Session past REJECT_AFTER_TIME or REJECT_AFTER_MESSAGES.
+    TunnelExpired => "tunnel_expired",
+    /// Decrypted packet whose source is not in the peer's allowed IPs, or not IP.
+    TunnelAllowedIps => "tunnel_allowed_ips",
+    /// Packet for a peer with no usable session yet (a handshake was requested).
+    TunnelNoSession => "tunnel_no_session",
+    /// Inner packet larger than the tunnel MTU.
+    TunnelMtu => "tunnel_mtu",
+    /// A keepalive: authenticated and consumed (not an error).
+    TunnelKeepalive => "tunnel_keepalive",
 }
 
 /// Counters of one port as seen by one worker. Bytes are summed per burst
 /// from the mbuf headers the burst already touched (see docs/PERFORMANCE.md
 /// for what that costs).
 #[repr(align(64))]
-#[derive(Default)]
 pub struct PortCounters {
     pub rx_packets: Counter,
     pub tx_packets: Counter,
@@ -121,6 +138,20 @@ pub struct PortCounters {
     pub icmp_errors: Counter,
     /// Drops attributed to this port, indexed by `DropReason as usize`.
     pub drops: [Counter; DropReason::COUNT],
+}
+
+impl Default for PortCounters {
+    fn default() -> Self {
+        PortCounters {
+            rx_packets: Counter::default(),
+            tx_packets: Counter::default(),
+            rx_bytes: Counter::default(),
+            tx_bytes: Counter::default(),
+            punted: Counter::default(),
+            icmp_errors: Counter::default(),
+            drops: std::array::from_fn(|_| Counter::default()),
+        }
+    }
 }
 
 impl PortCounters {
@@ -157,7 +188,7 @@ impl WorkerCounters {
 }
 
 /// A plain-number copy of port counters, summed over workers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortTotals {
     pub rx_packets: u64,
     pub tx_packets: u64,
@@ -166,6 +197,12 @@ pub struct PortTotals {
     pub punted: u64,
     pub icmp_errors: u64,
     pub drops: [u64; DropReason::COUNT],
+}
+
+impl Default for PortTotals {
+    fn default() -> Self {
+        PortTotals { rx_packets: 0, tx_packets: 0, rx_bytes: 0, tx_bytes: 0, punted: 0, icmp_errors: 0, drops: [0; DropReason::COUNT] }
+    }
 }
 
 impl PortTotals {

@@ -383,6 +383,11 @@ impl Packet for Mbuf {
     }
 
     #[inline(always)]
+    fn extend(&mut self, n: usize) -> bool {
+        self.append(n).is_some()
+    }
+
+    #[inline(always)]
     fn ipv4_checksum_ok(&self) -> Option<bool> {
         // RTE_MBUF_F_RX_IP_CKSUM_{BAD = 1 << 4, GOOD = 1 << 7}; neither or
         // both: not checked.

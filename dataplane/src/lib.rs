@@ -16,6 +16,7 @@ pub mod latency;
 pub mod packet;
 pub mod pipeline;
 pub mod rcu;
+pub mod tunnel;
 pub mod router;
 pub mod wire;
 pub mod worker;

@@ -32,6 +32,10 @@ pub trait Packet {
     /// Cuts the packet to its first `len` bytes; false, and no change, if
     /// it is shorter or cannot be cut (a chained mbuf).
     fn truncate(&mut self, len: usize) -> bool;
+    /// Grows the packet by `n` bytes at the end (into tailroom, one
+    /// segment only); false, and no change, when there is no room. The new
+    /// bytes are not cleared.
+    fn extend(&mut self, n: usize) -> bool;
     /// The NIC's verdict on the IPv4 header checksum, when it checked it.
     #[inline(always)]
     fn ipv4_checksum_ok(&self) -> Option<bool> {
@@ -240,6 +244,10 @@ impl HeapPool {
 /// Headroom of a [`HeapPacket`], as DPDK's default `RTE_PKTMBUF_HEADROOM`.
 pub const HEAP_HEADROOM: usize = 128;
 
+/// Most bytes a [`HeapPacket`] holds after its headroom (DPDK's default
+/// mbuf data room is 2048 bytes, headroom included).
+pub const HEAP_ROOM: usize = 2048 - HEAP_HEADROOM;
+
 /// A packet on the heap, for tests and benchmarks that run without EAL.
 pub struct HeapPacket {
     buf: Vec<u8>,
@@ -276,6 +284,14 @@ impl Packet for HeapPacket {
             return false;
         }
         self.buf.truncate(self.head + len);
+        true
+    }
+    fn extend(&mut self, n: usize) -> bool {
+        // Like an mbuf's 2 KiB data room: room for a full frame and its tunnel trailer.
+        if self.buf.len() - self.head + n > HEAP_ROOM {
+            return false;
+        }
+        self.buf.resize(self.buf.len() + n, 0);
         true
     }
 }

@@ -105,6 +105,11 @@ pub fn encode_base64_32(b: &[u8; 32]) -> String {
     out
 }
 
+/// A public key in WireGuard's base64 form.
+pub fn decode_public_base64(s: &str) -> Option<[u8; 32]> {
+    decode_base64_32(s.trim().as_bytes())
+}
+
 /// Decodes exactly 32 bytes of standard, padded base64 (44 characters).
 fn decode_base64_32(s: &[u8]) -> Option<[u8; 32]> {
     if s.len() != 44 || s[43] != b'=' || s[42] == b'=' {

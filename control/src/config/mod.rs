@@ -39,6 +39,8 @@ pub struct Config {
     pub route: Vec<router::Route>,
     #[serde(default)]
     pub dpi: signatures::DpiOpts,
+    #[serde(default)]
+    pub tunnel: tunnel::TunnelOpts,
 }
 
 /// `[eal]`: how DPDK's Environment Abstraction Layer starts.
@@ -402,6 +404,7 @@ macro_rules! cfg_path {
 pub mod keys;
 mod router;
 pub mod signatures;
+pub mod tunnel;
 
 impl From<&str> for Seg {
     fn from(k: &str) -> Seg {
@@ -651,6 +654,7 @@ impl Config {
         }
         errs.extend(self.validate_router(loc));
         errs.extend(self.validate_dpi(loc));
+        errs.extend(self.tunnel.validate(loc));
         // The signatures, last: their errors name their own files.
         if self.dpi.enabled && errs.is_empty() {
             let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();

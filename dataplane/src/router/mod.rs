@@ -508,9 +508,6 @@ impl<'a, C: Clock> Cx<'a, C> {
         Ok(())
     }
 
-    /// Rewrites the L2 header toward the neighbour and sends the packet
-    /// there, or punts it for resolution when its MAC is unknown (with the
-    /// egress header written but for the destination MAC).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn forward_to<P: Packet>(
@@ -523,20 +520,80 @@ impl<'a, C: Clock> Cx<'a, C> {
         key: NeighborKey,
         et: EtherType,
     ) -> Res {
-        if let Some(adj) = self.fib.adjacency(nh.0, nh.1, key) {
-            if !adj.rewrite(pkt, l2.len, et) {
-                return Err(DropReason::MalformedL2); // no headroom for the egress tags
-            }
-            meta.set_out_port(adj.port);
-            return Ok(());
-        }
-        let out_if = &self.routes.ifaces[key.iface as usize];
-        if !set_l2(pkt, l2.len, out_if, EthernetAddress::default(), et) {
-            return Err(DropReason::MalformedL2);
-        }
-        let l2_out = L2 { len: out_if.l2_len(), iface: key.iface, multicast: false };
-        punt(pkt, meta, punt::Kind::Resolve, in_port, &l2_out, key.ip)
+        forward(self.fib, pkt, meta, in_port, l2.len, nh, key, et)
     }
+}
+
+/// Rewrites the L2 header (`l2_len` bytes) toward the neighbour and sends
+/// the packet there, or punts it for resolution when its MAC is unknown
+/// (with the egress header written but for the destination MAC).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward<P: Packet>(
+    fib: &Fib,
+    pkt: &mut P,
+    meta: &mut Meta,
+    in_port: PortIdx,
+    l2_len: usize,
+    nh: (u32, &NextHop),
+    key: NeighborKey,
+    et: EtherType,
+) -> Res {
+    if let Some(adj) = fib.adjacency(nh.0, nh.1, key) {
+        if !adj.rewrite(pkt, l2_len, et) {
+            return Err(DropReason::MalformedL2); // no headroom for the egress tags
+        }
+        meta.set_out_port(adj.port);
+        return Ok(());
+    }
+    let out_if = &fib.routes.ifaces[key.iface as usize];
+    if !set_l2(pkt, l2_len, out_if, EthernetAddress::default(), et) {
+        return Err(DropReason::MalformedL2);
+    }
+    let l2_out = L2 { len: out_if.l2_len(), iface: key.iface, multicast: false };
+    punt(pkt, meta, punt::Kind::Resolve, in_port, &l2_out, key.ip)
+}
+
+/// Where the appliance's own packets to `dst` leave: the route's id and
+/// next hop, the neighbour to resolve, and the source address to use.
+#[derive(Clone, Copy, Debug)]
+pub struct Egress {
+    pub id: u32,
+    pub nh: NextHop,
+    pub key: NeighborKey,
+    pub src: std::net::IpAddr,
+}
+
+/// Looks up how the appliance sends its own packets to `dst` (a tunnel
+/// endpoint): `None` without a route or a source address on its interface.
+#[inline]
+pub fn egress_for(fib: &Fib, dst: std::net::IpAddr) -> Option<Egress> {
+    let routes = &fib.routes;
+    let (id, nh) = match dst {
+        std::net::IpAddr::V4(a) => routes.route_v4(a.into())?,
+        std::net::IpAddr::V6(a) => routes.route_v6(a.into())?,
+    };
+    let (iface, via) = match nh {
+        NextHop::Connected { iface } => (iface, dst),
+        NextHop::Gateway { iface, via } => (iface, via),
+        NextHop::Local { .. } | NextHop::Blackhole => return None,
+    };
+    let f = &routes.ifaces[iface as usize];
+    let src = match dst {
+        std::net::IpAddr::V4(_) => std::net::IpAddr::V4(f.v4_source()?.into()),
+        std::net::IpAddr::V6(a) => std::net::IpAddr::V6(f.v6_source(a.into()).into()),
+    };
+    Some(Egress { id, nh, key: NeighborKey::from_ip(iface, via), src })
+}
+
+/// Sends a packet the appliance originates along `e`: `pkt` starts with a
+/// 14-byte placeholder Ethernet header, then the IP packet. Writes the
+/// egress L2 header and sets the egress port, or punts the packet for
+/// neighbour resolution.
+#[inline]
+pub fn output<P: Packet>(fib: &Fib, pkt: &mut P, meta: &mut Meta, in_port: PortIdx, e: &Egress) -> Result<(), DropReason> {
+    let et = if e.src.is_ipv4() { EtherType::IPV4 } else { EtherType::IPV6 };
+    forward(fib, pkt, meta, in_port, ethernet::HEADER_LEN, (e.id, &e.nh), e.key, et)
 }
 
 /// Replaces an L2 header of `in_len` bytes with `out`'s header to `dst`.
@@ -551,6 +608,12 @@ fn set_l2<P: Packet>(pkt: &mut P, in_len: usize, out: &Iface, dst: EthernetAddre
     }
     out.write_l2(&mut pkt.data_mut()[..out_len], dst, et);
     true
+}
+
+/// Hands a received frame (L2 header of `l2_len` bytes on `iface`) to the
+/// control thread as `kind`.
+pub fn punt_frame<P: Packet>(pkt: &mut P, meta: &mut Meta, kind: punt::Kind, in_port: PortIdx, iface: IfaceIdx, l2_len: usize) -> Res {
+    punt(pkt, meta, kind, in_port, &L2 { len: l2_len, iface, multicast: false }, 0)
 }
 
 fn punt<P: Packet>(pkt: &mut P, meta: &mut Meta, kind: punt::Kind, in_port: PortIdx, l2: &L2, neighbor: u128) -> Res {

@@ -20,6 +20,9 @@ pub enum Kind {
     Nd = 2,
     /// A packet ready to leave by `iface` but for the neighbour's MAC.
     Resolve = 3,
+    /// A WireGuard handshake message (initiation, response, cookie reply)
+    /// to the tunnel's listen port, received on `iface`.
+    Tunnel = 4,
 }
 
 /// The punt header.
@@ -54,6 +57,7 @@ impl Header {
             1 => Kind::Arp,
             2 => Kind::Nd,
             3 => Kind::Resolve,
+            4 => Kind::Tunnel,
             _ => return None,
         };
         let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);

@@ -16,6 +16,7 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
+pub mod wireguard;
 
 use core::fmt;
 

@@ -1,0 +1,412 @@
+//! The tunnel on the workers: [`Decap`] opens transport messages to our
+//! listen port in place and hands the inner packet on as if it had arrived
+//! on the port; [`Encap`] seals packets whose destination is in a peer's
+//! allowed IPs (cryptokey routing) in place, using the mbuf's headroom for
+//! the outer headers and its tailroom for padding and the tag, and routes
+//! the outer packet. Handshake messages go to the control thread.
+//!
+//! Both read one immutable [`Tunnels`] snapshot the control thread
+//! publishes on every handshake, so new keys arrive without locks.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::device::{INDEX_MASK, INDEX_SLOTS};
+use super::session::Session;
+use super::PeerLive;
+use crate::counters::DropReason;
+use crate::packet::Packet;
+use crate::pipeline::{Meta, Stage, Verdict, NO_PORT};
+use crate::rcu::Reader;
+use crate::router::fib::Fib;
+use crate::router::lpm::Lpm;
+use crate::router::{self, punt};
+use crate::wire::wireguard::{self as wg, kind};
+use crate::wire::{checksum, ethernet, ip_proto, ipv4, ipv6, udp, vlan, EtherType, Ipv6Address};
+use crate::worker::Clock;
+use crate::PortIdx;
+
+/// A session as the workers use it, with deadlines on their clock.
+#[derive(Clone)]
+pub struct SessionRef {
+    pub session: Arc<Session>,
+    /// Not used to send from then on (REJECT_AFTER_TIME).
+    pub send_until: u64,
+    /// Not accepted from then on (REJECT_AFTER_TIME).
+    pub recv_until: u64,
+    /// Sending or receiving from then on asks for a new handshake.
+    pub rekey_at: u64,
+}
+
+/// A peer as the workers see it.
+pub struct PeerPath {
+    pub endpoint: Option<SocketAddr>,
+    /// Sessions to send with, newest first (a responder's newest only once confirmed).
+    pub send: [Option<SessionRef>; 2],
+    pub live: Arc<PeerLive>,
+}
+
+/// The snapshot the tunnel stages read.
+pub struct Tunnels {
+    /// UDP port for WireGuard (0: tunnels off).
+    pub listen_port: u16,
+    /// Largest inner packet sent into a tunnel.
+    pub mtu: u16,
+    pub peers: Vec<PeerPath>,
+    allowed4: Lpm<u32>,
+    allowed6: Lpm<u128>,
+    /// Sessions by the low bits of their local index.
+    index: Box<[Option<SessionRef>]>,
+}
+
+impl Tunnels {
+    /// No tunnels: both stages pass every packet on untouched.
+    pub fn off() -> Self {
+        Tunnels {
+            listen_port: 0,
+            mtu: 1420,
+            peers: Vec::new(),
+            allowed4: Lpm::build(&[]),
+            allowed6: Lpm::build(&[]),
+            index: (0..INDEX_SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    /// A snapshot: `allowed` lists (prefix, length, peer index); `sessions`
+    /// every live session (sending ones are also in `peers`).
+    pub fn new(listen_port: u16, mtu: u16, peers: Vec<PeerPath>, allowed: &[(IpAddr, u8, usize)], sessions: Vec<SessionRef>) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for &(p, len, peer) in allowed {
+            match p {
+                IpAddr::V4(a) => v4.push((u32::from(a), len, peer as u32)),
+                IpAddr::V6(a) => v6.push((u128::from(a), len, peer as u32)),
+            }
+        }
+        let mut index: Box<[Option<SessionRef>]> = (0..INDEX_SLOTS).map(|_| None).collect();
+        for s in sessions {
+            let slot = (s.session.local_index & INDEX_MASK) as usize;
+            index[slot] = Some(s);
+        }
+        Tunnels { listen_port, mtu, peers, allowed4: Lpm::build(&v4), allowed6: Lpm::build(&v6), index }
+    }
+
+    /// The session a receiver index names, if live.
+    #[inline(always)]
+    pub fn session(&self, index: u32) -> Option<&SessionRef> {
+        self.index[(index & INDEX_MASK) as usize].as_ref().filter(|s| s.session.local_index == index)
+    }
+
+    /// The peer whose allowed IPs hold `dst` (longest prefix).
+    #[inline(always)]
+    pub fn peer_v4(&self, dst: u32) -> Option<usize> {
+        self.allowed4.lookup(dst).map(|p| p as usize)
+    }
+
+    #[inline(always)]
+    pub fn peer_v6(&self, dst: u128) -> Option<usize> {
+        self.allowed6.lookup(dst).map(|p| p as usize)
+    }
+}
+
+/// Where a UDP datagram to the listen port sits in a frame.
+struct Outer {
+    /// Offset of the WireGuard message.
+    msg: usize,
+    /// Its length (from the UDP header).
+    len: usize,
+    src: SocketAddr,
+}
+
+/// Finds an untagged IPv4/IPv6 UDP datagram to one of our addresses on
+/// port `listen`; `None` for anything else (left for later stages).
+#[inline(always)]
+fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Result<Outer, DropReason>> {
+    const ETH: usize = ethernet::HEADER_LEN;
+    let et = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
+    let (l4, src, dst): (usize, IpAddr, IpAddr) = match EtherType(et) {
+        EtherType::IPV4 => {
+            let ip = ipv4::Packet::new_checked(d.get(ETH..)?).ok()?;
+            if ip.version() != 4 || ip.protocol() != ip_proto::UDP || ip.is_fragment() {
+                return None;
+            }
+            (ETH + ip.header_len() as usize, IpAddr::V4(ip.src_addr().into()), IpAddr::V4(ip.dst_addr().into()))
+        }
+        EtherType::IPV6 => {
+            let ip = ipv6::Packet::new_checked(d.get(ETH..)?).ok()?;
+            if ip.version() != 6 || ip.next_header() != ip_proto::UDP {
+                return None;
+            }
+            (ETH + ipv6::HEADER_LEN, IpAddr::V6(ip.src_addr().into()), IpAddr::V6(ip.dst_addr().into()))
+        }
+        _ => return None,
+    };
+    let u = udp::Packet::new_checked(d.get(l4..)?).ok()?;
+    if u.dst_port() != listen {
+        return None;
+    }
+    let local = match dst {
+        IpAddr::V4(a) => fib.routes.route_v4(a.into()),
+        IpAddr::V6(a) => fib.routes.route_v6(a.into()),
+    };
+    if !matches!(local, Some((_, router::fib::NextHop::Local { .. }))) {
+        return None;
+    }
+    let msg = l4 + udp::HEADER_LEN;
+    Some(Ok(Outer { msg, len: u.len() as usize - udp::HEADER_LEN, src: SocketAddr::new(src, u.src_port()) }))
+}
+
+/// Opens transport messages to the listen port; punts handshakes.
+pub struct Decap<C: Clock> {
+    tunnels: Reader<Tunnels>,
+    fib: Reader<Fib>,
+    clock: C,
+}
+
+impl<C: Clock> Decap<C> {
+    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, clock: C) -> Self {
+        Decap { tunnels, fib, clock }
+    }
+}
+
+impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.tunnels.refresh();
+        self.fib.refresh();
+    }
+
+    #[inline]
+    fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        let t = self.tunnels.get();
+        if t.listen_port == 0 || meta.out_port() != NO_PORT {
+            return Verdict::Continue;
+        }
+        let fib = self.fib.get();
+        let outer = match outer_to_us(pkt.data(), t.listen_port, fib) {
+            None => return Verdict::Continue,
+            Some(Err(r)) => return Verdict::Drop(r),
+            Some(Ok(o)) => o,
+        };
+        let msg = &pkt.data()[outer.msg..outer.msg + outer.len];
+        match wg::message_type(msg) {
+            Ok(kind::TRANSPORT) => {}
+            Ok(_) => {
+                let Some(iface) = fib.routes.iface_of(in_port, vlan::Stack::default()) else {
+                    return Verdict::Drop(DropReason::UnknownVlan);
+                };
+                // Trim Ethernet padding so the control thread sees the datagram's length.
+                pkt.truncate(outer.msg + outer.len);
+                return match router::punt_frame(pkt, meta, punt::Kind::Tunnel, in_port, iface, ethernet::HEADER_LEN) {
+                    Ok(()) => Verdict::Continue,
+                    Err(r) => Verdict::Drop(r),
+                };
+            }
+            Err(_) => return Verdict::Drop(DropReason::TunnelMalformed),
+        }
+        let (index, _) = wg::transport_header(msg);
+        let Some(s) = t.session(index) else { return Verdict::Drop(DropReason::TunnelUnknownIndex) };
+        let now = self.clock.now();
+        if now >= s.recv_until {
+            return Verdict::Drop(DropReason::TunnelExpired);
+        }
+        let n = match s.session.open(&mut pkt.data_mut()[outer.msg..outer.msg + outer.len]) {
+            Ok(n) => n,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let peer = s.session.peer;
+        let live = &t.peers[peer].live;
+        live.rx_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        live.rx_bytes.fetch_add(outer.len as u64, std::sync::atomic::Ordering::Relaxed);
+        live.last_rx.store(now, std::sync::atomic::Ordering::Relaxed);
+        if now >= s.rekey_at {
+            live.ask_handshake();
+        }
+        let _ = outer.src; // endpoints are learnt from handshakes (see docs/TUNNELS.md)
+        if n == 0 {
+            return Verdict::Drop(DropReason::TunnelKeepalive);
+        }
+        let inner_at = outer.msg + wg::TRANSPORT_HEADER_LEN;
+        let inner = &pkt.data()[inner_at..inner_at + n];
+        let (len, et, allowed) = match inner[0] >> 4 {
+            4 if n >= ipv4::HEADER_LEN => {
+                let len = u16::from_be_bytes([inner[2], inner[3]]) as usize;
+                let src = u32::from_be_bytes([inner[12], inner[13], inner[14], inner[15]]);
+                (len, EtherType::IPV4, t.peer_v4(src))
+            }
+            6 if n >= ipv6::HEADER_LEN => {
+                let len = ipv6::HEADER_LEN + u16::from_be_bytes([inner[4], inner[5]]) as usize;
+                let src = u128::from_be_bytes(inner[8..24].try_into().expect("16 bytes"));
+                (len, EtherType::IPV6, t.peer_v6(src))
+            }
+            _ => return Verdict::Drop(DropReason::TunnelAllowedIps),
+        };
+        if allowed != Some(peer) {
+            return Verdict::Drop(DropReason::TunnelAllowedIps);
+        }
+        if len > n || len < ipv4::HEADER_LEN {
+            return Verdict::Drop(DropReason::TunnelMalformed);
+        }
+        // The inner packet, behind an Ethernet header to our own port, goes
+        // on as if it had arrived there.
+        let mac = fib.routes.port_mac(in_port).unwrap_or_default();
+        let at = inner_at - ethernet::HEADER_LEN;
+        if !pkt.adj(at) || !pkt.truncate(ethernet::HEADER_LEN + len) {
+            return Verdict::Drop(DropReason::TunnelMalformed);
+        }
+        let d = pkt.data_mut();
+        d[..6].copy_from_slice(&mac.0);
+        d[6..12].fill(0);
+        d[12..14].copy_from_slice(&et.0.to_be_bytes());
+        Verdict::Continue
+    }
+}
+
+/// Writes the IP and UDP headers in front of a datagram's payload: `b`
+/// holds the IP header, the UDP header and the payload (already in place).
+/// IPv6 gets the checksum UDP needs there; IPv4 sends none (RFC 768), as
+/// WireGuard does. False if the families of `src` and `dst` differ.
+pub fn emit_ip_udp(src: IpAddr, src_port: u16, dst: SocketAddr, b: &mut [u8]) -> bool {
+    let ip_len = if dst.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
+    let udp_len = b.len() - ip_len;
+    let (ip, rest) = b.split_at_mut(ip_len);
+    let mut u = udp::Packet::new_unchecked(rest);
+    let repr = udp::Repr { src_port, dst_port: dst.port(), payload_len: udp_len - udp::HEADER_LEN };
+    match (src, dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            ipv4::Repr {
+                src: s.into(),
+                dst: d.into(),
+                protocol: ip_proto::UDP,
+                ttl: 64,
+                dscp: 0,
+                ecn: 0,
+                ident: 0,
+                dont_frag: false,
+                more_frags: false,
+                frag_offset: 0,
+                options: crate::wire::OptionBytes::NONE,
+                payload_len: udp_len,
+            }
+            .emit(&mut ipv4::Packet::new_unchecked(ip));
+            repr.emit(&mut u, None);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let (s, d): (Ipv6Address, Ipv6Address) = (s.into(), d.into());
+            ipv6::Repr { src: s, dst: d, next_header: ip_proto::UDP, hop_limit: 64, traffic_class: 0, flow_label: 0, payload_len: udp_len }
+                .emit(&mut ipv6::Packet::new_unchecked(ip));
+            repr.emit(&mut u, Some(checksum::pseudo_v6(s, d, ip_proto::UDP, udp_len as u32)));
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Seals packets routed into a tunnel by their destination.
+pub struct Encap<C: Clock> {
+    tunnels: Reader<Tunnels>,
+    fib: Reader<Fib>,
+    clock: C,
+}
+
+impl<C: Clock> Encap<C> {
+    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, clock: C) -> Self {
+        Encap { tunnels, fib, clock }
+    }
+}
+
+/// Outer IPv4 header, UDP header and WireGuard header in front of the payload.
+const V4_OVERHEAD: usize = ipv4::HEADER_LEN + udp::HEADER_LEN + wg::TRANSPORT_HEADER_LEN;
+const V6_OVERHEAD: usize = ipv6::HEADER_LEN + udp::HEADER_LEN + wg::TRANSPORT_HEADER_LEN;
+
+impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.tunnels.refresh();
+        self.fib.refresh();
+    }
+
+    #[inline]
+    fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        const ETH: usize = ethernet::HEADER_LEN;
+        let t = self.tunnels.get();
+        if t.peers.is_empty() || meta.out_port() != NO_PORT {
+            return Verdict::Continue;
+        }
+        let fib = self.fib.get();
+        let d = pkt.data();
+        if d.len() < ETH + ipv4::HEADER_LEN || fib.routes.port_mac(in_port).is_none_or(|m| d[..6] != m.0) {
+            return Verdict::Continue;
+        }
+        // Destination, total length and TTL of the inner packet.
+        let (peer, len, ttl_at) = match (d[12], d[13], d[ETH] >> 4) {
+            (0x08, 0x00, 4) => {
+                let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
+                let Some(peer) = t.peer_v4(dst) else { return Verdict::Continue };
+                (peer, u16::from_be_bytes([d[16], d[17]]) as usize, ETH + 8)
+            }
+            (0x86, 0xdd, 6) if d.len() >= ETH + ipv6::HEADER_LEN => {
+                let dst = u128::from_be_bytes(d[ETH + 24..ETH + 40].try_into().expect("16 bytes"));
+                let Some(peer) = t.peer_v6(dst) else { return Verdict::Continue };
+                (peer, ipv6::HEADER_LEN + u16::from_be_bytes([d[18], d[19]]) as usize, ETH + 7)
+            }
+            _ => return Verdict::Continue,
+        };
+        if len < ipv4::HEADER_LEN || ETH + len > d.len() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        if d[ttl_at] <= 1 {
+            return Verdict::Drop(DropReason::TtlExpired);
+        }
+        if len > t.mtu as usize {
+            return Verdict::Drop(DropReason::TunnelMtu);
+        }
+        let path = &t.peers[peer];
+        let now = self.clock.now();
+        let Some(s) = path.send.iter().flatten().find(|s| s.session.confirmed() && now < s.send_until) else {
+            path.live.ask_handshake();
+            return Verdict::Drop(DropReason::TunnelNoSession);
+        };
+        let Some(endpoint) = path.endpoint else { return Verdict::Drop(DropReason::TunnelNoSession) };
+        let Some(egress) = router::egress_for(fib, endpoint.ip()) else { return Verdict::Drop(DropReason::NoRoute) };
+        if now >= s.rekey_at {
+            path.live.ask_handshake();
+        }
+        let Some(counter) = s.session.reserve(1) else {
+            path.live.ask_handshake();
+            return Verdict::Drop(DropReason::TunnelExpired);
+        };
+
+        // Forwarding hop: TTL / hop limit down by one.
+        let d = pkt.data_mut();
+        if d[12] == 0x08 {
+            let old = u16::from_be_bytes([d[ETH + 8], d[ETH + 9]]);
+            d[ETH + 8] -= 1;
+            let c = checksum::update16(u16::from_be_bytes([d[ETH + 10], d[ETH + 11]]), old, old - 0x100);
+            d[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+        } else {
+            d[ETH + 7] -= 1;
+        }
+        let padded = wg::padded_len(len, t.mtu as usize);
+        let overhead = if endpoint.is_ipv4() { V4_OVERHEAD } else { V6_OVERHEAD };
+        if !pkt.adj(ETH) || !pkt.truncate(len) || !pkt.extend(padded - len + wg::TAG_LEN) || !pkt.prepend(ETH + overhead) {
+            return Verdict::Drop(DropReason::TunnelMtu); // no room in the buffer
+        }
+        let d = pkt.data_mut();
+        let msg_at = ETH + overhead - wg::TRANSPORT_HEADER_LEN;
+        let msg_len = wg::TRANSPORT_HEADER_LEN + padded + wg::TAG_LEN;
+        d[msg_at + wg::TRANSPORT_HEADER_LEN + len..msg_at + wg::TRANSPORT_HEADER_LEN + padded].fill(0);
+        s.session.seal(counter, &mut d[msg_at..msg_at + msg_len]);
+        if !emit_ip_udp(egress.src, t.listen_port, endpoint, &mut d[ETH..msg_at + msg_len]) {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        let live = &path.live;
+        live.tx_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        live.tx_bytes.fetch_add(msg_len as u64, std::sync::atomic::Ordering::Relaxed);
+        live.last_tx.store(now, std::sync::atomic::Ordering::Relaxed);
+        match router::output(fib, pkt, meta, in_port, &egress) {
+            Ok(()) => Verdict::Continue,
+            Err(r) => Verdict::Drop(r),
+        }
+    }
+}
