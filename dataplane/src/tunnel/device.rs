@@ -349,6 +349,8 @@ impl Device {
         }
         let psk = p.config.psk.unwrap_or([0; 32]);
         let timestamp = seen.timestamp;
+        // A confirmed next session is in use: keep it as current.
+        self.rotate(i);
         let Some(index) = self.allocate(Slot::Session(i)) else {
             return Err(refuse(&mut self.stats, HandshakeError::Flood));
         };
@@ -396,6 +398,8 @@ impl Device {
         };
         let psk = p.config.psk.unwrap_or([0; 32]);
         let keys = noise::consume_response(&pending.init, &self.identity, &psk, msg).map_err(|e| refuse(&mut self.stats, e))?;
+        self.rotate(i);
+        let p = &mut self.peers[i];
         p.pending = None;
         p.endpoint = Some(src);
         let session = Arc::new(Session::new(&keys, i, now));
