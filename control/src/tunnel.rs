@@ -14,8 +14,7 @@ use dataplane::packet::Packet;
 use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::punt;
 use dataplane::tunnel::device::{Device, InitiationOutcome, PeerConfig, ResponseOutcome, TimerAction};
-use dataplane::tunnel::stage::{emit_ip_udp, PeerPath, SessionRef, Tunnels};
-use dataplane::tunnel::{REJECT_AFTER_TIME, REKEY_AFTER_TIME};
+use dataplane::tunnel::stage::{emit_ip_udp, Tunnels};
 use dataplane::wire::wireguard::{self as wg, kind};
 use dataplane::wire::{ip_proto, ipv4, ipv6, udp, EtherType};
 use serde_json::{json, Value};
@@ -144,31 +143,16 @@ impl TunnelControl {
         at.duration_since(self.started)
     }
 
-    /// A point on the core clock as the workers' TSC reads it.
-    fn ticks(&self, d: Duration) -> u64 {
-        self.tsc0.saturating_add((d.as_secs_f64() * self.hz as f64) as u64)
-    }
-
     /// A TSC reading as a point on the core clock (`None` for 0: never).
     fn from_ticks(&self, t: u64) -> Option<Duration> {
         (t != 0).then(|| Duration::from_secs_f64(t.saturating_sub(self.tsc0) as f64 / self.hz.max(1) as f64))
     }
 
-    fn session_ref(&self, s: &std::sync::Arc<dataplane::tunnel::session::Session>) -> SessionRef {
-        let until = self.ticks(s.born + REJECT_AFTER_TIME);
-        let rekey_at = if s.initiator { self.ticks(s.born + REKEY_AFTER_TIME) } else { u64::MAX };
-        SessionRef { session: s.clone(), send_until: until, recv_until: until, rekey_at }
-    }
-
     fn publish(&mut self) {
-        let mut peers = Vec::new();
-        let mut sessions = Vec::new();
-        for p in &self.device.peers {
-            let send = [p.next.as_ref().map(|s| self.session_ref(s)), p.current.as_ref().map(|s| self.session_ref(s))];
-            peers.push(PeerPath { endpoint: p.endpoint, send, live: p.live.clone() });
-            sessions.extend([&p.next, &p.current, &p.previous].into_iter().flatten().map(|s| self.session_ref(s)));
-        }
-        self.publisher.publish(Tunnels::new(self.listen_port, self.mtu, peers, &self.allowed, sessions));
+        let (tsc0, hz) = (self.tsc0, self.hz);
+        let ticks = move |d: Duration| tsc0.saturating_add((d.as_secs_f64() * hz as f64) as u64);
+        let snap = self.device.snapshot(self.listen_port, self.mtu, &self.allowed, ticks);
+        self.publisher.publish(snap);
     }
 
     /// Handles punted handshakes and runs the timers. Returns whether

@@ -574,6 +574,25 @@ impl Device {
             .filter(|s| now.saturating_sub(s.born) < REJECT_AFTER_TIME)
     }
 
+    /// The snapshot the workers run: peers, allowed IPs (prefix, length,
+    /// peer) and every live session, with deadlines converted to the
+    /// workers' clock by `ticks`.
+    pub fn snapshot(&self, listen_port: u16, mtu: u16, allowed: &[(std::net::IpAddr, u8, usize)], ticks: impl Fn(Duration) -> u64) -> super::stage::Tunnels {
+        use super::stage::{PeerPath, SessionRef, Tunnels};
+        let sref = |s: &Arc<Session>| {
+            let until = ticks(s.born + REJECT_AFTER_TIME);
+            let rekey_at = if s.initiator { ticks(s.born + REKEY_AFTER_TIME) } else { u64::MAX };
+            SessionRef { session: s.clone(), send_until: until, recv_until: until, rekey_at }
+        };
+        let mut peers = Vec::new();
+        let mut sessions = Vec::new();
+        for p in &self.peers {
+            peers.push(PeerPath { endpoint: p.endpoint, send: [p.next.as_ref().map(sref), p.current.as_ref().map(sref)], live: p.live.clone() });
+            sessions.extend([&p.next, &p.current, &p.previous].into_iter().flatten().map(sref));
+        }
+        Tunnels::new(listen_port, mtu, peers, allowed, sessions)
+    }
+
     /// Encrypts `payload` for peer `i` into a transport message (the
     /// control thread's keepalives; tests). The payload is padded to 16.
     pub fn encapsulate(&mut self, i: usize, payload: &[u8], now: Duration) -> Result<Vec<u8>, DropReason> {
