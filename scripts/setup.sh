@@ -17,7 +17,7 @@ packages=(
   postgresql redis-server redis-tools mariadb-server mariadb-client
   ngtcp2-client ngtcp2-server sip-tester libndpi-bin
   libhyperscan-dev            # DPI payload patterns (Hyperscan)
-  wireguard-tools             # wg genkey/pubkey: the key format's reference
+  wireguard-tools wireguard-go # wg and a userspace WireGuard peer for the interop tests
 )
 
 missing=()

@@ -314,7 +314,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             false => Classifier::off(dpi.reader(), Tsc, hz, flows[i].clone()),
         };
         let decap = Decap::new(tunnel.reader(), slowpath.reader(), Tsc);
-        let encap = Encap::new(tunnel.reader(), slowpath.reader(), Tsc);
+        let encap = Encap::new(tunnel.reader(), slowpath.reader(), Tsc, hz);
         Timed::new((decap, (classify, (encap, Router::new(slowpath.reader(), Tsc, hz)))), &slot, every, dpdk::tsc)
     });
     for (lcore, slot) in stage_slots {

@@ -307,11 +307,48 @@ pub struct Encap<C: Clock> {
     tunnels: Reader<Tunnels>,
     fib: Reader<Fib>,
     clock: C,
+    /// Limits the ICMP "too big" errors sent for packets over the tunnel MTU.
+    icmp: router::TokenBucket,
 }
 
 impl<C: Clock> Encap<C> {
-    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, clock: C) -> Self {
-        Encap { tunnels, fib, clock }
+    /// `hz`: ticks per second of `clock`.
+    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, clock: C, hz: u64) -> Self {
+        let conf = fib.get().routes.conf;
+        Encap { tunnels, fib, clock, icmp: router::TokenBucket::new(conf.icmp_rate, conf.icmp_burst, hz) }
+    }
+
+    /// Answers a packet over the tunnel MTU with ICMP "fragmentation
+    /// needed" (IPv4 with DF) or "packet too big" (IPv6), so that path MTU
+    /// discovery works through the tunnel; the packet counts as a
+    /// `tunnel_mtu` drop either way.
+    #[cold]
+    fn too_big<P: Packet>(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta, mtu: u16) -> Verdict {
+        const ETH: usize = ethernet::HEADER_LEN;
+        let fib = self.fib.get();
+        let Some(iface) = fib.routes.iface_of(in_port, vlan::Stack::default()).map(|i| &fib.routes.ifaces[i as usize]) else {
+            return Verdict::Drop(DropReason::TunnelMtu);
+        };
+        let sent = if pkt.data()[12] == 0x08 {
+            let ip = ipv4::Packet::new_unchecked(&pkt.data()[ETH..]);
+            let (df, allowed) = (ip.dont_frag(), router::icmp::v4_error_allowed(&ip));
+            df && allowed
+                && iface.v4_source().is_some_and(|from| {
+                    self.icmp.allow(self.clock.now())
+                        && router::icmp::v4_error(pkt, ETH, iface, from, crate::wire::icmpv4::msg::DST_UNREACHABLE, crate::wire::icmpv4::unreachable::FRAG_NEEDED, mtu)
+                })
+        } else {
+            let ip = ipv6::Packet::new_unchecked(&pkt.data()[ETH..]);
+            router::icmp::v6_error_allowed(ip.src_addr(), ip.dst_addr(), None)
+                && self.icmp.allow(self.clock.now())
+                && router::icmp::v6_error(pkt, ETH, iface, crate::wire::icmpv6::msg::PACKET_TOO_BIG, 0, mtu as u32)
+        };
+        if !sent {
+            return Verdict::Drop(DropReason::TunnelMtu);
+        }
+        meta.set_out_port(in_port);
+        meta.set_noted(DropReason::TunnelMtu);
+        Verdict::Continue
     }
 }
 
@@ -359,7 +396,8 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
             return Verdict::Drop(DropReason::TtlExpired);
         }
         if len > t.mtu as usize {
-            return Verdict::Drop(DropReason::TunnelMtu);
+            let mtu = t.mtu;
+            return self.too_big(in_port, pkt, meta, mtu);
         }
         let path = &t.peers[peer];
         let now = self.clock.now();

@@ -62,7 +62,7 @@ fn site(lan: (&str, EthernetAddress), host: (&str, EthernetAddress), wan: (&str,
     let fib = Publisher::new(Fib::new(routes, neighbors));
     let tunnels = Publisher::new(Tunnels::off());
     let c = FixedClock(now);
-    let stages = (Decap::new(tunnels.reader(), fib.reader(), c), (Encap::new(tunnels.reader(), fib.reader(), c), Router::new(fib.reader(), c, 1_000_000_000)));
+    let stages = (Decap::new(tunnels.reader(), fib.reader(), c), (Encap::new(tunnels.reader(), fib.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)));
     Site { stages, tunnels, _fib: fib }
 }
 
@@ -251,9 +251,22 @@ fn hostile_packets_at_the_listen_port_are_counted_drops() {
     let spoof = udp_ip("10.9.9.9", "10.2.0.5", 64, b"spoofed");
     let m = w.da.encapsulate(0, &spoof, w.now).unwrap();
     assert_eq!(b_run(&mut w, &reframe(&good, &m)), Verdict::Drop(DropReason::TunnelAllowedIps));
-    // Too big for the tunnel MTU.
+    // Too big for the tunnel MTU: without DF a drop; with DF an ICMP
+    // "fragmentation needed" naming the tunnel MTU, back to the sender.
     let (v, _, _) = w.from_host_a(&vec![0u8; 1420]);
     assert_eq!(v, Verdict::Drop(DropReason::TunnelMtu));
+    let mut big = udp_ip("10.1.0.5", "10.2.0.5", 64, &vec![0u8; 1420]);
+    big[6] = 0x40;
+    big[10..12].fill(0);
+    let c = crate::wire::checksum::finish(crate::wire::checksum::sum(&big[..20]));
+    big[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut p = w.pool.packet(&eth(A_LAN, HOST_A, &big));
+    let (v, m) = w.a.run(0, &mut p);
+    assert_eq!((v, m.out_port(), m.noted()), (Verdict::Continue, 0, Some(DropReason::TunnelMtu)));
+    let d = p.data();
+    assert_eq!(&d[..6], &HOST_A.0);
+    assert_eq!((d[14 + 20], d[14 + 21]), (3, 4), "ICMP destination unreachable, fragmentation needed");
+    assert_eq!(u16::from_be_bytes([d[14 + 26], d[14 + 27]]), 1420, "next-hop MTU: the tunnel's");
     // Traffic to other ports and addresses passes untouched to the router.
     let mut p = w.pool.packet(&eth(B_WAN, A_WAN, &udp_ip("192.0.2.1", "10.2.0.5", 64, b"not wireguard")));
     let (v, m) = w.b.run(1, &mut p);

@@ -1,0 +1,129 @@
+//! Tunnels end to end against real WireGuard: wireguard-go (userspace
+//! WireGuard on a TUN device) in host B's namespace is the peer; the
+//! appliance's WAN port faces it over a veth (net_af_packet). Host A,
+//! behind the appliance, pings B's tunnel address and runs iperf3 to it in
+//! both directions, each across a rekey forced with `patronus rekey`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Keys {
+    ours_pub: String,
+    theirs_file: std::path::PathBuf,
+    theirs_pub: String,
+}
+
+fn keys(dir: &Scratch) -> Keys {
+    let ours = sh(&format!("{} genkey", env!("CARGO_BIN_EXE_patronus")));
+    let key_file = dir.write("appliance.key", &ours);
+    sh(&format!("chmod 600 {}", key_file.display()));
+    let ours_pub = sh(&format!("{} pubkey < {}", env!("CARGO_BIN_EXE_patronus"), key_file.display())).trim().to_owned();
+    let theirs = sh("wg genkey");
+    let theirs_file = dir.write("wggo.key", &theirs);
+    sh(&format!("chmod 600 {}", theirs_file.display()));
+    let theirs_pub = sh(&format!("wg pubkey < {}", theirs_file.display())).trim().to_owned();
+    Keys { ours_pub, theirs_file, theirs_pub }
+}
+
+/// Runs `iperf3 -c` in A for `secs`, forcing a rekey after 2 s; returns the
+/// receiver's bits per second.
+fn iperf_across_rekey(lab: &Lab, socket: &std::path::Path, reverse: bool, secs: u32) -> f64 {
+    let cmd = format!(
+        "ip netns exec {} iperf3 -c 10.99.0.2 -t {secs} -J --connect-timeout 3000 {}",
+        lab.a,
+        if reverse { "-R" } else { "" }
+    );
+    let child = std::process::Command::new("sh").arg("-c").arg(&cmd).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let r = run_with_timeout(patronus().arg("rekey").arg("--socket").arg(socket), Duration::from_secs(10));
+    assert!(r.status.success(), "rekey: {}{}", text(&r.stdout), text(&r.stderr));
+    let out = wait_output(child, Duration::from_secs(secs as u64 + 30));
+    assert!(out.status.success(), "iperf3{}: {}{}", if reverse { " -R" } else { "" }, text(&out.stdout), text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("iperf3 JSON");
+    v["end"]["sum_received"]["bits_per_second"].as_f64().expect("sum_received")
+}
+
+#[test]
+fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
+    let name = "tunnel::wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys";
+    if let Some(why) = netns_unavailable() {
+        return skip(name, &why);
+    }
+    for tool in ["wireguard-go", "wg", "iperf3"] {
+        if !try_sh(&format!("command -v {tool}")).0 {
+            return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+        }
+    }
+    let lab = Lab::new("wg");
+    let dir = Scratch::new("tunnel-wggo");
+    let k = keys(&dir);
+    // The wireguard-go peer in B: tunnel address 10.99.0.2, A's LAN through the tunnel.
+    let (ok, out) = lab.in_b("wireguard-go wg0");
+    assert!(ok, "wireguard-go: {out}");
+    sh(&format!(
+        "ip netns exec {b} wg set wg0 private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
+         ip netns exec {b} ip addr add 10.99.0.2/24 dev wg0 && ip netns exec {b} ip link set wg0 up && \
+         ip netns exec {b} ip route add 10.1.0.0/24 dev wg0",
+        b = lab.b,
+        key = k.theirs_file.display(),
+        peer = k.ours_pub,
+    ));
+    let pfx = prefix("wggo");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "{}\n[tunnel]\nprivate_key = \"appliance.key\"\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\nendpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\n",
+            lab.config(&pfx),
+            k.theirs_pub
+        ),
+    );
+    let app = lab.start(&cfg);
+    let socket = socket_path(&pfx);
+
+    // The first ping starts the handshake; within a few seconds pings pass.
+    let start = Instant::now();
+    let mut up = false;
+    while start.elapsed() < Duration::from_secs(15) {
+        if lab.in_a("ping -c 1 -W 1 10.99.0.2").0 {
+            up = true;
+            break;
+        }
+    }
+    let peers = || -> serde_json::Value {
+        let o = run_with_timeout(patronus().args(["show", "peers", "--json", "--socket"]).arg(&socket), Duration::from_secs(10));
+        serde_json::from_str(&text(&o.stdout)).expect("JSON")
+    };
+    assert!(up, "no ping through the tunnel: {}\n{}", peers(), lab.in_b("wg show").1);
+    let (ok, ping) = lab.in_a("ping -c 10 -i 0.05 -W 1 10.99.0.2");
+    assert!(ok && ping.contains(" 0% packet loss"), "{ping}");
+    let (ok, ping) = lab.in_b("ping -c 5 -i 0.05 -W 1 10.1.0.2");
+    assert!(ok && ping.contains(" 0% packet loss"), "from the wireguard-go side: {ping}");
+
+    let (ok, out) = lab.in_b("iperf3 -s -D -B 10.99.0.2");
+    assert!(ok, "iperf3 server: {out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let up_bps = iperf_across_rekey(&lab, &socket, false, 6);
+    let down_bps = iperf_across_rekey(&lab, &socket, true, 6);
+    println!("tunnel iperf3 through wireguard-go: A->B {:.1} Mbit/s, B->A {:.1} Mbit/s", up_bps / 1e6, down_bps / 1e6);
+    assert!(up_bps > 5e6 && down_bps > 5e6, "A->B {up_bps} bit/s, B->A {down_bps} bit/s");
+
+    let v = peers();
+    let p = &v["peers"]["peers"][0];
+    assert_eq!(p["up"], true, "{v}");
+    assert!(p["handshakes"].as_u64().unwrap() >= 3, "the first handshake and two forced rekeys: {v}");
+    assert!(p["rx_bytes"].as_u64().unwrap() > 1_000_000 && p["tx_bytes"].as_u64().unwrap() > 1_000_000, "{v}");
+    assert_eq!(p["endpoint"], "10.2.0.2:51820");
+    let wg = lab.in_b("wg show wg0 dump").1;
+    assert!(wg.lines().nth(1).is_some_and(|l| l.split('\t').nth(4).is_some_and(|h| h != "0")), "wireguard-go saw a handshake: {wg}");
+
+    let out = stop(app);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let drops = drops_by_reason(&stdout);
+    for r in ["tunnel_bad_mac", "tunnel_unknown_index", "tunnel_malformed", "tunnel_allowed_ips"] {
+        assert_eq!(drops.get(r).copied().unwrap_or(0), 0, "{r}:\n{stdout}");
+    }
+}
