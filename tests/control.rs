@@ -58,6 +58,7 @@ fn corpus(dir: &Scratch) -> Vec<(PathBuf, String, String)> {
     // A real key (RFC 7748 test vector) left world-readable, and a file of junk.
     key("loose.key", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n", 0o644);
     key("garbage.key", "not a key at all\n", 0o600);
+    key("good.key", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n", 0o600);
     let mut out = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();

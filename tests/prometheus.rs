@@ -23,7 +23,6 @@ const PENDING: &[(&str, &str)] = &[
     ("patronus_path_rtt_seconds", "path SLA measurement"),
     ("patronus_path_bytes_total", "path selection"),
     ("patronus_failover_events_total", "path selection"),
-    ("patronus_tunnel_status", "WireGuard tunnels"),
     ("patronus_compression_ratio", "tunnel compression"),
     ("patronus_bfd_session_status", "BFD"),
 ];
@@ -232,6 +231,18 @@ forward = "lan0"
             control_section(&pfx)
         ),
     );
+    // A tunnel peer (never reachable here), so the tunnel series exist.
+    let key = dir.write("site.key", &sh(&format!("{} genkey", env!("CARGO_BIN_EXE_patronus"))));
+    sh(&format!("chmod 600 {}", key.display()));
+    let peer_pub = sh(&format!("{} genkey | {} pubkey", env!("CARGO_BIN_EXE_patronus"), env!("CARGO_BIN_EXE_patronus")));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}\n[site]\nprivate_key_file = \"site.key\"\n\n[[tunnel.peer]]\nname = \"site-b\"\npublic_key = \"{}\"\nallowed_ips = [\"10.2.0.0/16\"]\n",
+            peer_pub.trim()),
+    )
+    .unwrap();
     let mut app = Appliance::start(&cfg, socket_path(&pfx));
     // Every series the exporter emits is documented.
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/METRICS.md")).unwrap();

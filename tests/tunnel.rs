@@ -75,7 +75,7 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     let cfg = dir.write(
         "c.toml",
         &format!(
-            "{}\n[tunnel]\nprivate_key = \"appliance.key\"\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\nendpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\n",
+            "{}\n[site]\nprivate_key_file = \"appliance.key\"\n\n[tunnel]\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\nendpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\n",
             lab.config(&pfx),
             k.theirs_pub
         ),

@@ -28,6 +28,8 @@ const RESTART: &[&str] = &[
     "dpi.tcp_closing_timeout_s",
     "dpi.udp_timeout_s",
     "dpi.other_timeout_s",
+    "site.private_key_file",
+    "tunnel.listen_port",
 ];
 
 /// The outcome of comparing two configs.
@@ -56,6 +58,9 @@ pub fn plan(running: &Config, new: &Config) -> Plan {
         max_packets: new.dpi.max_packets,
         ..running.dpi.clone()
     };
+    // Our identity and port stay; peers, MTU and limits are live.
+    eff.site.private_key_file = running.site.private_key_file.clone();
+    eff.tunnel = crate::config::tunnel::TunnelOpts { listen_port: running.tunnel.listen_port, ..new.tunnel.clone() };
     // Ports are matched by position and name: a port that kept both takes
     // its new live fields; any other change to the port list waits.
     eff.port = running

@@ -280,7 +280,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let flow_conf = cfg.dpi.flow_conf();
     let slowpath = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
     let hz = engine.tsc_hz();
-    let tunnel = match TunnelControl::new(&cfg.tunnel, &config_dir(config_path), hz, dpdk::tsc()) {
+    let tunnel = match TunnelControl::new(&cfg.tunnel, &config_dir(config_path), cfg.private_key_path(config_path).as_deref(), hz, dpdk::tsc()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("patronus: {}: {e}", config_path.display());
@@ -519,6 +519,11 @@ impl Control {
         let plan = reload::plan(&self.cfg, &new);
         plan.effective.revalidate(&self.path, &text).map_err(|e| format!("{e} (changes to ports need a restart)"))?;
         let routes = compile(&plan.effective, &self.macs).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        // Key files are read before anything applies.
+        let site_key = plan.effective.private_key_path(&self.path);
+        if plan.effective.tunnel.enabled() {
+            plan.effective.tunnel.load(&config_dir(&self.path), site_key.as_deref()).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        }
         // Signature files are re-read on every reload; a bad one refuses the
         // whole reload and the running set stays.
         // Recompiled only when the options or a file's text changed.
@@ -532,6 +537,7 @@ impl Control {
             d.set_workers(self.cfg.eal.worker_lcores.len()).map_err(|e| format!("{}: dpi: {e}", self.path.display()))?;
             self.dpi.publish(d);
         }
+        self.tunnel.reconfigure(&plan.effective.tunnel, &config_dir(&self.path), site_key.as_deref()).map_err(|e| format!("{}: {e}", self.path.display()))?;
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
         self.cfg = plan.effective.clone();
         Ok((version, plan))

@@ -68,7 +68,8 @@ pub struct TunnelControl {
 
 impl TunnelControl {
     /// Tunnels as `[tunnel]` configures them (off when it sets no key).
-    pub fn new(opts: &TunnelOpts, dir: &Path, hz: u64, tsc_now: u64) -> Result<TunnelControl, String> {
+    /// `key`: the site's key file (`[site] private_key_file`, resolved).
+    pub fn new(opts: &TunnelOpts, dir: &Path, key: Option<&Path>, hz: u64, tsc_now: u64) -> Result<TunnelControl, String> {
         let started = Instant::now();
         if !opts.enabled() {
             return Ok(TunnelControl {
@@ -86,7 +87,7 @@ impl TunnelControl {
                 enabled: false,
             });
         }
-        let (private, peers) = opts.load(dir)?;
+        let (private, peers) = opts.load(dir, key)?;
         let mut names = Vec::new();
         let mut allowed = Vec::new();
         let mut configs = Vec::new();
@@ -119,6 +120,44 @@ impl TunnelControl {
         };
         t.publish();
         Ok(t)
+    }
+
+    /// Applies a reloaded `[tunnel]` (same key and port): peers added,
+    /// changed (sessions kept unless the preshared key changed) or removed,
+    /// allowed IPs, MTU and the load limit. Nothing changes on an error.
+    pub fn reconfigure(&mut self, opts: &TunnelOpts, dir: &Path, key: Option<&Path>) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(()); // turning tunnels on needs a restart
+        }
+        let (_, specs) = opts.load(dir, key)?;
+        let mut keep = vec![false; self.device.peers.len()];
+        let mut allowed = Vec::new();
+        for spec in specs {
+            let i = self.device.add_peer(PeerConfig {
+                public: spec.public,
+                psk: spec.psk.map(|k| *k.bytes()),
+                endpoint: spec.endpoint,
+                persistent_keepalive: (spec.persistent_keepalive > 0).then(|| Duration::from_secs(spec.persistent_keepalive as u64)),
+            });
+            if i >= self.names.len() {
+                self.names.resize(i + 1, String::new());
+                self.seen.resize(i + 1, Seen::default());
+                keep.resize(i + 1, false);
+            }
+            self.names[i] = spec.name;
+            keep[i] = true;
+            allowed.extend(spec.allowed.into_iter().map(|(p, l)| (p, l, i)));
+        }
+        for (i, k) in keep.into_iter().enumerate() {
+            if !k && !self.device.peers[i].removed {
+                self.device.remove_peer(i);
+            }
+        }
+        self.allowed = allowed;
+        self.mtu = opts.mtu;
+        self.device.load_limit = opts.handshake_load_limit;
+        self.publish();
+        Ok(())
     }
 
     pub fn enabled(&self) -> bool {
@@ -234,8 +273,10 @@ impl TunnelControl {
     pub fn rekey(&mut self, engine: &mut Engine, slow: &mut SlowPath, peer: Option<&str>) -> Result<usize, String> {
         let at = Instant::now();
         let which: Vec<usize> = match peer {
-            None => (0..self.names.len()).collect(),
-            Some(n) => vec![self.names.iter().position(|x| x == n).ok_or_else(|| format!("no tunnel peer named {n:?}"))?],
+            None => (0..self.names.len()).filter(|&i| !self.device.peers[i].removed).collect(),
+            Some(n) => vec![(0..self.names.len())
+                .find(|&i| self.names[i] == n && !self.device.peers[i].removed)
+                .ok_or_else(|| format!("no tunnel peer named {n:?}"))?],
         };
         for &i in &which {
             self.initiate(engine, slow, i, at);
@@ -297,6 +338,7 @@ impl TunnelControl {
             .peers
             .iter()
             .enumerate()
+            .filter(|(_, p)| !p.removed)
             .map(|(i, p)| {
                 let live = &p.live;
                 let age = p.last_handshake.map(|t| now.saturating_sub(t).as_secs_f64());
@@ -347,7 +389,7 @@ impl TunnelControl {
     /// Exports the tunnel series.
     pub fn export(&self) {
         let now = self.now(Instant::now());
-        for (i, p) in self.device.peers.iter().enumerate() {
+        for (i, p) in self.device.peers.iter().enumerate().filter(|(_, p)| !p.removed) {
             let peer = self.names[i].clone();
             metrics::gauge!("patronus_tunnel_status", "peer" => peer.clone()).set(if self.up(i, now) { 1.0 } else { 0.0 });
             metrics::counter!("patronus_tunnel_rx_bytes_total", "peer" => peer.clone()).absolute(p.live.rx_bytes.load(Relaxed));

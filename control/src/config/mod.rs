@@ -654,7 +654,7 @@ impl Config {
         }
         errs.extend(self.validate_router(loc));
         errs.extend(self.validate_dpi(loc));
-        errs.extend(self.tunnel.validate(loc));
+        errs.extend(self.tunnel.validate(loc, self.site.private_key_file.is_some()));
         // The signatures, last: their errors name their own files.
         if self.dpi.enabled && errs.is_empty() {
             let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();

@@ -1,8 +1,11 @@
-//! `[tunnel]`: WireGuard-compatible tunnels to peer sites.
+//! `[tunnel]`: WireGuard-compatible tunnels to peer sites. The site's
+//! identity is `[site] private_key_file`.
 //!
 //! ```toml
+//! [site]
+//! private_key_file = "keys/site-a.key"   # `patronus genkey`, mode 600
+//!
 //! [tunnel]
-//! private_key = "keys/site-a.key"   # `patronus genkey`, mode 600
 //! listen_port = 51820
 //!
 //! [[tunnel.peer]]
@@ -37,9 +40,6 @@ fn default_load_limit() -> u32 {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelOpts {
-    /// File holding our private key (relative paths: from the config's directory).
-    #[serde(default)]
-    pub private_key: Option<PathBuf>,
     #[serde(default = "default_listen_port")]
     pub listen_port: u16,
     /// Largest inner packet sent into a tunnel (WireGuard's default 1420).
@@ -82,9 +82,9 @@ pub struct PeerSpec {
 }
 
 impl TunnelOpts {
-    /// Whether tunnels are configured.
+    /// Whether tunnels are configured (at least one peer).
     pub fn enabled(&self) -> bool {
-        self.private_key.is_some()
+        !self.peer.is_empty()
     }
 
     fn key_path(&self, dir: &Path, p: &Path) -> PathBuf {
@@ -95,10 +95,11 @@ impl TunnelOpts {
         }
     }
 
-    /// Reads the private key (and the peers' preshared keys).
-    pub fn load(&self, dir: &Path) -> Result<(PrivateKey, Vec<PeerSpec>), String> {
-        let key = self.private_key.as_deref().ok_or("tunnel.private_key is not set")?;
-        let private = load_private_key(&self.key_path(dir, key)).map_err(|e| format!("tunnel.private_key: {e}"))?;
+    /// Reads the site's private key (`key`, resolved) and the peers'
+    /// preshared keys.
+    pub fn load(&self, dir: &Path, key: Option<&Path>) -> Result<(PrivateKey, Vec<PeerSpec>), String> {
+        let key = key.ok_or("tunnels need the site's key: set [site] private_key_file")?;
+        let private = load_private_key(key).map_err(|e| format!("site.private_key_file: {e}"))?;
         let mut peers = Vec::new();
         for (i, p) in self.peer.iter().enumerate() {
             let psk = match &p.preshared_key {
@@ -117,13 +118,17 @@ impl TunnelOpts {
         Ok((private, peers))
     }
 
-    pub(super) fn validate(&self, loc: &Locator) -> Vec<ConfigError> {
+    /// `has_key`: whether `[site] private_key_file` is set (it is checked there).
+    pub(super) fn validate(&self, loc: &Locator, has_key: bool) -> Vec<ConfigError> {
         let mut errs = Vec::new();
-        if self.private_key.is_none() {
-            if !self.peer.is_empty() {
-                errs.push(loc.error(&cfg_path!("tunnel"), "peers are configured but tunnel.private_key is not set; create one with `patronus genkey`"));
-            }
+        if self.peer.is_empty() {
             return errs;
+        }
+        if !has_key {
+            errs.push(loc.error(
+                &cfg_path!("tunnel", "peer"),
+                "tunnel peers need the site's key: set [site] private_key_file (create it with `umask 077; patronus genkey > site.key`)",
+            ));
         }
         let mut check = |ok: bool, path: Vec<Seg>, msg: String| {
             if !ok {
@@ -138,11 +143,6 @@ impl TunnelOpts {
             "expected at least 1 handshake message per second".into(),
         );
         let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();
-        if let Some(k) = &self.private_key {
-            if let Err(e) = load_private_key(&self.key_path(&dir, k)) {
-                check(false, cfg_path!("tunnel", "private_key"), e);
-            }
-        }
         let mut keys: HashMap<[u8; 32], usize> = HashMap::new();
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut prefixes: HashMap<(IpAddr, u8), usize> = HashMap::new();

@@ -71,6 +71,9 @@ pub struct Peer {
     last_data_rx: Option<Duration>,
     pub live: Arc<PeerLive>,
     pub handshakes: u64,
+    /// Taken out of the configuration by a reload: no sessions, no timers,
+    /// its handshakes are refused. Its index stays so others keep theirs.
+    pub removed: bool,
 }
 
 /// What a peer's timers ask for.
@@ -235,9 +238,25 @@ impl Device {
             last_data_rx: None,
             live: Arc::default(),
             handshakes: 0,
+            removed: false,
         });
         self.changed = true;
         i
+    }
+
+    /// Removes peer `i` (a reload dropped it): its sessions end at once.
+    pub fn remove_peer(&mut self, i: usize) {
+        self.clear_sessions(i);
+        let p = &mut self.peers[i];
+        if let Some(pending) = p.pending.take() {
+            let index = pending.init.local_index;
+            self.free(index);
+        }
+        let p = &mut self.peers[i];
+        p.removed = true;
+        p.endpoint = None;
+        self.by_key.remove(&p.config.public);
+        self.changed = true;
     }
 
     /// Whether sessions or endpoints changed since the last call (publish
@@ -518,6 +537,9 @@ impl Device {
 
     /// Runs peer `i`'s timers at `now`.
     pub fn timers(&mut self, i: usize, now: Duration) -> Option<TimerAction> {
+        if self.peers[i].removed {
+            return None;
+        }
         self.rotate(i);
         let p = &mut self.peers[i];
         let newest = [&p.next, &p.current].into_iter().flatten().map(|s| s.born).max();
