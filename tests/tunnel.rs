@@ -61,12 +61,15 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     let dir = Scratch::new("tunnel-wggo");
     let k = keys(&dir);
     // The wireguard-go peer in B: tunnel address 10.99.0.2, A's LAN through the tunnel.
-    let (ok, out) = lab.in_b("wireguard-go wg0");
+    // wireguard-go's control socket is named after the interface, in a
+    // directory all namespaces share: a name of our own.
+    let wg0 = format!("wgt{}", std::process::id() % 100_000);
+    let (ok, out) = lab.in_b(&format!("wireguard-go {wg0}"));
     assert!(ok, "wireguard-go: {out}");
     sh(&format!(
-        "ip netns exec {b} wg set wg0 private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
-         ip netns exec {b} ip addr add 10.99.0.2/24 dev wg0 && ip netns exec {b} ip link set wg0 up && \
-         ip netns exec {b} ip route add 10.1.0.0/24 dev wg0",
+        "ip netns exec {b} wg set {wg0} private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
+         ip netns exec {b} ip addr add 10.99.0.2/24 dev {wg0} && ip netns exec {b} ip link set {wg0} up && \
+         ip netns exec {b} ip route add 10.1.0.0/24 dev {wg0}",
         b = lab.b,
         key = k.theirs_file.display(),
         peer = k.ours_pub,
@@ -116,7 +119,7 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     assert!(p["handshakes"].as_u64().unwrap() >= 3, "the first handshake and two forced rekeys: {v}");
     assert!(p["rx_bytes"].as_u64().unwrap() > 1_000_000 && p["tx_bytes"].as_u64().unwrap() > 1_000_000, "{v}");
     assert_eq!(p["endpoint"], "10.2.0.2:51820");
-    let wg = lab.in_b("wg show wg0 dump").1;
+    let wg = lab.in_b(&format!("wg show {wg0} dump")).1;
     assert!(wg.lines().nth(1).is_some_and(|l| l.split('\t').nth(4).is_some_and(|h| h != "0")), "wireguard-go saw a handshake: {wg}");
 
     let out = stop(app);

@@ -79,7 +79,7 @@ impl Device {
         if s.contains(',') {
             for kv in args.split(',') {
                 match kv.split_once('=') {
-                    Some((k, _)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {}
+                    Some((k, _)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => {}
                     _ => return Err(format!("{s:?}: vdev argument {kv:?} is not key=value")),
                 }
             }

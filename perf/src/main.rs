@@ -11,6 +11,7 @@ mod pattern_bench;
 mod route;
 mod stage_bench;
 mod stages;
+mod tunnel;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,12 @@ enum Mode {
     /// Flow lookup and DPI (the built-in signatures), then route: what the
     /// appliance's workers run.
     Dpi,
+    /// Tunnel encryption: seal port 0's frames for a WireGuard peer (padding,
+    /// tag, outer headers) and route them out of port 1 (`gen-pcap`).
+    Encrypt,
+    /// Tunnel decryption: open port 0's transport messages, check the
+    /// allowed IPs, strip, route out of port 1 (`gen-pcap --wireguard`).
+    Decrypt,
 }
 
 impl Mode {
@@ -52,6 +59,8 @@ impl Mode {
             Mode::Macswap => "macswap",
             Mode::Route => "route",
             Mode::Dpi => "dpi",
+            Mode::Encrypt => "encrypt",
+            Mode::Decrypt => "decrypt",
         }
     }
 }
@@ -94,6 +103,14 @@ enum Cmd {
         from: Vec<PathBuf>,
         #[arg(long, default_value_t = 1)]
         copies: u32,
+        /// Simple IMIX instead of --size: 7:4:1 of 64-, 576- and 1434-byte
+        /// frames (inner IP packets of 50, 562 and 1420 bytes).
+        #[arg(long)]
+        imix: bool,
+        /// WireGuard transport messages carrying those frames, sealed with
+        /// the `decrypt` mode's session (at most 8128: the replay window).
+        #[arg(long)]
+        wireguard: bool,
     },
     /// The route stage on heap packets, without EAL: ns per packet.
     StageBench {
@@ -266,6 +283,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let xc = XConnect::new(&pairs);
     let mut fibs = Vec::new(); // outlives the workers' readers
     let mut dpis = Vec::new();
+    let mut tunnel_snaps = Vec::new();
     let every = a.latency_sample;
     let launched = match a.mode {
         Mode::Io => engine.launch(|_, _| Timed::new(xc.clone(), &Slot::new("forward"), every, dpdk::tsc)),
@@ -279,6 +297,22 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let hz = engine.tsc_hz();
             let r = engine.launch(|_, _| Timed::new(route::stage(&fib, hz), &Slot::new("forward"), every, dpdk::tsc));
             fibs.push(fib);
+            r
+        }
+        Mode::Encrypt | Mode::Decrypt => {
+            if n != 2 {
+                return Err("encrypt and decrypt modes take exactly two ports (capture in, peer or gateways out)".into());
+            }
+            let fib = route::fib(macs[1]);
+            let hz = engine.tsc_hz();
+            let t = tunnel::tunnels(a.mode == Mode::Decrypt);
+            let r = if a.mode == Mode::Encrypt {
+                engine.launch(|_, _| Timed::new(tunnel::encrypt_stage(&t, &fib, hz), &Slot::new("forward"), every, dpdk::tsc))
+            } else {
+                engine.launch(|_, _| Timed::new(tunnel::decrypt_stage(&t, &fib, hz), &Slot::new("forward"), every, dpdk::tsc))
+            };
+            fibs.push(fib);
+            tunnel_snaps.push(t);
             r
         }
         Mode::Dpi => {
@@ -341,6 +375,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let tsc_hz = engine.tsc_hz();
     engine.stop_workers();
     drop(fibs);
+    drop(tunnel_snaps);
     for (dpi, counters) in &dpis {
         let sum = |f: fn(&dataplane::flow::stage::FlowCounters) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
         let decided: u64 = counters.iter().flat_map(|c| c.apps.iter()).map(|x| x.get()).sum();
@@ -371,7 +406,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         println!("  port {i}: RX {:.2} Mpps  TX {:.2} Mpps  drops {}", rx / 1e6, tx / 1e6, report.last.ports[i].total_drops());
     }
     let mut routed_mpps = String::new();
-    if a.mode == Mode::Route || a.mode == Mode::Dpi {
+    if a.mode != Mode::Io && a.mode != Mode::Mac && a.mode != Mode::Macswap {
         let routed = (end.ports[1].tx_packets - w0.ports[1].tx_packets) as f64 / secs;
         routed_mpps = format!(" routed_mpps={:.3}", routed / 1e6);
         println!("  routed (port 0 -> port 1): {:.2} Mpps", routed / 1e6);
@@ -413,6 +448,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Some(Cmd::GenPcap { out, from, copies, .. }) if !from.is_empty() => pcap::write_from(&out, &from, copies),
+        Some(Cmd::GenPcap { out, count, size, imix, wireguard: true, .. }) => tunnel::write_sealed(&out, &tunnel::sizes(count, size, imix)),
+        Some(Cmd::GenPcap { out, count, size, imix: true, .. }) => tunnel::write_plain(&out, &tunnel::sizes(count, size, true)),
         Some(Cmd::GenPcap { out, count, size, .. }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
         Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
         Some(Cmd::AeadBench { size, packets }) => aead_bench::run(size, packets),

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// Classic pcap, microsecond timestamps, Ethernet link type.
-const PCAP_HEADER: [u8; 24] = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+pub const PCAP_HEADER: [u8; 24] = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
 
 /// Destination MAC of every frame (the `route` mode's ingress interface).
 pub const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
