@@ -104,6 +104,8 @@ fn main() {
         shim.flag(f);
     }
     shim.compile("patronus_dpdk_shim");
+    // intel-ipsec-mb (Debian libipsec-mb-dev): the tunnel's AEAD.
+    println!("cargo:rustc-link-lib=IPSec_MB");
 
     let mut b = bindgen::Builder::default()
         .header("wrapper.h")

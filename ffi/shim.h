@@ -34,5 +34,14 @@ int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_h
 int shim_rte_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned n);
 /* rte_version() (static inline): "DPDK 22.11.x". */
 const char *shim_rte_version(void);
+/* ChaCha20-Poly1305 from intel-ipsec-mb (direct API). shim_imb_mgr returns
+ * a manager for this CPU (NULL on failure) and its IMB_ARCH in *arch. Seal
+ * encrypts buf in place and writes the 16-byte tag; open decrypts in place
+ * and writes the tag it computed (the caller compares). iv: 12 bytes. */
+void *shim_imb_mgr(int *arch);
+void shim_imb_chacha_seal(void *mgr, const uint8_t *key, const uint8_t *iv, const uint8_t *aad, uint64_t aad_len,
+                          uint8_t *buf, uint64_t len, uint8_t *tag);
+void shim_imb_chacha_open(void *mgr, const uint8_t *key, const uint8_t *iv, const uint8_t *aad, uint64_t aad_len,
+                          uint8_t *buf, uint64_t len, uint8_t *tag_out);
 
 #endif

@@ -17,6 +17,7 @@ packages=(
   postgresql redis-server redis-tools mariadb-server mariadb-client
   ngtcp2-client ngtcp2-server sip-tester libndpi-bin
   libhyperscan-dev            # DPI payload patterns (Hyperscan)
+  libipsec-mb-dev             # the tunnel AEAD (intel-ipsec-mb ChaCha20-Poly1305)
   wireguard-tools wireguard-go # wg and a userspace WireGuard peer for the interop tests
 )
 

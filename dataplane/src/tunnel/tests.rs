@@ -54,17 +54,28 @@ fn rfc8439_aead_vector() {
     let mut bad = tag;
     bad[0] ^= 1;
     assert!(!RingChaCha::new(&key).open_nonce(nonce, &aad, &mut ct.clone(), &bad));
+    // The same through intel-ipsec-mb.
+    let mut buf = plain.to_vec();
+    assert_eq!(crypto::ImbChaCha::new(&key).seal_nonce(nonce, &aad, &mut buf), tag);
+    assert_eq!(buf, ct);
+    assert!(crypto::ImbChaCha::new(&key).open_nonce(nonce, &aad, &mut buf, &tag));
+    assert_eq!(&buf[..], &plain[..]);
+    assert!(!crypto::ImbChaCha::new(&key).open_nonce(nonce, &aad, &mut ct.clone(), &bad));
 }
 
 #[test]
-fn both_aead_implementations_agree_on_wireguard_nonces() {
+fn all_aead_implementations_agree_on_wireguard_nonces() {
     let key = [7u8; 32];
-    for len in [0, 1, 15, 16, 64, 1420] {
+    for len in [0, 1, 15, 16, 64, 255, 1420, 9000] {
         let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        let (mut a, mut b) = (plain.clone(), plain.clone());
+        let (mut a, mut b, mut c) = (plain.clone(), plain.clone(), plain.clone());
         let ta = RingChaCha::new(&key).seal(0x0102_0304_0506, b"aad", &mut a);
         let tb = RustCryptoChaCha::new(&key).seal(0x0102_0304_0506, b"aad", &mut b);
+        let tc = crypto::ImbChaCha::new(&key).seal(0x0102_0304_0506, b"aad", &mut c);
         assert_eq!((&a, ta), (&b, tb), "len {len}");
+        assert_eq!((&a, ta), (&c, tc), "len {len}");
+        assert!(crypto::ImbChaCha::new(&key).open(0x0102_0304_0506, b"aad", &mut c, &tc));
+        assert_eq!(c, plain);
         assert!(RustCryptoChaCha::new(&key).open(0x0102_0304_0506, b"aad", &mut a, &ta));
         assert_eq!(a, plain);
         assert!(!RingChaCha::new(&key).open(0x0102_0304_0507, b"aad", &mut b, &tb), "another counter must not open");
