@@ -62,8 +62,16 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 /// Types and constants the safe layer needs beyond what the functions pull in.
-const TYPES: &[&str] =
-    &["rte_mbuf", "rte_mempool", "rte_eth_conf", "rte_eth_dev_info", "rte_eth_stats", "rte_lpm_config", "rte_lpm6_config", "rte_hash_parameters"];
+const TYPES: &[&str] = &[
+    "rte_mbuf",
+    "rte_mempool",
+    "rte_eth_conf",
+    "rte_eth_dev_info",
+    "rte_eth_stats",
+    "rte_lpm_config",
+    "rte_lpm6_config",
+    "rte_hash_parameters",
+];
 const VARS: &[&str] = &[
     "RTE_MAX_LCORE",
     "RTE_MAX_ETHPORTS",

@@ -89,20 +89,22 @@ fn the_projects_own_capture_classifies_flow_by_flow() {
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
     let got: Vec<(String, String, String, String)> = rows
         .iter()
-        .map(|r| (r[col("server")].rsplit(':').next().unwrap().to_owned(), r[col("app")].into(), r[col("basis")].into(), r[col("host")].into()))
+        .map(|r| {
+            (r[col("server")].rsplit(':').next().unwrap().to_owned(), r[col("app")].into(), r[col("basis")].into(), r[col("host")].into())
+        })
         .collect();
     let want = [
-        ("443", "YouTube", "host", "www.youtube.com"),       // TLS SNI (openssl s_server)
-        ("80", "Netflix", "host", "www.netflix.com"),        // HTTP Host
-        ("53", "YouTube", "host", "www.youtube.com"),        // DNS query
-        ("443", "YouTube", "dns-cache", "www.youtube.com"),  // TLS to the answered address, no SNI
+        ("443", "YouTube", "host", "www.youtube.com"),      // TLS SNI (openssl s_server)
+        ("80", "Netflix", "host", "www.netflix.com"),       // HTTP Host
+        ("53", "YouTube", "host", "www.youtube.com"),       // DNS query
+        ("443", "YouTube", "dns-cache", "www.youtube.com"), // TLS to the answered address, no SNI
         ("22", "SSH", "protocol", ""),
         ("5432", "PostgreSQL", "protocol", ""),
         ("6379", "Redis", "protocol", ""),
         ("3306", "MySQL", "protocol", ""),
-        ("4433", "YouTube", "host", "www.youtube.com"),      // QUIC v1 Initial, decrypted
+        ("4433", "YouTube", "host", "www.youtube.com"), // QUIC v1 Initial, decrypted
         ("5060", "SIP", "protocol", ""),
-        ("6000", "RTP", "sdp", ""),                          // announced by the INVITE's SDP
+        ("6000", "RTP", "sdp", ""), // announced by the INVITE's SDP
     ];
     for (port, app, basis, host) in want {
         assert!(

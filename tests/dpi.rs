@@ -58,8 +58,12 @@ fn real_client_traffic_is_classified_by_the_workers_and_offline() {
     let show = run_with_timeout(patronus().args(["show", "apps", "--json", "--socket"]).arg(socket_path(&pfx)), Duration::from_secs(30));
     assert!(show.status.success(), "show apps: {}", text(&show.stderr));
     let v: serde_json::Value = serde_json::from_str(&text(&show.stdout)).expect("JSON");
-    let apps: HashMap<String, u64> =
-        v["apps"].as_array().unwrap().iter().map(|r| (r["application"].as_str().unwrap().to_owned(), r["flows"].as_u64().unwrap())).collect();
+    let apps: HashMap<String, u64> = v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["application"].as_str().unwrap().to_owned(), r["flows"].as_u64().unwrap()))
+        .collect();
     // YouTube: the TLS SNI, the DNS query naming it, the TLS connection to
     // the address that answer gave (no name on the wire), the QUIC Initial.
     for (app_name, at_least) in
@@ -135,7 +139,12 @@ fn signatures_reload_live_and_a_bad_file_keeps_the_running_set() {
     let apps = || -> HashMap<String, u64> {
         let out = run_with_timeout(patronus().args(["show", "apps", "--json", "--socket"]).arg(&socket), Duration::from_secs(30));
         let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("JSON");
-        v["apps"].as_array().unwrap().iter().map(|r| (r["application"].as_str().unwrap().to_owned(), r["flows"].as_u64().unwrap())).collect()
+        v["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["application"].as_str().unwrap().to_owned(), r["flows"].as_u64().unwrap()))
+            .collect()
     };
     let reload = || run_with_timeout(patronus().args(["reload", "--socket"]).arg(&socket), Duration::from_secs(30));
 

@@ -25,8 +25,14 @@ fn b64(hex: &str) -> String {
 fn pubkey_computes_rfc7748s_x25519_public_keys() {
     // RFC 7748 section 6.1: Alice's and Bob's key pairs.
     for (private, public) in [
-        ("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"),
-        ("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"),
+        (
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+        ),
+        (
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+            "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
+        ),
     ] {
         let (code, out, err) = run_with_stdin(patronus().arg("pubkey"), &format!("{}\n", b64(private)));
         assert_eq!(code, 0, "{err}");
@@ -45,7 +51,7 @@ fn genkey_and_pubkey_are_interchangeable_with_wg() {
         let k = sh("wg genkey");
         let (code, ours, _) = run_with_stdin(patronus().arg("pubkey"), &k);
         assert_eq!(code, 0);
-        let (_, theirs, _) = run_with_stdin(&mut Command::new("wg").arg("pubkey"), &k);
+        let (_, theirs, _) = run_with_stdin(Command::new("wg").arg("pubkey"), &k);
         assert_eq!(ours, theirs);
         // patronus genkey -> wg accepts it, and both pubkeys agree.
         let out = run_with_timeout(patronus().arg("genkey"), Duration::from_secs(10));
@@ -53,7 +59,7 @@ fn genkey_and_pubkey_are_interchangeable_with_wg() {
         assert_eq!(k.trim().len(), 44, "{k}");
         let raw = b64_decode(k.trim());
         assert_eq!((raw[0] & 7, raw[31] & 0xc0), (0, 0x40), "clamped as wg genkey clamps");
-        let (code, theirs, err) = run_with_stdin(&mut Command::new("wg").arg("pubkey"), &k);
+        let (code, theirs, err) = run_with_stdin(Command::new("wg").arg("pubkey"), &k);
         assert_eq!(code, 0, "wg pubkey refused our key: {err}");
         let (_, ours, _) = run_with_stdin(patronus().arg("pubkey"), &k);
         assert_eq!(ours, theirs);

@@ -287,12 +287,30 @@ fn malformed_frames(app: EthernetAddress, host: EthernetAddress) -> Vec<(&'stati
         // TLS: a record longer than the segment (starts reassembly), lying
         // handshake and extension lengths, an SNI list running off the end.
         (ip_proto::TCP, 443, vec![0x16, 3, 1, 0x3f, 0xff, 1, 0, 0x3f, 0xfb, 3, 3]),
-        (ip_proto::TCP, 443, [&[0x16u8, 3, 1, 0, 60, 1, 0xff, 0xff, 0xff, 3, 3][..], &[0u8; 32], &[0, 0, 2, 0, 0x2f, 1, 0, 0xff, 0xff, 0, 0, 0xff, 0xf0]].concat()),
-        (ip_proto::TCP, 443, [&[0x16u8, 3, 1, 0, 80, 1, 0, 0, 76, 3, 3][..], &[0u8; 32], &[0, 0, 2, 0, 0x2f, 1, 0, 0, 30, 0, 0, 0, 26, 0, 24, 0, 0xff, 0xff]].concat()),
+        (
+            ip_proto::TCP,
+            443,
+            [&[0x16u8, 3, 1, 0, 60, 1, 0xff, 0xff, 0xff, 3, 3][..], &[0u8; 32], &[0, 0, 2, 0, 0x2f, 1, 0, 0xff, 0xff, 0, 0, 0xff, 0xf0]]
+                .concat(),
+        ),
+        (
+            ip_proto::TCP,
+            443,
+            [
+                &[0x16u8, 3, 1, 0, 80, 1, 0, 0, 76, 3, 3][..],
+                &[0u8; 32],
+                &[0, 0, 2, 0, 0x2f, 1, 0, 0, 30, 0, 0, 0, 26, 0, 24, 0, 0xff, 0xff],
+            ]
+            .concat(),
+        ),
         // QUIC: v1 Initial with a 255-byte DCID, a huge token length, a
         // length past the datagram; gQUIC with an absurd CHLO tag count.
         (ip_proto::UDP, 443, [&[0xc3u8, 0, 0, 0, 1, 255][..], &[7u8; 1194]].concat()),
-        (ip_proto::UDP, 443, [&[0xc3u8, 0, 0, 0, 1, 8][..], &[1u8; 8], &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &[0u8; 1100]].concat()),
+        (
+            ip_proto::UDP,
+            443,
+            [&[0xc3u8, 0, 0, 0, 1, 8][..], &[1u8; 8], &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &[0u8; 1100]].concat(),
+        ),
         (ip_proto::UDP, 443, [&[0xc3u8, 0, 0, 0, 1, 8][..], &[1u8; 8], &[0, 0, 0x7f, 0xff], &[0u8; 1150]].concat()),
         (ip_proto::UDP, 443, [&[0x0du8][..], &[9u8; 8], b"Q043", &[1], b"CHLO", &[0xff, 0xff, 0, 0], &[0u8; 64]].concat()),
         (ip_proto::UDP, 443, [&[0xc3u8][..], b"Q050", &[8], &[2u8; 8], &[0, 0, 0x40, 0x10], &[0u8; 40]].concat()),
@@ -300,10 +318,21 @@ fn malformed_frames(app: EthernetAddress, host: EthernetAddress) -> Vec<(&'stati
         // answer whose length runs off the end (as a response, so it is learnt).
         (ip_proto::UDP, 53, vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1]),
         (ip_proto::UDP, 53, vec![0x12, 0x34, 0x81, 0x80, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1]),
-        (ip_proto::UDP, 53, vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0xff, 0xff, 1, 2]),
+        (
+            ip_proto::UDP,
+            53,
+            vec![
+                0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0xff, 0xff, 1, 2,
+            ],
+        ),
         // SIP: an INVITE whose SDP has a bad address, a port past 65535 and
         // no line ends; a status line followed by binary.
-        (ip_proto::UDP, 5060, b"INVITE sip:x SIP/2.0\r\n\r\nv=0\r\nc=IN IP4 999.1.1.1\r\nm=audio 99999 RTP/AVP 0\r\nm=audio 65535 RTP/AVP\nc=IN IP6 ::::".to_vec()),
+        (
+            ip_proto::UDP,
+            5060,
+            b"INVITE sip:x SIP/2.0\r\n\r\nv=0\r\nc=IN IP4 999.1.1.1\r\nm=audio 99999 RTP/AVP 0\r\nm=audio 65535 RTP/AVP\nc=IN IP6 ::::"
+                .to_vec(),
+        ),
         (ip_proto::UDP, 5060, [&b"SIP/2.0 200 OK\r\n\r\n"[..], &[0xffu8; 200]].concat()),
         // FTP: a passive-mode reply with numbers out of range.
         (ip_proto::TCP, 21, b"227 Entering Passive Mode (999,1,1,1,300,300)\r\n".to_vec()),

@@ -31,12 +31,15 @@ fn keys(dir: &Scratch) -> Keys {
 /// Runs `iperf3 -c` in A for `secs`, forcing a rekey after 2 s; returns the
 /// receiver's bits per second.
 fn iperf_across_rekey(lab: &Lab, socket: &std::path::Path, reverse: bool, secs: u32) -> f64 {
-    let cmd = format!(
-        "ip netns exec {} iperf3 -c 10.99.0.2 -t {secs} -J --connect-timeout 3000 {}",
-        lab.a,
-        if reverse { "-R" } else { "" }
-    );
-    let child = std::process::Command::new("sh").arg("-c").arg(&cmd).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let cmd =
+        format!("ip netns exec {} iperf3 -c 10.99.0.2 -t {secs} -J --connect-timeout 3000 {}", lab.a, if reverse { "-R" } else { "" });
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let r = run_with_timeout(patronus().arg("rekey").arg("--socket").arg(socket), Duration::from_secs(10));
     assert!(r.status.success(), "rekey: {}{}", text(&r.stdout), text(&r.stderr));
@@ -121,6 +124,35 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     assert_eq!(p["endpoint"], "10.2.0.2:51820");
     let wg = lab.in_b(&format!("wg show {wg0} dump")).1;
     assert!(wg.lines().nth(1).is_some_and(|l| l.split('\t').nth(4).is_some_and(|h| h != "0")), "wireguard-go saw a handshake: {wg}");
+
+    // A live reload adds a peer and changes the MTU: the running session
+    // stays (same handshake count), pings still pass; then it is removed.
+    let handshakes = p["handshakes"].as_u64().unwrap();
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let other = sh(&format!("{} genkey | {} pubkey", env!("CARGO_BIN_EXE_patronus"), env!("CARGO_BIN_EXE_patronus")));
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}\n[[tunnel.peer]]\nname = \"dc\"\npublic_key = \"{}\"\nallowed_ips = [\"10.98.0.0/16\"]\n",
+            base.replace("listen_port = 51820", "listen_port = 51820\nmtu = 1400"),
+            other.trim()
+        ),
+    )
+    .unwrap();
+    let r = run_with_timeout(patronus().args(["reload", "--socket"]).arg(&socket), Duration::from_secs(20));
+    assert!(r.status.success(), "reload: {}{}", text(&r.stdout), text(&r.stderr));
+    let v = peers();
+    assert_eq!(v["peers"]["mtu"], 1400, "{v}");
+    let names: Vec<&str> = v["peers"]["peers"].as_array().unwrap().iter().map(|p| p["peer"].as_str().unwrap()).collect();
+    assert_eq!(names, ["wggo", "dc"]);
+    assert_eq!(v["peers"]["peers"][0]["handshakes"].as_u64(), Some(handshakes), "the running session is kept: {v}");
+    let (ok, ping) = lab.in_a("ping -c 5 -i 0.05 -W 1 10.99.0.2");
+    assert!(ok && ping.contains(" 0% packet loss"), "after the reload: {ping}");
+    std::fs::write(&cfg, &base).unwrap();
+    let r = run_with_timeout(patronus().args(["reload", "--socket"]).arg(&socket), Duration::from_secs(20));
+    assert!(r.status.success(), "reload: {}{}", text(&r.stdout), text(&r.stderr));
+    let v = peers();
+    assert_eq!(v["peers"]["peers"].as_array().unwrap().len(), 1, "dc removed: {v}");
 
     let out = stop(app);
     let stdout = text(&out.stdout);

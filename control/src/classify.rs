@@ -89,7 +89,13 @@ pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, summary: &mut Summary) 
 }
 
 /// One pass over a capture: the flow table it leaves, packets, not-IP frames.
-fn classify_once(dpi: &Dpi, cap: &crate::capture::Capture, table: &mut FlowTable, local: &mut Local, path: &Path) -> Result<(u64, u64), String> {
+fn classify_once(
+    dpi: &Dpi,
+    cap: &crate::capture::Capture,
+    table: &mut FlowTable,
+    local: &mut Local,
+    path: &Path,
+) -> Result<(u64, u64), String> {
     let mut not_ip = 0;
     let mut last_ts = 0;
     let n = cap

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use dataplane::counters::DropReason;
 use dataplane::dpdk::{self, Tsc};
-use dataplane::engine::{Engine, Snapshot};
-use dataplane::latency::Slot;
 use dataplane::dpi::Dpi;
+use dataplane::engine::{Engine, Snapshot};
 use dataplane::flow::stage::{Classifier, FlowCounters};
+use dataplane::latency::Slot;
 use dataplane::pipeline::Timed;
 use dataplane::rcu::Publisher;
 use dataplane::router::fib::Routes;
@@ -34,9 +34,9 @@ use crate::config::{Config, ConfigErrors, PollModeName};
 use crate::ctl::{self, Call, Request};
 use crate::reload;
 use crate::slowpath::SlowPath;
-use crate::tunnel::TunnelControl;
 use crate::stats::{final_report, summary_line, CpuMeter};
 use crate::telemetry::{self, Exporter, LatencyBook, Measure, Metrics, PortInfo, ReloadStats};
+use crate::tunnel::TunnelControl;
 
 /// How long the control thread waits for work when it serves routed ports
 /// (ARP, ND and packets waiting for a neighbour come through it) ...
@@ -253,13 +253,15 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     };
     let workers = cfg.eal.worker_lcores.len();
     let dpi = match dpi.and_then(|mut d| {
-        d.set_workers(workers).map_err(|e| crate::config::ConfigErrors(vec![crate::config::ConfigError {
-            file: config_path.to_owned(),
-            line: 0,
-            column: 0,
-            field: "dpi".into(),
-            message: e,
-        }]))?;
+        d.set_workers(workers).map_err(|e| {
+            crate::config::ConfigErrors(vec![crate::config::ConfigError {
+                file: config_path.to_owned(),
+                line: 0,
+                column: 0,
+                field: "dpi".into(),
+                message: e,
+            }])
+        })?;
         Ok(d)
     }) {
         Ok(d) => Publisher::new(d),
@@ -280,15 +282,16 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let flow_conf = cfg.dpi.flow_conf();
     let slowpath = SlowPath::new(routes, cfg.neighbor_conf(), engine.punt_rings(), cfg.port.len());
     let hz = engine.tsc_hz();
-    let tunnel = match TunnelControl::new(&cfg.tunnel, &config_dir(config_path), cfg.private_key_path(config_path).as_deref(), hz, dpdk::tsc()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("patronus: {}: {e}", config_path.display());
-            drop(slowpath);
-            engine.shutdown();
-            return EXIT_FAILURE;
-        }
-    };
+    let tunnel =
+        match TunnelControl::new(&cfg.tunnel, &config_dir(config_path), cfg.private_key_path(config_path).as_deref(), hz, dpdk::tsc()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("patronus: {}: {e}", config_path.display());
+                drop(slowpath);
+                engine.shutdown();
+                return EXIT_FAILURE;
+            }
+        };
     if tunnel.enabled() {
         println!(
             "patronus: tunnel: public key {}, listening on UDP {}, {} peer(s)",
@@ -522,7 +525,10 @@ impl Control {
         // Key files are read before anything applies.
         let site_key = plan.effective.private_key_path(&self.path);
         if plan.effective.tunnel.enabled() {
-            plan.effective.tunnel.load(&config_dir(&self.path), site_key.as_deref()).map_err(|e| format!("{}: {e}", self.path.display()))?;
+            plan.effective
+                .tunnel
+                .load(&config_dir(&self.path), site_key.as_deref())
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
         }
         // Signature files are re-read on every reload; a bad one refuses the
         // whole reload and the running set stays.
@@ -537,7 +543,9 @@ impl Control {
             d.set_workers(self.cfg.eal.worker_lcores.len()).map_err(|e| format!("{}: dpi: {e}", self.path.display()))?;
             self.dpi.publish(d);
         }
-        self.tunnel.reconfigure(&plan.effective.tunnel, &config_dir(&self.path), site_key.as_deref()).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.tunnel
+            .reconfigure(&plan.effective.tunnel, &config_dir(&self.path), site_key.as_deref())
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
         self.cfg = plan.effective.clone();
         Ok((version, plan))
@@ -683,8 +691,8 @@ impl Control {
             }
             _ => {
                 return ctl::error(format!(
-                    "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers"
-                ))
+                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers"
+            ))
             }
         };
         json!({ "ok": true, what: data })

@@ -79,7 +79,13 @@ fn peers(v: &Value) -> String {
         return "tunnels: off (no [tunnel] private_key in the config)\n".into();
     }
     let mut s = String::new();
-    let _ = writeln!(s, "interface: patronus\n  public key: {}\n  listening port: {}\n  mtu: {}", str_of(&v["public_key"]), v["listen_port"], v["mtu"]);
+    let _ = writeln!(
+        s,
+        "interface: patronus\n  public key: {}\n  listening port: {}\n  mtu: {}",
+        str_of(&v["public_key"]),
+        v["listen_port"],
+        v["mtu"]
+    );
     for p in v["peers"].as_array().into_iter().flatten() {
         let _ = writeln!(s, "\npeer: {} ({})", str_of(&p["public_key"]), str_of(&p["peer"]));
         if p["preshared_key"] == Value::Bool(true) {
@@ -221,8 +227,21 @@ fn flows(d: &Value) -> String {
     let mut s = String::new();
     let n = |k: &str| d[k].as_u64().unwrap_or(0);
     let _ = writeln!(s, "flows:      {} active ({} per worker at most)", n("active"), n("capacity_per_worker"));
-    let _ = writeln!(s, "since start: {} created, {} expired, {} closed (FIN/RST), {} evicted (table full)", n("created"), n("expired"), n("closed"), n("evicted"));
-    let _ = writeln!(s, "DPI:        {} packets inspected, {} frames not IP, {} hello reassembly overflows", n("inspected_packets"), n("unparsed_packets"), n("reassembly_overflows"));
+    let _ = writeln!(
+        s,
+        "since start: {} created, {} expired, {} closed (FIN/RST), {} evicted (table full)",
+        n("created"),
+        n("expired"),
+        n("closed"),
+        n("evicted")
+    );
+    let _ = writeln!(
+        s,
+        "DPI:        {} packets inspected, {} frames not IP, {} hello reassembly overflows",
+        n("inspected_packets"),
+        n("unparsed_packets"),
+        n("reassembly_overflows")
+    );
     s
 }
 

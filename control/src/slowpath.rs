@@ -42,7 +42,14 @@ impl SlowPath {
     pub fn new(routes: Routes, conf: NeighborConf, rings: Vec<PuntRing<Mbuf>>, nports: usize) -> SlowPath {
         let routes = Arc::new(routes);
         let publisher = Publisher::new(Fib::new(routes.clone(), NeighborCache::<Mbuf>::new(conf).table()));
-        SlowPath { routes, publisher, cache: NeighborCache::new(conf), rings, out: (0..nports).map(|_| Burst::new()).collect(), tunnel_rx: Vec::new() }
+        SlowPath {
+            routes,
+            publisher,
+            cache: NeighborCache::new(conf),
+            rings,
+            out: (0..nports).map(|_| Burst::new()).collect(),
+            tunnel_rx: Vec::new(),
+        }
     }
 
     /// A reader of the forwarding snapshot, for one worker's router stage.

@@ -183,7 +183,7 @@ impl TunnelControl {
     }
 
     /// A TSC reading as a point on the core clock (`None` for 0: never).
-    fn from_ticks(&self, t: u64) -> Option<Duration> {
+    fn worker_time(&self, t: u64) -> Option<Duration> {
         (t != 0).then(|| Duration::from_secs_f64(t.saturating_sub(self.tsc0) as f64 / self.hz.max(1) as f64))
     }
 
@@ -240,12 +240,12 @@ impl TunnelControl {
         let (rx, tx) = (live.last_rx.load(Relaxed), live.last_tx.load(Relaxed));
         let seen = self.seen[i];
         if rx != seen.rx {
-            if let Some(t) = self.from_ticks(rx) {
+            if let Some(t) = self.worker_time(rx) {
                 self.device.received(i, t, true);
             }
         }
         if tx != seen.tx {
-            if let Some(t) = self.from_ticks(tx) {
+            if let Some(t) = self.worker_time(tx) {
                 self.device.sent(i, t, true);
             }
         }

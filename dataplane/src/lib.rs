@@ -16,8 +16,8 @@ pub mod latency;
 pub mod packet;
 pub mod pipeline;
 pub mod rcu;
-pub mod tunnel;
 pub mod router;
+pub mod tunnel;
 pub mod wire;
 pub mod worker;
 

@@ -38,7 +38,10 @@ pub fn run(sizes: &[usize], lookups: usize, file_prefix: &str) -> Result<(), Str
         ["eal", "-l", "0", "--no-huge", "-m", "2048", "--no-pci", "--file-prefix", file_prefix, "--log-level=warning", "--no-telemetry"];
     let _eal = Eal::init(&args).map_err(|e| e.to_string())?;
     println!("flow-bench: {lookups} packets per pass over N live flows (uniform), best of 3 passes, ns per packet; table capacity 2N");
-    println!("{:>9} {:>10} {:>12} {:>12} {:>14} {:>14} {:>8}", "flows", "ours", "ours burst32", "rte single", "rte bulk32", "ours insert", "evicted");
+    println!(
+        "{:>9} {:>10} {:>12} {:>12} {:>14} {:>14} {:>8}",
+        "flows", "ours", "ours burst32", "rte single", "rte bulk32", "ours insert", "evicted"
+    );
     for (i, &n) in sizes.iter().enumerate() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
         let keys: Vec<(FlowKey, Dir)> = (0..n)

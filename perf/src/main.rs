@@ -3,11 +3,11 @@
 //! run`), printing port statistics the way `dpdk-testpmd` does so the two
 //! can be compared on the same virtual devices.
 
-mod lpm_bench;
-mod pcap;
 mod aead_bench;
 mod flow_bench;
+mod lpm_bench;
 mod pattern_bench;
+mod pcap;
 mod route;
 mod stage_bench;
 mod stages;
@@ -322,7 +322,8 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let fib = route::fib(macs[1]);
             let hz = engine.tsc_hz();
             let dir = std::path::Path::new(".");
-            let mut sigs = patronus::config::signatures::DpiOpts::default().compile(dir, &mut Default::default()).map_err(|e| e.to_string())?;
+            let mut sigs =
+                patronus::config::signatures::DpiOpts::default().compile(dir, &mut Default::default()).map_err(|e| e.to_string())?;
             sigs.set_workers(a.cores as usize)?;
             let dpi = dataplane::rcu::Publisher::new(sigs);
             let conf = dataplane::flow::stage::FlowConf { flows: a.flows, ..Default::default() };
@@ -450,7 +451,9 @@ fn main() -> ExitCode {
         Some(Cmd::GenPcap { out, from, copies, .. }) if !from.is_empty() => pcap::write_from(&out, &from, copies),
         Some(Cmd::GenPcap { out, count, size, imix, wireguard: true, .. }) => tunnel::write_sealed(&out, &tunnel::sizes(count, size, imix)),
         Some(Cmd::GenPcap { out, count, size, imix: true, .. }) => tunnel::write_plain(&out, &tunnel::sizes(count, size, true)),
-        Some(Cmd::GenPcap { out, count, size, .. }) => pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display())),
+        Some(Cmd::GenPcap { out, count, size, .. }) => {
+            pcap::write_mixed_udp(&out, count, size).map_err(|e| format!("{}: {e}", out.display()))
+        }
         Some(Cmd::StageBench { packets }) => stage_bench::run(packets),
         Some(Cmd::AeadBench { size, packets }) => aead_bench::run(size, packets),
         Some(Cmd::PatternBench { captures, passes }) => pattern_bench::run(&captures, passes),

@@ -14,7 +14,9 @@ use dataplane::dpi::Proto;
 use dataplane::flow::parse_frame;
 
 pub fn run(captures: &[PathBuf], passes: usize) -> Result<(), String> {
-    let dpi = patronus::config::signatures::DpiOpts::default().compile(std::path::Path::new("."), &mut Default::default()).map_err(|e| e.to_string())?;
+    let dpi = patronus::config::signatures::DpiOpts::default()
+        .compile(std::path::Path::new("."), &mut Default::default())
+        .map_err(|e| e.to_string())?;
     let pats = dpi.patterns();
     let reach = pats.iter().map(|(_, p)| p.offset.unwrap_or(p.depth) as usize + p.bytes.len()).max().unwrap_or(0);
     let mut payloads: Vec<(u8, Vec<u8>)> = Vec::new();
@@ -84,7 +86,10 @@ pub fn run(captures: &[PathBuf], passes: usize) -> Result<(), String> {
         bytes as f64 / payloads.len().max(1) as f64,
         if a == b { "same verdicts" } else { "DIFFERENT verdicts" }
     );
-    println!("  hyperscan (Dpi::pattern_in): {t_hs:.1} ns/payload   aho-corasick (DFA): {t_ac:.1} ns/payload   (aho-corasick/hyperscan {:.2})", t_ac / t_hs);
+    println!(
+        "  hyperscan (Dpi::pattern_in): {t_hs:.1} ns/payload   aho-corasick (DFA): {t_ac:.1} ns/payload   (aho-corasick/hyperscan {:.2})",
+        t_ac / t_hs
+    );
     println!("RESULT patterns hyperscan_ns={t_hs:.1} aho_corasick_ns={t_ac:.1}");
     if a != b {
         return Err("the matchers disagree".into());

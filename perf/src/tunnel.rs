@@ -56,7 +56,9 @@ fn devices() -> (Device, Device) {
     let mut peer = Device::new(peer_sec, vec![cfg(us_pub, US)], rng(2));
     let (now, wall) = (Duration::from_secs(1), Duration::from_secs(1_700_000_000));
     let init = us.initiate(0, now, wall).expect("initiation");
-    let Ok(InitiationOutcome::Response { msg, .. }) = peer.handle_initiation(&init, US.parse().unwrap(), now) else { panic!("no response") };
+    let Ok(InitiationOutcome::Response { msg, .. }) = peer.handle_initiation(&init, US.parse().unwrap(), now) else {
+        panic!("no response")
+    };
     us.handle_response(&msg, PEER.parse().unwrap(), now).expect("handshake");
     (us, peer)
 }

@@ -476,7 +476,12 @@ impl Config {
         check((1024..=1 << 24).contains(&d.flows), cfg_path!("dpi", "flows"), format!("{} is out of range 1024..=16777216", d.flows));
         check((1..=1 << 20).contains(&d.dns_cache), cfg_path!("dpi", "dns_cache"), format!("{} is out of range 1..=1048576", d.dns_cache));
         check((1..=65534).contains(&d.reassembly), cfg_path!("dpi", "reassembly"), format!("{} is out of range 1..=65534", d.reassembly));
-        for (name, v) in [("tcp_timeout_s", d.tcp_timeout_s), ("tcp_closing_timeout_s", d.tcp_closing_timeout_s), ("udp_timeout_s", d.udp_timeout_s), ("other_timeout_s", d.other_timeout_s)] {
+        for (name, v) in [
+            ("tcp_timeout_s", d.tcp_timeout_s),
+            ("tcp_closing_timeout_s", d.tcp_closing_timeout_s),
+            ("udp_timeout_s", d.udp_timeout_s),
+            ("other_timeout_s", d.other_timeout_s),
+        ] {
             check((1..=86400).contains(&v), cfg_path!("dpi", name), format!("{v} s is out of range 1..=86400"));
         }
         errs

@@ -81,7 +81,13 @@ impl DpiOpts {
             parse_into(&f, &text, &mut set)?;
         }
         Dpi::compile_with(&set, self.max_packets, ids).map_err(|e| {
-            ConfigErrors(vec![ConfigError { file: config_dir.into(), line: 0, column: 0, field: format!("dpi.signatures ({})", e.field), message: e.msg }])
+            ConfigErrors(vec![ConfigError {
+                file: config_dir.into(),
+                line: 0,
+                column: 0,
+                field: format!("dpi.signatures ({})", e.field),
+                message: e.msg,
+            }])
         })
     }
 

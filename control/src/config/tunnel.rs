@@ -110,7 +110,12 @@ impl TunnelOpts {
                 name: p.name.clone(),
                 public: decode_public_base64(&p.public_key).ok_or(format!("tunnel.peer[{i}].public_key: not a public key"))?,
                 psk,
-                endpoint: p.endpoint.as_deref().map(|e| e.parse()).transpose().map_err(|_| format!("tunnel.peer[{i}].endpoint: bad address"))?,
+                endpoint: p
+                    .endpoint
+                    .as_deref()
+                    .map(|e| e.parse())
+                    .transpose()
+                    .map_err(|_| format!("tunnel.peer[{i}].endpoint: bad address"))?,
                 allowed: p.allowed_ips.iter().map(|a| super::router::parse_cidr(a)).collect::<Result<_, _>>()?,
                 persistent_keepalive: p.persistent_keepalive,
             });
@@ -126,7 +131,7 @@ impl TunnelOpts {
         }
         if !has_key {
             errs.push(loc.error(
-                &cfg_path!("tunnel", "peer"),
+                &[Seg::from("tunnel"), Seg::from("peer")],
                 "tunnel peers need the site's key: set [site] private_key_file (create it with `umask 077; patronus genkey > site.key`)",
             ));
         }

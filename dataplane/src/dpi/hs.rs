@@ -68,7 +68,16 @@ impl Database {
         let mut err = std::ptr::null_mut();
         // SAFETY: three arrays of pats.len() elements; valid out-pointers.
         let rc = unsafe {
-            hs_compile_multi(ptrs.as_ptr(), flags.as_ptr(), ids.as_ptr(), pats.len() as c_uint, HS_MODE_BLOCK, std::ptr::null(), &mut db, &mut err)
+            hs_compile_multi(
+                ptrs.as_ptr(),
+                flags.as_ptr(),
+                ids.as_ptr(),
+                pats.len() as c_uint,
+                HS_MODE_BLOCK,
+                std::ptr::null(),
+                &mut db,
+                &mut err,
+            )
         };
         if rc != 0 {
             let msg = if err.is_null() {

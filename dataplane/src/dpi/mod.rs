@@ -388,7 +388,11 @@ impl Dpi {
                     }
                     for &(_, port) in &sig.ports {
                         if let Some(other) = proto_port.insert((proto, port), id) {
-                            return Err(err(i, "ports", format!("{} on port {port} already names `{}`", proto.name(), apps[other as usize].name)));
+                            return Err(err(
+                                i,
+                                "ports",
+                                format!("{} on port {port} already names `{}`", proto.name(), apps[other as usize].name),
+                            ));
                         }
                     }
                 }
@@ -421,10 +425,25 @@ impl Dpi {
             None => Box::new([]),
         };
         *ids = fresh;
-        let pattern_reach = pattern_of.iter().map(|(_, p): &(AppId, Pattern)| p.offset.unwrap_or(p.depth) as usize + p.bytes.len()).max().unwrap_or(0);
+        let pattern_reach =
+            pattern_of.iter().map(|(_, p): &(AppId, Pattern)| p.offset.unwrap_or(p.depth) as usize + p.bytes.len()).max().unwrap_or(0);
         let ips4 = (!ips4.is_empty()).then(|| Lpm::build(&ips4));
         let ips6 = (!ips6.is_empty()).then(|| Lpm::build(&ips6));
-        Ok(Dpi { apps, by_name, hosts, patterns, scratch, pattern_reach, pattern_of, ports, by_proto, proto_port, ips4, ips6, max_packets: max_packets.max(1) })
+        Ok(Dpi {
+            apps,
+            by_name,
+            hosts,
+            patterns,
+            scratch,
+            pattern_reach,
+            pattern_of,
+            ports,
+            by_proto,
+            proto_port,
+            ips4,
+            ips6,
+            max_packets: max_packets.max(1),
+        })
     }
 
     pub fn app(&self, id: AppId) -> &App {

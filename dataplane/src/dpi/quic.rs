@@ -192,7 +192,7 @@ pub fn frames(plain: &[u8], chlo: bool, stream: &mut Stream<'_>) {
                 let Some(data) = r.take(len as usize) else { break };
                 stream.put(off as usize, data);
             }
-            0x00 | 0x01 => {}                   // PADDING, PING
+            0x00 | 0x01 => {} // PADDING, PING
             0x02 | 0x03 => {
                 // ACK: largest, delay, range count, first range, ranges (+ ECN).
                 let (_, _, n, _) = (varint(&mut r), varint(&mut r), varint(&mut r), varint(&mut r));

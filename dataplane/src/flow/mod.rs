@@ -234,9 +234,9 @@ impl FlowTable {
     #[inline]
     pub fn lookup_or_insert_hashed(&mut self, key: &FlowKey, h: u64, dir: Dir, now: u64) -> (&mut Flow, usize) {
         let tag = (h as u32) | 1; // never FREE
-        // Two candidate buckets (the second from the tag, as cuckoo tables
-        // do): a flow lives in either, so a crowded bucket overflows into
-        // its partner instead of evicting a live flow.
+                                  // Two candidate buckets (the second from the tag, as cuckoo tables
+                                  // do): a flow lives in either, so a crowded bucket overflows into
+                                  // its partner instead of evicting a live flow.
         let b1 = (h >> 32) as usize & self.mask;
         let b2 = (b1 ^ (tag.wrapping_mul(0x9E37_79B1) >> 7) as usize) & self.mask;
         // A hit touches the tag lines and the flow's own record only; the

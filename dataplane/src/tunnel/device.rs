@@ -100,7 +100,9 @@ pub enum InitiationOutcome {
 /// The result of handling a response.
 pub enum ResponseOutcome {
     /// The handshake with `peer` completed; it has a new current session.
-    Done { peer: usize },
+    Done {
+        peer: usize,
+    },
     Cookie([u8; wg::COOKIE_REPLY_LEN]),
 }
 
@@ -589,17 +591,19 @@ impl Device {
     /// the current one, if not past REJECT_AFTER_TIME.
     pub fn sending_session(&self, i: usize, now: Duration) -> Option<&Arc<Session>> {
         let p = &self.peers[i];
-        [&p.next, &p.current]
-            .into_iter()
-            .flatten()
-            .find(|s| s.confirmed())
-            .filter(|s| now.saturating_sub(s.born) < REJECT_AFTER_TIME)
+        [&p.next, &p.current].into_iter().flatten().find(|s| s.confirmed()).filter(|s| now.saturating_sub(s.born) < REJECT_AFTER_TIME)
     }
 
     /// The snapshot the workers run: peers, allowed IPs (prefix, length,
     /// peer) and every live session, with deadlines converted to the
     /// workers' clock by `ticks`.
-    pub fn snapshot(&self, listen_port: u16, mtu: u16, allowed: &[(std::net::IpAddr, u8, usize)], ticks: impl Fn(Duration) -> u64) -> super::stage::Tunnels {
+    pub fn snapshot(
+        &self,
+        listen_port: u16,
+        mtu: u16,
+        allowed: &[(std::net::IpAddr, u8, usize)],
+        ticks: impl Fn(Duration) -> u64,
+    ) -> super::stage::Tunnels {
         use super::stage::{PeerPath, SessionRef, Tunnels};
         let sref = |s: &Arc<Session>| {
             let until = ticks(s.born + REJECT_AFTER_TIME);
@@ -609,7 +613,11 @@ impl Device {
         let mut peers = Vec::new();
         let mut sessions = Vec::new();
         for p in &self.peers {
-            peers.push(PeerPath { endpoint: p.endpoint, send: [p.next.as_ref().map(sref), p.current.as_ref().map(sref)], live: p.live.clone() });
+            peers.push(PeerPath {
+                endpoint: p.endpoint,
+                send: [p.next.as_ref().map(sref), p.current.as_ref().map(sref)],
+                live: p.live.clone(),
+            });
             sessions.extend([&p.next, &p.current, &p.previous].into_iter().flatten().map(sref));
         }
         Tunnels::new(listen_port, mtu, peers, allowed, sessions)

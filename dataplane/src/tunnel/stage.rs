@@ -130,7 +130,7 @@ fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Result<Outer, DropRea
             if ip.version() != 4 || ip.protocol() != ip_proto::UDP || ip.is_fragment() {
                 return None;
             }
-            (ETH + ip.header_len() as usize, IpAddr::V4(ip.src_addr().into()), IpAddr::V4(ip.dst_addr().into()))
+            (ETH + ip.header_len(), IpAddr::V4(ip.src_addr().into()), IpAddr::V4(ip.dst_addr().into()))
         }
         EtherType::IPV6 => {
             let ip = ipv6::Packet::new_checked(d.get(ETH..)?).ok()?;
@@ -335,7 +335,15 @@ impl<C: Clock> Encap<C> {
             df && allowed
                 && iface.v4_source().is_some_and(|from| {
                     self.icmp.allow(self.clock.now())
-                        && router::icmp::v4_error(pkt, ETH, iface, from, crate::wire::icmpv4::msg::DST_UNREACHABLE, crate::wire::icmpv4::unreachable::FRAG_NEEDED, mtu)
+                        && router::icmp::v4_error(
+                            pkt,
+                            ETH,
+                            iface,
+                            from,
+                            crate::wire::icmpv4::msg::DST_UNREACHABLE,
+                            crate::wire::icmpv4::unreachable::FRAG_NEEDED,
+                            mtu,
+                        )
                 })
         } else {
             let ip = ipv6::Packet::new_unchecked(&pkt.data()[ETH..]);

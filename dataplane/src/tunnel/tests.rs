@@ -98,7 +98,11 @@ fn rfc7748_x25519_and_the_zero_shared_secret() {
     assert_eq!(crypto::dh(&sa, &crypto::public_key(&sb)), Some(shared));
     assert_eq!(crypto::dh(&sb, &crypto::public_key(&sa)), Some(shared));
     // Low-order points give an all-zero secret, which must be refused.
-    for low in ["0000000000000000000000000000000000000000000000000000000000000000", "0100000000000000000000000000000000000000000000000000000000000000", "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"] {
+    for low in [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    ] {
         assert_eq!(crypto::dh(&sa, &arr(low)), None, "{low}");
     }
 }
@@ -119,9 +123,27 @@ fn blake2s_hash_mac_and_hmac() {
 fn wireguard_kdf_vectors_and_initial_constants() {
     // wireguard-go device/kdf_test.go.
     let cases = [
-        ("746573742d6b6579", "746573742d696e707574", "6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633", "df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a", "fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24"),
-        ("776972656775617264", "776972656775617264", "491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8", "1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f", "31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160"),
-        ("", "", "8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0", "58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e", "0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e"),
+        (
+            "746573742d6b6579",
+            "746573742d696e707574",
+            "6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633",
+            "df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a",
+            "fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24",
+        ),
+        (
+            "776972656775617264",
+            "776972656775617264",
+            "491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8",
+            "1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f",
+            "31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160",
+        ),
+        (
+            "",
+            "",
+            "8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0",
+            "58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e",
+            "0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e",
+        ),
     ];
     for (key, input, t0, t1, t2) in cases {
         // wireguard-go's KDF takes keys of any length; WireGuard's are 32 bytes: pad like HMAC does.
@@ -276,7 +298,8 @@ fn hostile_handshakes_are_refused() {
     // A stranger's initiation (mac1 is right: it knows b's public key).
     let (s_sec, _) = keypair(3);
     let (_, b_pub) = keypair(2);
-    let mut stranger = Device::new(s_sec, vec![PeerConfig { public: b_pub, psk: None, endpoint: None, persistent_keepalive: None }], test_rng(3));
+    let mut stranger =
+        Device::new(s_sec, vec![PeerConfig { public: b_pub, psk: None, endpoint: None, persistent_keepalive: None }], test_rng(3));
     let m = stranger.initiate(0, T0, WALL).unwrap();
     assert!(matches!(b.handle_initiation(&m, addr("198.51.100.9:1"), T0), Err(noise::HandshakeError::UnknownPeer)));
     // A response nobody asked for.
@@ -313,7 +336,10 @@ fn an_initiation_flood_gets_cookie_replies_and_the_cookie_gets_through() {
     assert!(matches!(b.handle_initiation(&retry, addr(A_ADDR), now), Ok(InitiationOutcome::Response { .. })));
     // The cookie is bound to the address: from elsewhere it does not count.
     let other = a.initiate(0, now, WALL + Duration::from_secs(7)).unwrap();
-    assert!(matches!(b.handle_initiation(&other, addr("192.0.2.99:51820"), now + Duration::from_millis(30)), Ok(InitiationOutcome::Cookie(_))));
+    assert!(matches!(
+        b.handle_initiation(&other, addr("192.0.2.99:51820"), now + Duration::from_millis(30)),
+        Ok(InitiationOutcome::Cookie(_))
+    ));
 }
 
 #[test]

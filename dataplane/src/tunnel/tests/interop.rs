@@ -33,7 +33,11 @@ struct Pair {
 fn setup(psk: Option<[u8; 32]>, their_limit: Option<u64>) -> Pair {
     let (our_sec, our_pub) = keypair(11);
     let (their_sec, their_pub) = keypair(12);
-    let us = Device::new(our_sec, vec![PeerConfig { public: their_pub, psk, endpoint: Some(addr(THEM)), persistent_keepalive: None }], test_rng(7));
+    let us = Device::new(
+        our_sec,
+        vec![PeerConfig { public: their_pub, psk, endpoint: Some(addr(THEM)), persistent_keepalive: None }],
+        test_rng(7),
+    );
     let their_secret = x25519_dalek::StaticSecret::from(their_sec);
     let limiter = their_limit.map(|l| Arc::new(RateLimiter::new(&x25519_dalek::PublicKey::from(&their_secret), l)));
     let them = Tunn::new(their_secret, x25519_dalek::PublicKey::from(our_pub), psk, None, 42, limiter);
@@ -51,7 +55,7 @@ impl Pair {
     }
 
     /// Hands a message to boringtun; returns what it writes to the network.
-    fn to_them(&mut self, msg: &[u8]) -> Option<Vec<u8>> {
+    fn deliver(&mut self, msg: &[u8]) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 2048];
         match self.them.decapsulate(us_addr(), msg, &mut buf) {
             TunnResult::WriteToNetwork(out) => Some(out.to_vec()),
@@ -64,18 +68,18 @@ impl Pair {
     /// We initiate; boringtun answers (maybe with a cookie first).
     fn we_initiate(&mut self) {
         let init = self.us.initiate(0, self.now, self.wall).unwrap();
-        let mut reply = self.to_them(&init).expect("a response or a cookie reply");
+        let mut reply = self.deliver(&init).expect("a response or a cookie reply");
         if wg::message_type(&reply) == Ok(wg::kind::COOKIE_REPLY) {
             assert_eq!(self.us.handle_cookie_reply(&reply, self.now), Ok(0));
             self.tick(30);
             assert_eq!(self.us.timers(0, self.now), Some(TimerAction::Initiate), "retry at once with the cookie");
             let init = self.us.initiate(0, self.now, self.wall).unwrap();
-            reply = self.to_them(&init).expect("a response");
+            reply = self.deliver(&init).expect("a response");
         }
         assert!(matches!(self.us.handle_response(&reply, addr(THEM), self.now), Ok(ResponseOutcome::Done { peer: 0 })));
         // Our first packet confirms the session to boringtun.
         let ka = self.us.keepalive(0, self.now).unwrap();
-        assert_eq!(self.to_them(&ka), None);
+        assert_eq!(self.deliver(&ka), None);
     }
 
     /// boringtun initiates; we answer (maybe with a cookie first).
@@ -86,7 +90,7 @@ impl Pair {
         let msg = match self.us.handle_initiation(&init, addr(THEM), self.now).expect("valid initiation") {
             InitiationOutcome::Response { msg, .. } => msg.to_vec(),
             InitiationOutcome::Cookie(cookie) => {
-                assert_eq!(self.to_them(&cookie), None, "boringtun takes the cookie");
+                assert_eq!(self.deliver(&cookie), None, "boringtun takes the cookie");
                 self.tick(30);
                 let TunnResult::WriteToNetwork(init) = self.them.format_handshake_initiation(&mut buf, true) else { panic!() };
                 let init = init.to_vec();
@@ -97,7 +101,7 @@ impl Pair {
             }
         };
         // boringtun answers the response with a keepalive, confirming our session.
-        let ka = self.to_them(&msg).expect("boringtun's keepalive");
+        let ka = self.deliver(&msg).expect("boringtun's keepalive");
         let mut ka = ka;
         assert_eq!(self.us.decapsulate(&mut ka, self.now), Ok((0, 0)));
     }

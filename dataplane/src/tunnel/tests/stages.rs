@@ -49,20 +49,28 @@ struct Site {
     _fib: Publisher<Fib>,
 }
 
-fn site(lan: (&str, EthernetAddress), host: (&str, EthernetAddress), wan: (&str, EthernetAddress), far_wan: (&str, EthernetAddress), now: u64) -> Site {
+fn site(
+    lan: (&str, EthernetAddress),
+    host: (&str, EthernetAddress),
+    wan: (&str, EthernetAddress),
+    far_wan: (&str, EthernetAddress),
+    now: u64,
+) -> Site {
     let routes = Arc::new(
-        Routes::build(vec![iface("lan0", 0, lan.1, lan.0, 24), iface("wan0", 1, wan.1, wan.0, 24)], &[StaticRoute {
-            prefix: "0.0.0.0".parse().unwrap(),
-            len: 0,
-            target: RouteTarget::Via(far_wan.0.parse().unwrap()),
-        }])
+        Routes::build(
+            vec![iface("lan0", 0, lan.1, lan.0, 24), iface("wan0", 1, wan.1, wan.0, 24)],
+            &[StaticRoute { prefix: "0.0.0.0".parse().unwrap(), len: 0, target: RouteTarget::Via(far_wan.0.parse().unwrap()) }],
+        )
         .unwrap(),
     );
     let neighbors = NeighborTable::build([(NeighborKey::v4(0, v4(host.0)), host.1), (NeighborKey::v4(1, v4(far_wan.0)), far_wan.1)]);
     let fib = Publisher::new(Fib::new(routes, neighbors));
     let tunnels = Publisher::new(Tunnels::off());
     let c = FixedClock(now);
-    let stages = (Decap::new(tunnels.reader(), fib.reader(), c), (Encap::new(tunnels.reader(), fib.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)));
+    let stages = (
+        Decap::new(tunnels.reader(), fib.reader(), c),
+        (Encap::new(tunnels.reader(), fib.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)),
+    );
     Site { stages, tunnels, _fib: fib }
 }
 
@@ -131,13 +139,15 @@ impl World {
 
     fn handshake(&mut self) {
         let init = self.da.initiate(0, self.now, Duration::from_secs(1_700_000_000)).unwrap();
-        let InitiationOutcome::Response { msg, .. } = self.db.handle_initiation(&init, addr("192.0.2.1:51820"), self.now).unwrap() else { panic!() };
+        let InitiationOutcome::Response { msg, .. } = self.db.handle_initiation(&init, addr("192.0.2.1:51820"), self.now).unwrap() else {
+            panic!()
+        };
         assert!(self.da.handle_response(&msg, addr("192.0.2.2:51820"), self.now).is_ok());
         self.publish();
     }
 
     /// A LAN frame from A's host to B's host, through A.
-    fn from_host_a(&mut self, payload: &[u8]) -> (Verdict, Meta, HeapPacket) {
+    fn send_from_host_a(&mut self, payload: &[u8]) -> (Verdict, Meta, HeapPacket) {
         let mut p = self.pool.packet(&eth(A_LAN, HOST_A, &udp_ip("10.1.0.5", "10.2.0.5", 64, payload)));
         let (v, m) = self.a.run(0, &mut p);
         (v, m, p)
@@ -152,7 +162,7 @@ fn a_packet_crosses_the_tunnel_through_both_pipelines() {
     for (i, size) in [1usize, 20, 100, 1000, 1392].into_iter().enumerate() {
         let payload: Vec<u8> = (0..size).map(|x| (x + i) as u8).collect();
         let inner = udp_ip("10.1.0.5", "10.2.0.5", 64, &payload);
-        let (v, m, mut p) = w.from_host_a(&payload);
+        let (v, m, mut p) = w.send_from_host_a(&payload);
         assert_eq!(v, Verdict::Continue);
         assert_eq!(m.out_port(), 1, "out of A's WAN port");
         let d = p.data().to_vec();
@@ -210,14 +220,14 @@ fn reframe(frame: &[u8], msg: &[u8]) -> Vec<u8> {
 fn hostile_packets_at_the_listen_port_are_counted_drops() {
     let mut w = World::new();
     // No session yet: dropped, and the workers ask for a handshake.
-    let (v, _, _) = w.from_host_a(b"early");
+    let (v, _, _) = w.send_from_host_a(b"early");
     assert_eq!(v, Verdict::Drop(DropReason::TunnelNoSession));
     assert!(w.da.peers[0].live.want_handshake.load(Relaxed));
     w.handshake();
-    let (_, _, sealed) = w.from_host_a(b"payload");
+    let (_, _, sealed) = w.send_from_host_a(b"payload");
     let good = sealed.data().to_vec();
     let msg_at = 42;
-    let mut b_run = |w: &mut World, frame: &[u8]| {
+    let b_run = |w: &mut World, frame: &[u8]| {
         let mut p = w.pool.packet(frame);
         w.b.run(1, &mut p).0
     };
@@ -253,7 +263,7 @@ fn hostile_packets_at_the_listen_port_are_counted_drops() {
     assert_eq!(b_run(&mut w, &reframe(&good, &m)), Verdict::Drop(DropReason::TunnelAllowedIps));
     // Too big for the tunnel MTU: without DF a drop; with DF an ICMP
     // "fragmentation needed" naming the tunnel MTU, back to the sender.
-    let (v, _, _) = w.from_host_a(&vec![0u8; 1420]);
+    let (v, _, _) = w.send_from_host_a(&vec![0u8; 1420]);
     assert_eq!(v, Verdict::Drop(DropReason::TunnelMtu));
     let mut big = udp_ip("10.1.0.5", "10.2.0.5", 64, &vec![0u8; 1420]);
     big[6] = 0x40;
