@@ -18,8 +18,16 @@ fn corpus(dir: &str) -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
+/// Printed, and appended to `$PATRONUS_SKIP_LOG` so `scripts/test.sh`
+/// lists it at the end.
 fn skip(test: &str, why: &str) {
-    println!("SKIPPED: {test}: {why}");
+    let line = format!("SKIPPED tunnel::{test}: {why}");
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("PATRONUS_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }
 }
 
 fn json(p: PathBuf) -> Value {
