@@ -89,11 +89,12 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     let app = lab.start(&cfg);
     let socket = socket_path(&pfx);
 
-    // The first ping starts the handshake; within a few seconds pings pass.
+    // wireguard-go initiates first (B pings A's host): the appliance is the
+    // responder, and its session is confirmed by wireguard-go's first packet.
     let start = Instant::now();
     let mut up = false;
     while start.elapsed() < Duration::from_secs(15) {
-        if lab.in_a("ping -c 1 -W 1 10.99.0.2").0 {
+        if lab.in_b("ping -c 1 -W 1 10.1.0.2").0 {
             up = true;
             break;
         }
@@ -103,6 +104,8 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
         serde_json::from_str(&text(&o.stdout)).expect("JSON")
     };
     assert!(up, "no ping through the tunnel: {}\n{}", peers(), lab.in_b("wg show").1);
+    let v = peers();
+    assert_eq!(v["peers"]["handshake"]["responses_sent"], 1, "wireguard-go initiated: {v}");
     let (ok, ping) = lab.in_a("ping -c 10 -i 0.05 -W 1 10.99.0.2");
     assert!(ok && ping.contains(" 0% packet loss"), "{ping}");
     let (ok, ping) = lab.in_b("ping -c 5 -i 0.05 -W 1 10.1.0.2");

@@ -282,3 +282,57 @@ fn hostile_packets_at_the_listen_port_are_counted_drops() {
     let (v, m) = w.b.run(1, &mut p);
     assert_eq!((v, m.out_port()), (Verdict::Continue, 0), "routed in clear");
 }
+
+/// The same crossing with IPv6 outer headers (endpoints on fd02::/64),
+/// the UDP checksum IPv6 requires included.
+#[test]
+fn a_packet_crosses_over_ipv6_outer_headers() {
+    use crate::wire::Ipv6Address;
+    let v6 = |s: &str| -> Ipv6Address { s.parse::<std::net::Ipv6Addr>().unwrap().into() };
+    let now = Duration::from_secs(100);
+    let mk = |lan: (&str, EthernetAddress), host: (&str, EthernetAddress), wan: (&str, EthernetAddress), far: (&str, EthernetAddress)| {
+        let mut l = iface("lan0", 0, lan.1, lan.0, 24);
+        l.v6.clear();
+        let w = Iface { name: "wan0".into(), port: 1, vlans: vlan::Stack::default(), mac: wan.1, mtu: 1500, v4: vec![], v6: vec![(v6(wan.0), 64)] };
+        let routes = Arc::new(Routes::build(vec![l, w], &[]).unwrap());
+        let neighbors = NeighborTable::build([(NeighborKey::v4(0, v4(host.0)), host.1), (NeighborKey::v6(1, v6(far.0)), far.1)]);
+        let fib = Publisher::new(Fib::new(routes, neighbors));
+        let tunnels = Publisher::new(Tunnels::off());
+        let c = FixedClock(ticks(now));
+        let stages = (
+            Decap::new(tunnels.reader(), fib.reader(), c),
+            (Encap::new(tunnels.reader(), fib.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)),
+        );
+        Site { stages, tunnels, _fib: fib }
+    };
+    let mut a = mk(("10.1.0.1", A_LAN), ("10.1.0.5", HOST_A), ("fd02::1", A_WAN), ("fd02::2", B_WAN));
+    let mut b = mk(("10.2.0.1", B_LAN), ("10.2.0.5", HOST_B), ("fd02::2", B_WAN), ("fd02::1", A_WAN));
+    let (a_sec, a_pub) = keypair(31);
+    let (b_sec, b_pub) = keypair(32);
+    let peer = |public, ep: &str| PeerConfig { public, psk: None, endpoint: Some(ep.parse().unwrap()), persistent_keepalive: None };
+    let mut da = Device::new(a_sec, vec![peer(b_pub, "[fd02::2]:51820")], test_rng(31));
+    let mut db = Device::new(b_sec, vec![peer(a_pub, "[fd02::1]:51820")], test_rng(32));
+    let init = da.initiate(0, now, Duration::from_secs(1_700_000_000)).unwrap();
+    let InitiationOutcome::Response { msg, .. } = db.handle_initiation(&init, addr("[fd02::1]:51820"), now).unwrap() else { panic!() };
+    da.handle_response(&msg, addr("[fd02::2]:51820"), now).unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    a.tunnels.publish(da.snapshot(51820, 1420, &[(ip(B_ALLOWED), 24, 0)], ticks));
+    b.tunnels.publish(db.snapshot(51820, 1420, &[(ip(A_ALLOWED), 24, 0)], ticks));
+
+    let pool = HeapPool::new();
+    let inner = udp_ip("10.1.0.5", "10.2.0.5", 64, b"over six");
+    let mut p = pool.packet(&eth(A_LAN, HOST_A, &inner));
+    let (v, m) = a.run(0, &mut p);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, 1), "{:?}", m.dropped());
+    let d = p.data().to_vec();
+    assert_eq!(&d[12..14], &[0x86, 0xdd]);
+    let ip6 = crate::wire::ipv6::Packet::new_checked(&d[14..]).unwrap();
+    assert_eq!((ip6.src_addr(), ip6.dst_addr(), ip6.next_header()), (v6("fd02::1"), v6("fd02::2"), 17));
+    let u = crate::wire::udp::Packet::new_checked(ip6.payload()).unwrap();
+    let pseudo = crate::wire::checksum::pseudo_v6(v6("fd02::1"), v6("fd02::2"), 17, u.len() as u32);
+    assert!(u.checksum() != 0 && u.verify_checksum(pseudo), "UDP over IPv6 carries a valid checksum");
+    let (v, m) = b.run(1, &mut p);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, 0), "{:?}", m.dropped());
+    assert_eq!(&p.data()[..6], &HOST_B.0);
+    assert_eq!(&p.data()[14 + 28..], b"over six");
+}
