@@ -16,7 +16,7 @@ use super::session::Session;
 use super::PeerLive;
 use crate::counters::DropReason;
 use crate::packet::Packet;
-use crate::pipeline::{Meta, Stage, Verdict, NO_PORT};
+use crate::pipeline::{each_packet, Meta, Metas, Stage, Verdict, NO_PORT};
 use crate::rcu::Reader;
 use crate::router::fib::Fib;
 use crate::router::lpm::Lpm;
@@ -156,6 +156,46 @@ fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Result<Outer, DropRea
     Some(Ok(Outer { msg, len: u.len() as usize - udp::HEADER_LEN, src: SocketAddr::new(src, u.src_port()) }))
 }
 
+/// One burst's traffic for the peer its packets belong to, written to the
+/// peer's shared counters once (when the peer changes, and at the end)
+/// rather than per packet.
+struct Tally {
+    peer: usize,
+    packets: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    const NONE: Tally = Tally { peer: usize::MAX, packets: 0, bytes: 0 };
+
+    #[inline(always)]
+    fn add(&mut self, t: &Tunnels, peer: usize, bytes: usize, rx: bool, now: u64) {
+        if peer != self.peer {
+            self.flush(t, rx, now);
+            self.peer = peer;
+        }
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+
+    #[inline]
+    fn flush(&mut self, t: &Tunnels, rx: bool, now: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.packets > 0 {
+            if let Some(p) = t.peers.get(self.peer) {
+                let l = &p.live;
+                let (packets, bytes, last) =
+                    if rx { (&l.rx_packets, &l.rx_bytes, &l.last_rx) } else { (&l.tx_packets, &l.tx_bytes, &l.last_tx) };
+                packets.fetch_add(self.packets, Relaxed);
+                bytes.fetch_add(self.bytes, Relaxed);
+                last.store(now, Relaxed);
+            }
+        }
+        self.packets = 0;
+        self.bytes = 0;
+    }
+}
+
 /// Opens transport messages to the listen port; punts handshakes.
 pub struct Decap<C: Clock> {
     tunnels: Reader<Tunnels>,
@@ -176,8 +216,29 @@ impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
         self.fib.refresh();
     }
 
-    #[inline]
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        let (now, mut tally) = (self.clock.now(), Tally::NONE);
+        let v = self.open_one(in_port, pkt, meta, now, &mut tally);
+        tally.flush(self.tunnels.get(), true, now);
+        v
+    }
+
+    /// The clock is read once per burst, and each peer's counters written once.
+    #[inline]
+    fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+        if self.tunnels.get().listen_port == 0 {
+            return;
+        }
+        let (now, mut tally) = (self.clock.now(), Tally::NONE);
+        let this = &*self;
+        each_packet(pkts, metas, |pkt: &mut P, meta: &mut Meta| this.open_one(in_port, pkt, meta, now, &mut tally));
+        tally.flush(self.tunnels.get(), true, now);
+    }
+}
+
+impl<C: Clock> Decap<C> {
+    #[inline(always)]
+    fn open_one<P: Packet>(&self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta, now: u64, tally: &mut Tally) -> Verdict {
         let t = self.tunnels.get();
         if t.listen_port == 0 || meta.out_port() != NO_PORT {
             return Verdict::Continue;
@@ -206,7 +267,6 @@ impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
         }
         let (index, _) = wg::transport_header(msg);
         let Some(s) = t.session(index) else { return Verdict::Drop(DropReason::TunnelUnknownIndex) };
-        let now = self.clock.now();
         if now >= s.recv_until {
             return Verdict::Drop(DropReason::TunnelExpired);
         }
@@ -215,12 +275,9 @@ impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
             Err(r) => return Verdict::Drop(r),
         };
         let peer = s.session.peer;
-        let live = &t.peers[peer].live;
-        live.rx_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        live.rx_bytes.fetch_add(outer.len as u64, std::sync::atomic::Ordering::Relaxed);
-        live.last_rx.store(now, std::sync::atomic::Ordering::Relaxed);
+        tally.add(t, peer, outer.len, true, now);
         if now >= s.rekey_at {
-            live.ask_handshake();
+            t.peers[peer].live.ask_handshake();
         }
         let _ = outer.src; // endpoints are learnt from handshakes (see docs/TUNNELS.md)
         if n == 0 {
@@ -371,8 +428,28 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
         self.fib.refresh();
     }
 
-    #[inline]
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
+        let (now, mut tally) = (self.clock.now(), Tally::NONE);
+        let v = self.seal_one(in_port, pkt, meta, now, &mut tally);
+        tally.flush(self.tunnels.get(), false, now);
+        v
+    }
+
+    /// The clock is read once per burst, and each peer's counters written once.
+    #[inline]
+    fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
+        if self.tunnels.get().peers.is_empty() {
+            return;
+        }
+        let (now, mut tally) = (self.clock.now(), Tally::NONE);
+        each_packet(pkts, metas, |pkt: &mut P, meta: &mut Meta| self.seal_one(in_port, pkt, meta, now, &mut tally));
+        tally.flush(self.tunnels.get(), false, now);
+    }
+}
+
+impl<C: Clock> Encap<C> {
+    #[inline(always)]
+    fn seal_one<P: Packet>(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta, now: u64, tally: &mut Tally) -> Verdict {
         const ETH: usize = ethernet::HEADER_LEN;
         let t = self.tunnels.get();
         if t.peers.is_empty() || meta.out_port() != NO_PORT {
@@ -408,7 +485,6 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
             return self.too_big(in_port, pkt, meta, mtu);
         }
         let path = &t.peers[peer];
-        let now = self.clock.now();
         let Some(s) = path.send.iter().flatten().find(|s| s.session.confirmed() && now < s.send_until) else {
             path.live.ask_handshake();
             return Verdict::Drop(DropReason::TunnelNoSession);
@@ -446,10 +522,7 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
         if !emit_ip_udp(egress.src, t.listen_port, endpoint, &mut d[ETH..msg_at + msg_len]) {
             return Verdict::Drop(DropReason::NoRoute);
         }
-        let live = &path.live;
-        live.tx_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        live.tx_bytes.fetch_add(msg_len as u64, std::sync::atomic::Ordering::Relaxed);
-        live.last_tx.store(now, std::sync::atomic::Ordering::Relaxed);
+        tally.add(t, peer, msg_len, false, now);
         match router::output(fib, pkt, meta, in_port, &egress) {
             Ok(()) => Verdict::Continue,
             Err(r) => Verdict::Drop(r),

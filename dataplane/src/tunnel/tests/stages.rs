@@ -293,7 +293,15 @@ fn a_packet_crosses_over_ipv6_outer_headers() {
     let mk = |lan: (&str, EthernetAddress), host: (&str, EthernetAddress), wan: (&str, EthernetAddress), far: (&str, EthernetAddress)| {
         let mut l = iface("lan0", 0, lan.1, lan.0, 24);
         l.v6.clear();
-        let w = Iface { name: "wan0".into(), port: 1, vlans: vlan::Stack::default(), mac: wan.1, mtu: 1500, v4: vec![], v6: vec![(v6(wan.0), 64)] };
+        let w = Iface {
+            name: "wan0".into(),
+            port: 1,
+            vlans: vlan::Stack::default(),
+            mac: wan.1,
+            mtu: 1500,
+            v4: vec![],
+            v6: vec![(v6(wan.0), 64)],
+        };
         let routes = Arc::new(Routes::build(vec![l, w], &[]).unwrap());
         let neighbors = NeighborTable::build([(NeighborKey::v4(0, v4(host.0)), host.1), (NeighborKey::v6(1, v6(far.0)), far.1)]);
         let fib = Publisher::new(Fib::new(routes, neighbors));
