@@ -118,6 +118,10 @@ drop_reasons! {
     TunnelMtu => "tunnel_mtu",
     /// A keepalive: authenticated and consumed (not an error).
     TunnelKeepalive => "tunnel_keepalive",
+    /// The QoS class queue of the egress port was full (tail drop).
+    QosQueueFull => "qos_queue_full",
+    /// Dropped by CoDel from a QoS queue that stayed above its target delay.
+    QosCodel => "qos_codel",
 }
 
 /// Counters of one port as seen by one worker. Bytes are summed per burst

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod latency;
 pub mod packet;
 pub mod pipeline;
+pub mod qos;
 pub mod rcu;
 pub mod router;
 pub mod tunnel;
