@@ -19,13 +19,20 @@ pub const TO_CONTROL: PortIdx = PortIdx::MAX - 1;
 /// How many packets ahead of the one being processed to prefetch.
 pub const PREFETCH_OFFSET: usize = 3;
 
-/// Per-packet metadata: where the packet goes, or why it was dropped.
-/// One `u32` (egress port in bits 0-15, drop reason + 1 in bits 16-23, a
-/// noted reason + 1 in bits 24-31), so a burst's worth initialises, fills
-/// and compares as vectors.
+/// Per-packet metadata: where the packet goes, its QoS class, or why it
+/// was dropped. One `u32` (egress port in bits 0-15, drop reason + 1 in
+/// bits 16-21, a noted reason + 1 in bits 22-27, QoS class + 1 in bits
+/// 28-31), so a burst's worth initialises, fills and compares as vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Meta(u32);
+
+const DROP_SHIFT: u32 = 16;
+const NOTED_SHIFT: u32 = 22;
+const REASON_MASK: u32 = 0x3f;
+const CLASS_SHIFT: u32 = 28;
+const _: () = assert!(DropReason::COUNT < REASON_MASK as usize, "drop reasons fit in 6 bits");
+const _: () = assert!(crate::qos::CLASSES < 15, "classes fit in 4 bits");
 
 impl Meta {
     /// A live packet with no egress yet.
@@ -47,13 +54,13 @@ impl Meta {
     /// continues to `out_port`: counted as a drop and as a reply.
     #[inline(always)]
     pub fn set_noted(&mut self, reason: DropReason) {
-        self.0 = (self.0 & 0x00ff_ffff) | (reason as u32 + 1) << 24;
+        self.0 = (self.0 & !(REASON_MASK << NOTED_SHIFT)) | (reason as u32 + 1) << NOTED_SHIFT;
     }
 
     /// The reason noted by [`Meta::set_noted`], if any.
     #[inline(always)]
     pub fn noted(self) -> Option<DropReason> {
-        match self.0 >> 24 {
+        match (self.0 >> NOTED_SHIFT) & REASON_MASK {
             0 => None,
             d => DropReason::ALL.get(d as usize - 1).copied(),
         }
@@ -62,7 +69,7 @@ impl Meta {
     /// Why the packet was dropped, if it was.
     #[inline(always)]
     pub fn dropped(self) -> Option<DropReason> {
-        match (self.0 >> 16) & 0xff {
+        match (self.0 >> DROP_SHIFT) & REASON_MASK {
             0 => None,
             d => DropReason::ALL.get(d as usize - 1).copied(),
         }
@@ -70,13 +77,27 @@ impl Meta {
 
     #[inline(always)]
     pub fn is_dropped(self) -> bool {
-        self.0 & 0x00ff_0000 != 0
+        self.0 & REASON_MASK << DROP_SHIFT != 0
     }
 
     /// Marks the packet dropped; later stages skip it.
     #[inline(always)]
     pub fn set_dropped(&mut self, reason: DropReason) {
-        self.0 = (self.0 & 0xff00_ffff) | (reason as u32 + 1) << 16;
+        self.0 = (self.0 & !(REASON_MASK << DROP_SHIFT)) | (reason as u32 + 1) << DROP_SHIFT;
+    }
+
+    /// The QoS class a stage gave the packet, if any.
+    #[inline(always)]
+    pub fn class(self) -> Option<crate::qos::Class> {
+        match self.0 >> CLASS_SHIFT {
+            0 => None,
+            c => crate::qos::Class::ALL.get(c as usize - 1).copied(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn set_class(&mut self, class: crate::qos::Class) {
+        self.0 = (self.0 & !(0xf << CLASS_SHIFT)) | (class as u32 + 1) << CLASS_SHIFT;
     }
 }
 
@@ -419,6 +440,23 @@ mod tests {
         fn process(&mut self, _: PortIdx, pkt: &mut P, _: &mut Meta) -> Verdict {
             pkt.data_mut()[0] = self.0;
             Verdict::Continue
+        }
+    }
+
+    #[test]
+    fn meta_carries_a_class_beside_port_and_reasons() {
+        for c in crate::qos::Class::ALL {
+            let mut m = Meta::NEW;
+            assert_eq!(m.class(), None);
+            m.set_out_port(5);
+            m.set_class(c);
+            m.set_dropped(DropReason::ALL[DropReason::COUNT - 1]);
+            m.set_noted(DropReason::TxFull);
+            assert_eq!((m.class(), m.out_port()), (Some(c), 5));
+            assert_eq!(m.dropped(), Some(DropReason::ALL[DropReason::COUNT - 1]));
+            assert_eq!(m.noted(), Some(DropReason::TxFull));
+            m.set_class(crate::qos::Class::Bulk);
+            assert_eq!(m.class(), Some(crate::qos::Class::Bulk));
         }
     }
 

@@ -120,8 +120,9 @@ struct File {
 struct AppDef {
     name: String,
     category: String,
+    /// QoS class name; default from the category.
     #[serde(default)]
-    qos: u8,
+    class: Option<String>,
     #[serde(default)]
     hosts: Vec<String>,
     /// "tcp/443", "udp/3478".
@@ -205,8 +206,9 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
             errors.push(loc.error(&at("category"), format!("unknown category `{}`, expected one of {}", a.category, names.join(", "))));
             Category::Unknown
         });
-        if a.qos > 7 {
-            errors.push(loc.error(&at("qos"), format!("{} is out of range 0..=7", a.qos)));
+        if let Some(c) = a.class.as_deref().filter(|c| dataplane::qos::Class::from_name(c).is_none()) {
+            let names: Vec<&str> = dataplane::qos::Class::ALL.iter().map(|c| c.name()).collect();
+            errors.push(loc.error(&at("class"), format!("unknown class {c:?}; expected one of: {}", names.join(", "))));
         }
         let mut ports = Vec::new();
         for (j, p) in a.ports.iter().enumerate() {
@@ -270,7 +272,11 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
                 }
             }
         }
-        set.apps.push(AppSig { app: App { name: a.name, category, qos: a.qos }, hosts: a.hosts, patterns, ports, protocol, over, ips });
+        set.apps.push(AppSig { app: App {
+                name: a.name,
+                category,
+                class: a.class.as_deref().and_then(dataplane::qos::Class::from_name).unwrap_or(dataplane::qos::Class::for_category(category)),
+            }, hosts: a.hosts, patterns, ports, protocol, over, ips });
     }
     // Compile to catch duplicates and bad hosts, placed at their app.
     if errors.is_empty() {

@@ -12,7 +12,7 @@ fn dpi() -> Dpi {
     let mut set = SignatureSet::default();
     for (i, p) in Proto::ALL.iter().enumerate().skip(1) {
         set.apps.push(AppSig {
-            app: App { name: format!("p{i}"), category: Category::Web, qos: 0 },
+            app: App { name: format!("p{i}"), category: Category::Web, class: Default::default() },
             hosts: vec![format!("h{i}.example")],
             patterns: vec![Pattern { bytes: vec![i as u8, 0xff], offset: Some(i as u16), depth: 0, proto: 0, within: (i % 2 == 0).then_some(*p) }],
             ports: vec![(17, i as u16)],

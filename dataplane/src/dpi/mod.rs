@@ -107,8 +107,8 @@ pub const UNKNOWN: AppId = 0;
 pub struct App {
     pub name: String,
     pub category: Category,
-    /// Default QoS class (0 best effort .. 7 highest).
-    pub qos: u8,
+    /// QoS class of its traffic unless a policy says otherwise.
+    pub class: crate::qos::Class,
 }
 
 /// A payload pattern of an application.
@@ -242,7 +242,7 @@ pub struct FlowDpi {
     pub proto: Proto,
     pub basis: Basis,
     pub category: Category,
-    pub qos: u8,
+    pub class: crate::qos::Class,
     pub host: Name,
     /// Payload-carrying packets inspected per direction.
     pub inspected: [u8; 2],
@@ -341,7 +341,7 @@ impl Dpi {
     /// counters stay attached to its name; a removed application's id stays
     /// reserved, unmatched.
     pub fn compile_with(set: &SignatureSet, max_packets: u8, ids: &mut AppIds) -> Result<Dpi, SigError> {
-        let mut apps: Vec<App> = ids.names.iter().map(|n| App { name: n.clone(), category: Category::Unknown, qos: 0 }).collect();
+        let mut apps: Vec<App> = ids.names.iter().map(|n| App { name: n.clone(), category: Category::Unknown, class: Default::default() }).collect();
         let mut by_name = HashMap::new();
         let mut hosts = HashMap::new();
         let mut pats = Vec::new();
@@ -410,7 +410,7 @@ impl Dpi {
                 }
             }
             if apps.len() <= id as usize {
-                apps.resize(id as usize + 1, App { name: String::new(), category: Category::Unknown, qos: 0 });
+                apps.resize(id as usize + 1, App { name: String::new(), category: Category::Unknown, class: Default::default() });
             }
             apps[id as usize] = sig.app.clone();
         }
@@ -673,7 +673,7 @@ impl Dpi {
         st.status = Status::Decided;
         st.app = app;
         st.basis = basis;
-        st.qos = a.qos;
+        st.class = a.class;
         // A name lookup is network plumbing whatever it names; a download
         // over HTTP is a file transfer whatever the site.
         st.category = if st.proto == Proto::Dns {

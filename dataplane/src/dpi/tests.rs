@@ -7,7 +7,7 @@ const HELLO: &[u8] = include_bytes!("testdata/openssl-clienthello-youtube.bin");
 
 fn sigs() -> Dpi {
     let app = |name: &str, cat, hosts: &[&str], protocol| AppSig {
-        app: App { name: name.into(), category: cat, qos: 1 },
+        app: App { name: name.into(), category: cat, class: Default::default() },
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         patterns: vec![],
         ports: vec![],
@@ -156,7 +156,7 @@ fn an_unidentified_flow_gives_up_after_its_budget_and_stays_unknown() {
 fn bad_signatures_are_refused() {
     let mut set = SignatureSet::default();
     let a = AppSig {
-        app: App { name: "A".into(), category: Category::Web, qos: 0 },
+        app: App { name: "A".into(), category: Category::Web, class: Default::default() },
         hosts: vec!["a.com".into()],
         patterns: vec![],
         ports: vec![],
@@ -250,7 +250,7 @@ fn a_quic_flow_is_classified_by_its_decrypted_sni() {
 
 fn rich() -> Dpi {
     let app = |name: &str, cat, protocol| AppSig {
-        app: App { name: name.into(), category: cat, qos: 1 },
+        app: App { name: name.into(), category: cat, class: Default::default() },
         hosts: vec![],
         patterns: vec![],
         ports: vec![],
@@ -354,7 +354,7 @@ fn a_dns_cache_verdict_yields_to_the_flows_own_name() {
     let mut set = SignatureSet::default();
     for (name, hosts) in [("CDN", vec!["cdn.example".to_owned()]), ("YouTube", vec!["youtube.com".to_owned()])] {
         set.apps.push(AppSig {
-            app: App { name: name.into(), category: Category::Web, qos: 1 },
+            app: App { name: name.into(), category: Category::Web, class: Default::default() },
             hosts,
             patterns: vec![],
             ports: vec![],

@@ -195,7 +195,13 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
         }
         for i in 0..n {
             if let Some(p) = &parsed[i] {
-                self.packet(pkts[i].data(), p, hashes[i]);
+                let class = self.packet(pkts[i].data(), p, hashes[i]);
+                // Standard is what an unmarked packet gets: a burst of it stays uniform.
+                if class != crate::qos::Class::Standard {
+                    let mut m = metas.get(i);
+                    m.set_class(class);
+                    metas.set(i, m);
+                }
             }
         }
     }
@@ -210,16 +216,20 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
             self.counters.unparsed.add(1);
             return Verdict::Continue;
         };
-        self.packet(data, &p, p.key.hash());
+        let class = self.packet(data, &p, p.key.hash());
+        if class != crate::qos::Class::Standard {
+            meta.set_class(class);
+        }
         Verdict::Continue
     }
 }
 
 impl<C: Clock> Classifier<C> {
     /// One parsed packet: its flow found (or created) and counted, its
-    /// payload inspected while the flow wants it.
+    /// payload inspected while the flow wants it. Returns the flow's QoS
+    /// class (its application's, once decided).
     #[inline(always)]
-    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) {
+    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) -> crate::qos::Class {
         let now = self.now;
         let (flow, d) = self.table.lookup_or_insert_hashed(&p.key, hash, p.dir, now);
         account(flow, d, p.ip_len, &p.l4, now);
@@ -234,5 +244,6 @@ impl<C: Clock> Classifier<C> {
                 self.counters.apps[slot].add(1);
             }
         }
+        flow.dpi.class
     }
 }

@@ -29,7 +29,7 @@ use codel::{Codel, CodelConf};
 use rate::{Credit, SharedRate};
 
 /// Traffic classes, highest priority first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Class {
     /// The appliance's own handshakes, probes and BFD.
@@ -41,6 +41,7 @@ pub enum Class {
     /// Video.
     Streaming = 3,
     /// Web, databases: the default.
+    #[default]
     Standard = 4,
     /// File transfer.
     Bulk = 5,
@@ -64,6 +65,18 @@ impl Class {
 
     pub fn from_name(s: &str) -> Option<Class> {
         Class::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The class of an application of `category` that names none.
+    pub fn for_category(category: crate::dpi::Category) -> Class {
+        use crate::dpi::Category as C;
+        match category {
+            C::VoIP | C::Gaming => Class::RealTime,
+            C::Conferencing | C::RemoteAccess => Class::Interactive,
+            C::Video | C::Music => Class::Streaming,
+            C::FileTransfer | C::Cloud => Class::Bulk,
+            _ => Class::Standard,
+        }
     }
 }
 
