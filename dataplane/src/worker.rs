@@ -16,6 +16,7 @@ use crate::counters::{DropReason, PortCounters, WorkerCounters};
 use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
 use crate::pipeline::{Meta, Metas, Stage, TO_CONTROL};
+use crate::qos::Scheduler;
 use crate::{PortIdx, MAX_BURST};
 
 /// Empty polls in a row before adaptive mode starts sleeping.
@@ -75,6 +76,9 @@ struct TxPort<T, P> {
     buf: Burst<P>,
     /// Start of the iteration whose packet began the buffered batch.
     since: u64,
+    /// The port's QoS scheduler, when the port is shaped: packets wait in
+    /// its class queues and leave through `buf` as its rates allow.
+    qos: Option<Scheduler<P>>,
 }
 
 /// What a worker measures about latency (see [`crate::latency`]).
@@ -121,6 +125,8 @@ pub struct Worker<R: RxQueue, T, S, C> {
 /// residence-latency recorder.
 struct Egress<T, P> {
     tx: Vec<TxPort<T, P>>,
+    /// The clock at the start of this poll iteration (QoS arrival times).
+    now: u64,
     punt: Option<PuntRing<P>>,
     trash: Burst<P>,
     lat: Option<TxLatency>,
@@ -163,7 +169,7 @@ where
         for (i, p) in ports.into_iter().enumerate() {
             assert_eq!(p.port as usize, i, "ports in index order");
             rx.extend(p.rx.into_iter().map(|q| (p.port, q)));
-            tx.push(TxPort { queue: p.tx, buf: Burst::new(), since: 0 });
+            tx.push(TxPort { queue: p.tx, buf: Burst::new(), since: 0, qos: None });
         }
         let (lat, iteration) = match latency {
             Some(l) => (
@@ -172,7 +178,14 @@ where
             ),
             None => (None, None),
         };
-        Worker { rx, out: Egress { tx, punt, trash: Burst::new(), lat }, stages, counters, conf, clock, iteration }
+        Worker { rx, out: Egress { tx, now: 0, punt, trash: Burst::new(), lat }, stages, counters, conf, clock, iteration }
+    }
+
+    /// Shapes `port` with `sched` (its class queues on this worker).
+    pub fn set_qos(&mut self, port: PortIdx, sched: Scheduler<R::Pkt>) {
+        if let Some(tx) = self.out.tx.get_mut(port as usize) {
+            tx.qos = Some(sched);
+        }
     }
 
     /// Polls until `stop` is set, then flushes what is buffered.
@@ -187,6 +200,7 @@ where
 
         while !stop.load(Relaxed) {
             self.stages.tick();
+            self.out.now = last;
             if let Some(l) = self.out.lat.as_mut() {
                 l.t0 = last;
                 l.rec.sync();
@@ -201,6 +215,7 @@ where
             }
 
             let now = self.clock.now();
+            let shaping = drain_qos(&mut self.out, &self.counters, now, self.conf.burst);
             let took = now.wrapping_sub(last);
             if got > 0 {
                 core.busy_cycles.add(took);
@@ -219,7 +234,8 @@ where
                 last_drain = now;
             }
             if let PollMode::Adaptive { max_sleep } = self.conf.mode {
-                if let Some(nap) = idle.after_poll(got, max_sleep) {
+                // Shaped packets waiting for credit keep the loop awake.
+                if let Some(nap) = idle.after_poll(got + shaping, max_sleep) {
                     flush_all(&mut self.out, &self.counters);
                     core.sleeps.add(1);
                     std::thread::sleep(nap);
@@ -261,9 +277,9 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
                 return;
             }
             (None, TO_CONTROL) => {}
-            (None, out_port) => {
+            (None, _) => {
                 account_replies(port, meta, n, counters);
-                return send_burst(rx, S::KEEPS_LENGTH.then_some(rx_bytes), port, out_port, out, counters, flush_at);
+                return send_burst(rx, S::KEEPS_LENGTH.then_some(rx_bytes), port, meta, out, counters, flush_at);
             }
         }
     }
@@ -298,9 +314,74 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
         };
     }
     match egress(port, meta.out_port(), &mut out.tx) {
-        Ok(tx) => buffer(tx, pkt, &counters.ports[meta.out_port() as usize], flush_at, &mut out.lat),
+        Ok(tx) => match tx.qos.as_mut() {
+            Some(q) => enqueue(q, pkt, meta, &counters.ports[meta.out_port() as usize], &mut out.trash, out.now),
+            None => buffer(tx, pkt, &counters.ports[meta.out_port() as usize], flush_at, &mut out.lat),
+        },
         Err((at, reason)) => counters.ports[at as usize].drop(reason, 1),
     }
+}
+
+/// Queues a packet in its class on a shaped port; a full queue is a
+/// counted drop on that port.
+#[inline(always)]
+fn enqueue<P: Packet>(q: &mut Scheduler<P>, pkt: P, meta: Meta, counters: &PortCounters, trash: &mut Burst<P>, now: u64) {
+    let len = pkt.wire_len();
+    if let Err(pkt) = q.enqueue(pkt, len, meta.class().unwrap_or_default(), now) {
+        counters.drop(DropReason::QosQueueFull, 1);
+        if let Err(p) = trash.push(pkt) {
+            drop(p);
+        }
+    }
+}
+
+/// Moves what the shapers allow from every shaped port's class queues to
+/// its TX buffer (DSCP marked), flushing as buffers fill. Returns how many
+/// packets are still waiting (the loop must not nap on them).
+#[inline]
+fn drain_qos<P: Packet, T: TxQueue<P>>(out: &mut Egress<T, P>, counters: &WorkerCounters, now: u64, flush_at: usize) -> usize {
+    let mut waiting = 0;
+    let Egress { tx, lat, trash, .. } = out;
+    for (i, port) in tx.iter_mut().enumerate() {
+        let TxPort { queue, buf, since, qos } = port;
+        let Some(q) = qos.as_mut() else { continue };
+        let c = &counters.ports[i];
+        let marks = q.dscp_marks();
+        loop {
+            let room = flush_at.saturating_sub(buf.len());
+            let mut moved = 0;
+            q.dequeue(
+                now,
+                room,
+                |mut pkt, class| {
+                    if let Some(d) = marks[class as usize] {
+                        crate::qos::mark_dscp(pkt.data_mut(), d);
+                    }
+                    if buf.is_empty() {
+                        *since = lat.as_ref().map_or(0, |l| l.t0);
+                    }
+                    // Cannot fail: at most `room` packets come out.
+                    let _ = buf.push(pkt);
+                    moved += 1;
+                },
+                |pkt, reason| {
+                    c.drop(reason, 1);
+                    if let Err(p) = trash.push(pkt) {
+                        drop(p);
+                    }
+                },
+            );
+            if buf.len() >= flush_at {
+                transmit(queue.as_mut(), buf, None, c, *since, lat);
+            }
+            if moved < room || room == 0 {
+                break;
+            }
+        }
+        waiting += q.queued();
+        trash.free();
+    }
+    waiting
 }
 
 /// Counts packets turned into an ICMP error in place: a drop of the
@@ -332,17 +413,25 @@ fn send_burst<P: Packet, T: TxQueue<P>>(
     rx: &mut Burst<P>,
     rx_bytes: Option<u64>,
     in_port: PortIdx,
-    out_port: PortIdx,
+    meta: Meta,
     out: &mut Egress<T, P>,
     counters: &WorkerCounters,
     flush_at: usize,
 ) {
-    let Egress { tx, lat, .. } = out;
+    let out_port = meta.out_port();
+    let Egress { tx, lat, trash, now, .. } = out;
     let port = match egress(in_port, out_port, tx) {
         Ok(port) => port,
         Err((at, reason)) => return counters.ports[at as usize].drop(reason, rx.free() as u64),
     };
     let out_counters = &counters.ports[out_port as usize];
+    if let Some(q) = port.qos.as_mut() {
+        for pkt in rx.drain() {
+            enqueue(q, pkt, meta, out_counters, trash, *now);
+        }
+        trash.free();
+        return;
+    }
     if port.buf.is_empty() && rx.len() >= flush_at {
         let since = lat.as_ref().map_or(0, |l| l.t0);
         return transmit(port.queue.as_mut(), rx, rx_bytes, out_counters, since, lat);
@@ -443,7 +532,7 @@ impl Backoff {
 mod tests {
     use super::*;
     use crate::packet::{HeapPacket, HeapPool};
-    use crate::pipeline::{Meta, XConnect};
+    use crate::pipeline::{Meta, Verdict, XConnect};
     use std::collections::VecDeque;
     use std::sync::atomic::AtomicU64;
     use std::sync::Mutex;
@@ -556,6 +645,48 @@ mod tests {
 
     fn conf(burst: usize, drain_cycles: u64) -> WorkerConf {
         WorkerConf { burst, drain_cycles, mode: PollMode::Busy }
+    }
+
+    /// Sends everything to port 1; packets whose first byte is below 100
+    /// are RealTime, the rest Bulk.
+    struct ClassBy;
+    impl Stage<HeapPacket> for ClassBy {
+        fn process(&mut self, _: PortIdx, pkt: &mut HeapPacket, meta: &mut Meta) -> Verdict {
+            meta.set_out_port(1);
+            meta.set_class(if pkt.data()[0] < 100 { crate::qos::Class::RealTime } else { crate::qos::Class::Bulk });
+            Verdict::Continue
+        }
+    }
+
+    #[test]
+    fn a_shaped_port_sends_at_its_rate_and_realtime_overtakes_queued_bulk() {
+        let rig = Rig::new(usize::MAX);
+        // 64-byte frames at 512 kbit/s: one per millisecond; polls every 0.1 ms.
+        let mut qconf = crate::qos::PortQosConf::new(512_000);
+        qconf.burst_bytes = 64;
+        // RealTime's burst here is the whole link's rate: let priority take it all.
+        qconf.priority_cap_pct = 100;
+        let shaper = crate::qos::PortShaper::new(qconf, 1_000_000_000);
+        let script = vec![rig.burst(100..120), rig.burst(1..6)];
+        let rx = ScriptRx { script: script.into(), clock: rig.clock.clone(), tick: 100_000, stop: rig.stop.clone(), idle_polls: 400 };
+        let ports = vec![
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, None, ClassBy, rig.counters.clone(), conf(32, 1), rig.clock.clone());
+        w.set_qos(1, crate::qos::Scheduler::new(shaper, 1_000_000_000));
+        w.run(&rig.stop);
+        let sent = rig.tx.sent.lock().unwrap();
+        let order: Vec<u8> = sent.iter().flat_map(|(_, ids)| ids.clone()).collect();
+        assert_eq!(order.len(), 25, "everything leaves in the end: {order:?}");
+        let first_rt = order.iter().position(|&i| i < 100).unwrap();
+        assert!(first_rt <= 2, "RealTime overtakes the queued Bulk: {order:?}");
+        assert!(order[first_rt..first_rt + 5].iter().all(|&i| i < 100), "{order:?}");
+        // One frame per millisecond.
+        let (t0, t1) = (sent.first().unwrap().0, sent.last().unwrap().0);
+        let ms = (t1 - t0) as f64 / 1e6;
+        assert!((23.0..=25.5).contains(&ms), "25 frames took {ms} ms at one per ms");
+        assert_eq!(rig.pool.in_use(), 0);
     }
 
     #[test]

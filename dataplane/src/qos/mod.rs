@@ -257,6 +257,16 @@ impl<P> Scheduler<P> {
         self.queues.iter().all(|q| q.is_empty())
     }
 
+    /// Packets queued in every class.
+    pub fn queued(&self) -> usize {
+        self.queues.iter().map(|q| q.len()).sum()
+    }
+
+    /// The DSCP each class is marked with on egress.
+    pub fn dscp_marks(&self) -> [Option<u8>; CLASSES] {
+        std::array::from_fn(|c| self.shaper.conf.classes[c].dscp)
+    }
+
     /// Queues a packet of `len` bytes; hands it back when the class's queue
     /// is full (a tail drop, counted here; the caller frees it).
     #[inline]
