@@ -113,10 +113,11 @@ enum Command {
     /// (by reason, per core and port), workers, latency (p50..max of packet
     /// residence, loop iterations and stage cycles), neighbors, flows (the
     /// flow tables), apps (flows decided per application), peers (tunnel
-    /// peers, like `wg show`: endpoint, latest handshake, transfer).
+    /// peers, like `wg show`: endpoint, latest handshake, transfer), qos
+    /// (per shaped port and class: queue depth, sent, drops by reason).
     Show {
         /// What to show.
-        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "peers", "queues"])]
+        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "peers", "qos", "queues"])]
         what: String,
         #[command(flatten)]
         target: Target,

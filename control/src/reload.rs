@@ -20,6 +20,7 @@ const RESTART: &[&str] = &[
     "port[].rx_ring_size",
     "port[].tx_ring_size",
     "port[].rx_queues",
+    "port[].qos",
     "dpi.enabled",
     "dpi.flows",
     "dpi.dns_cache",
@@ -74,6 +75,7 @@ pub fn plan(running: &Config, new: &Config) -> Plan {
                 p.rx_ring_size = rp.rx_ring_size;
                 p.tx_ring_size = rp.tx_ring_size;
                 p.rx_queues = rp.rx_queues;
+                p.qos = rp.qos.clone();
                 p
             }
             _ => rp.clone(),

@@ -308,6 +308,18 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         book.add(lcore, Measure::Iteration, slots[1].clone());
     }
     let every = cfg.worker.latency_sample;
+    for (i, p) in cfg.port.iter().enumerate() {
+        if let Some(q) = &p.qos {
+            let conf = q.conf();
+            println!(
+                "patronus: port {} shaped to {} Mbit/s (priority cap {}%), 6 classes",
+                p.name,
+                conf.rate_bps as f64 / 1e6,
+                conf.priority_cap_pct
+            );
+            engine.set_port_qos(i as u16, conf);
+        }
+    }
     let mut stage_slots = Vec::new();
     let launched = engine.launch(|i, _| {
         let slot = Slot::new("forward");
@@ -410,6 +422,7 @@ impl Control {
                 exported = now;
                 self.metrics.update(&self.engine.snapshot(), &self.book, &self.reloads);
                 telemetry::flow_series(&self.flows, self.dpi.current());
+                telemetry::qos_series(&qos_rows(&self.engine, &self.names));
                 self.tunnel.export();
             }
             let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
@@ -686,17 +699,43 @@ impl Control {
                 })
             }
             "peers" => self.tunnel.show(),
+            "qos" => json!(qos_rows(&self.engine, names)),
             "paths" | "queues" => {
                 return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
             }
             _ => {
                 return ctl::error(format!(
-                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers"
+                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, qos"
             ))
             }
         };
         json!({ "ok": true, what: data })
     }
+}
+
+/// Each shaped port's classes, summed over the workers.
+fn qos_rows(engine: &Engine, names: &[String]) -> Vec<Value> {
+    use dataplane::qos::{Class, CLASSES};
+    let mut rows = Vec::new();
+    let ports: std::collections::BTreeSet<u16> = engine.qos_counters().iter().map(|(_, p, _)| *p).collect();
+    for port in ports {
+        for c in 0..CLASSES {
+            let sum = |f: fn(&dataplane::qos::ClassCounters) -> u64| {
+                engine.qos_counters().iter().filter(|(_, p, _)| *p == port).map(|(_, _, q)| f(&q.classes[c])).sum::<u64>()
+            };
+            rows.push(json!({
+                "port": names.get(port as usize).cloned().unwrap_or_default(),
+                "class": Class::ALL[c].name(),
+                "depth": sum(|k| k.depth.get()),
+                "enqueued": sum(|k| k.enqueued.get()),
+                "sent_packets": sum(|k| k.sent_packets.get()),
+                "sent_bytes": sum(|k| k.sent_bytes.get()),
+                "tail_drops": sum(|k| k.tail_drops.get()),
+                "codel_drops": sum(|k| k.codel_drops.get()),
+            }));
+        }
+    }
+    rows
 }
 
 /// Flows decided per application, summed over the workers.

@@ -188,6 +188,18 @@ fn show(what: &str, data: &Value) -> String {
         "status" => status(data),
         "flows" => flows(data),
         "apps" => table(&rows, &[col("application", "application"), col("category", "category"), col("flows", "flows")]),
+        "qos" => table(
+            &rows,
+            &[
+                col("port", "port"),
+                col("class", "class"),
+                col("depth", "depth"),
+                col("sent_packets", "sent_packets"),
+                col("sent_bytes", "sent_bytes"),
+                col("tail_drops", "tail_drops"),
+                col("codel_drops", "codel_drops"),
+            ],
+        ),
         _ => format!("{data}\n"),
     }
 }

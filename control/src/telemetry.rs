@@ -491,6 +491,20 @@ mod tests {
 }
 
 /// Flow-table and classification series, summed over the workers.
+/// QoS series from `show qos` rows (one per shaped port and class).
+pub fn qos_series(rows: &[serde_json::Value]) {
+    for r in rows {
+        let (port, class) = (r["port"].as_str().unwrap_or("").to_owned(), r["class"].as_str().unwrap_or("").to_owned());
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        metrics::gauge!("patronus_qos_queue_depth", "port" => port.clone(), "class" => class.clone()).set(n("depth") as f64);
+        metrics::counter!("patronus_qos_bytes_total", "port" => port.clone(), "class" => class.clone()).absolute(n("sent_bytes"));
+        metrics::counter!("patronus_qos_packets_total", "port" => port.clone(), "class" => class.clone()).absolute(n("sent_packets"));
+        for (reason, key) in [("queue_full", "tail_drops"), ("codel", "codel_drops")] {
+            metrics::counter!("patronus_qos_drops_total", "port" => port.clone(), "class" => class.clone(), "reason" => reason).absolute(n(key));
+        }
+    }
+}
+
 pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>], dpi: &dataplane::dpi::Dpi) {
     use dataplane::flow::stage::{FlowCounters, COUNTED_APPS};
     let sum = |f: fn(&FlowCounters) -> u64| flows.iter().map(|c| f(c)).sum::<u64>();

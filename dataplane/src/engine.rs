@@ -309,6 +309,10 @@ pub struct Engine {
     notes: Vec<String>,
     failed_workers: Vec<u32>,
     tsc_hz: u64,
+    /// Shaped ports: their shared buckets, and each worker's scheduler
+    /// counters (worker index, port index).
+    qos: Vec<Option<Arc<crate::qos::PortShaper>>>,
+    qos_counters: Vec<(usize, PortIdx, Arc<crate::qos::QosCounters>)>,
     eal: Eal,
 }
 
@@ -417,6 +421,8 @@ impl Engine {
             notes,
             failed_workers: Vec::new(),
             tsc_hz,
+            qos: (0..spec.ports.len()).map(|_| None).collect(),
+            qos_counters: Vec::new(),
             eal,
         })
     }
@@ -450,6 +456,13 @@ impl Engine {
                 now: dpdk::tsc,
             });
             let mut worker = Worker::with_latency(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc, lat);
+            for (port, shaper) in self.qos.iter().enumerate() {
+                if let Some(shaper) = shaper {
+                    let sched = crate::qos::Scheduler::new(shaper.clone(), self.tsc_hz);
+                    self.qos_counters.push((i, port as PortIdx, sched.counters.clone()));
+                    worker.set_qos(port as PortIdx, sched);
+                }
+            }
             let stop = self.stop.clone();
             self.eal
                 .launch(slot.lcore, move || {
@@ -460,6 +473,19 @@ impl Engine {
             slot.launched = true;
         }
         Ok(())
+    }
+
+    /// Shapes `port` with QoS on every worker launched after this (the
+    /// port's buckets are shared by them). Returns the shaper.
+    pub fn set_port_qos(&mut self, port: PortIdx, conf: crate::qos::PortQosConf) -> Option<Arc<crate::qos::PortShaper>> {
+        let shaper = crate::qos::PortShaper::new(conf, self.tsc_hz);
+        *self.qos.get_mut(port as usize)? = Some(shaper.clone());
+        Some(shaper)
+    }
+
+    /// Every worker's scheduler counters: (worker index, port, counters).
+    pub fn qos_counters(&self) -> &[(usize, PortIdx, Arc<crate::qos::QosCounters>)] {
+        &self.qos_counters
     }
 
     pub fn ports(&self) -> &[RunningPort] {

@@ -216,6 +216,9 @@ pub struct Port {
     /// VLAN sub-interfaces.
     #[serde(default)]
     pub vlan: Vec<router::Vlan>,
+    /// Egress shaping and class scheduling (docs/CONFIG.md).
+    #[serde(default)]
+    pub qos: Option<qos::PortQos>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -403,6 +406,7 @@ macro_rules! cfg_path {
 // After the macro, so the router module sees it.
 pub mod keys;
 mod router;
+pub mod qos;
 pub mod signatures;
 pub mod tunnel;
 
@@ -660,6 +664,11 @@ impl Config {
         errs.extend(self.validate_router(loc));
         errs.extend(self.validate_dpi(loc));
         errs.extend(self.tunnel.validate(loc, self.site.private_key_file.is_some()));
+        for (i, p) in self.port.iter().enumerate() {
+            if let Some(q) = &p.qos {
+                errs.extend(q.validate(loc, i));
+            }
+        }
         // The signatures, last: their errors name their own files.
         if self.dpi.enabled && errs.is_empty() {
             let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();
