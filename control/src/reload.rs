@@ -21,6 +21,7 @@ const RESTART: &[&str] = &[
     "port[].tx_ring_size",
     "port[].rx_queues",
     "port[].qos",
+    "port[].trust_dscp",
     "dpi.enabled",
     "dpi.flows",
     "dpi.dns_cache",
@@ -76,6 +77,7 @@ pub fn plan(running: &Config, new: &Config) -> Plan {
                 p.tx_ring_size = rp.tx_ring_size;
                 p.rx_queues = rp.rx_queues;
                 p.qos = rp.qos.clone();
+                p.trust_dscp = rp.trust_dscp;
                 p
             }
             _ => rp.clone(),

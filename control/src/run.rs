@@ -320,6 +320,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             engine.set_port_qos(i as u16, conf);
         }
     }
+    let trusted: Vec<u16> = cfg.port.iter().enumerate().filter(|(_, p)| p.trust_dscp).map(|(i, _)| i as u16).collect();
     let mut stage_slots = Vec::new();
     let launched = engine.launch(|i, _| {
         let slot = Slot::new("forward");
@@ -330,7 +331,8 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         };
         let decap = Decap::new(tunnel.reader(), slowpath.reader(), Tsc);
         let encap = Encap::new(tunnel.reader(), slowpath.reader(), Tsc, hz);
-        Timed::new((decap, (classify, (encap, Router::new(slowpath.reader(), Tsc, hz)))), &slot, every, dpdk::tsc)
+        let trust = dataplane::qos::DscpTrust::new(&trusted);
+        Timed::new((decap, (classify, (trust, (encap, Router::new(slowpath.reader(), Tsc, hz))))), &slot, every, dpdk::tsc)
     });
     for (lcore, slot) in stage_slots {
         book.add(lcore, Measure::Stage("forward".into()), slot);

@@ -500,7 +500,8 @@ pub fn qos_series(rows: &[serde_json::Value]) {
         metrics::counter!("patronus_qos_bytes_total", "port" => port.clone(), "class" => class.clone()).absolute(n("sent_bytes"));
         metrics::counter!("patronus_qos_packets_total", "port" => port.clone(), "class" => class.clone()).absolute(n("sent_packets"));
         for (reason, key) in [("queue_full", "tail_drops"), ("codel", "codel_drops")] {
-            metrics::counter!("patronus_qos_drops_total", "port" => port.clone(), "class" => class.clone(), "reason" => reason).absolute(n(key));
+            metrics::counter!("patronus_qos_drops_total", "port" => port.clone(), "class" => class.clone(), "reason" => reason)
+                .absolute(n(key));
         }
     }
 }

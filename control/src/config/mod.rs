@@ -219,6 +219,9 @@ pub struct Port {
     /// Egress shaping and class scheduling (docs/CONFIG.md).
     #[serde(default)]
     pub qos: Option<qos::PortQos>,
+    /// Honour the DSCP hosts behind this port set (EF: RealTime, ...).
+    #[serde(default)]
+    pub trust_dscp: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -405,8 +408,8 @@ macro_rules! cfg_path {
 
 // After the macro, so the router module sees it.
 pub mod keys;
-mod router;
 pub mod qos;
+mod router;
 pub mod signatures;
 pub mod tunnel;
 

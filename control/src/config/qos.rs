@@ -120,7 +120,12 @@ impl PortQos {
             if let Some(m) = o.min_mbps {
                 min_total += m;
                 if m < 0.0 || m > self.rate_mbps {
-                    errs.push(loc.error(&at(&["class", name, "min_mbps"]), format!("{m} is out of range 0..={} (the port's rate)", self.rate_mbps)));
+                    errs.push(
+                        loc.error(
+                            &at(&["class", name, "min_mbps"]),
+                            format!("{m} is out of range 0..={} (the port's rate)", self.rate_mbps),
+                        ),
+                    );
                 }
             }
             if let Some(m) = o.max_mbps {
@@ -132,11 +137,18 @@ impl PortQos {
                 errs.push(loc.error(&at(&["class", name, "queue"]), format!("{} is out of range 1..=65536 packets", o.queue.unwrap_or(0))));
             }
             if o.dscp.is_some_and(|d| !(-1..=63).contains(&d)) {
-                errs.push(loc.error(&at(&["class", name, "dscp"]), format!("{} is out of range 0..=63 (or -1: leave as is)", o.dscp.unwrap_or(0))));
+                errs.push(
+                    loc.error(
+                        &at(&["class", name, "dscp"]),
+                        format!("{} is out of range 0..=63 (or -1: leave as is)", o.dscp.unwrap_or(0)),
+                    ),
+                );
             }
         }
         if min_total > self.rate_mbps {
-            errs.push(loc.error(&at(&["class"]), format!("minimum rates add up to {min_total} Mbit/s, more than the port's {}", self.rate_mbps)));
+            errs.push(
+                loc.error(&at(&["class"]), format!("minimum rates add up to {min_total} Mbit/s, more than the port's {}", self.rate_mbps)),
+            );
         }
         errs
     }

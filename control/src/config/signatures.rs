@@ -272,11 +272,23 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
                 }
             }
         }
-        set.apps.push(AppSig { app: App {
+        set.apps.push(AppSig {
+            app: App {
                 name: a.name,
                 category,
-                class: a.class.as_deref().and_then(dataplane::qos::Class::from_name).unwrap_or(dataplane::qos::Class::for_category(category)),
-            }, hosts: a.hosts, patterns, ports, protocol, over, ips });
+                class: a
+                    .class
+                    .as_deref()
+                    .and_then(dataplane::qos::Class::from_name)
+                    .unwrap_or(dataplane::qos::Class::for_category(category)),
+            },
+            hosts: a.hosts,
+            patterns,
+            ports,
+            protocol,
+            over,
+            ips,
+        });
     }
     // Compile to catch duplicates and bad hosts, placed at their app.
     if errors.is_empty() {

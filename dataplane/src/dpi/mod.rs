@@ -341,7 +341,8 @@ impl Dpi {
     /// counters stay attached to its name; a removed application's id stays
     /// reserved, unmatched.
     pub fn compile_with(set: &SignatureSet, max_packets: u8, ids: &mut AppIds) -> Result<Dpi, SigError> {
-        let mut apps: Vec<App> = ids.names.iter().map(|n| App { name: n.clone(), category: Category::Unknown, class: Default::default() }).collect();
+        let mut apps: Vec<App> =
+            ids.names.iter().map(|n| App { name: n.clone(), category: Category::Unknown, class: Default::default() }).collect();
         let mut by_name = HashMap::new();
         let mut hosts = HashMap::new();
         let mut pats = Vec::new();

@@ -394,6 +394,70 @@ impl<P> Scheduler<P> {
     }
 }
 
+/// The class a DSCP value asks for, when a trusted port's hosts set it:
+/// EF and CS5 RealTime, AF4x and CS4 Interactive, AF3x and CS3 Streaming,
+/// AF1x and CS1 Bulk; anything else asks for nothing (the flow decides).
+/// Control is the appliance's own and is never granted from outside.
+pub fn class_of_dscp(dscp: u8) -> Option<Class> {
+    match dscp {
+        46 | 40 => Some(Class::RealTime),
+        32 | 34 | 36 | 38 => Some(Class::Interactive),
+        24 | 26 | 28 | 30 => Some(Class::Streaming),
+        8 | 10 | 12 | 14 => Some(Class::Bulk),
+        _ => None,
+    }
+}
+
+/// The DSCP of an untagged IPv4/IPv6 Ethernet frame.
+#[inline(always)]
+fn dscp_of(frame: &[u8]) -> Option<u8> {
+    match (frame.get(12)?, frame.get(13)?) {
+        (0x08, 0x00) => Some(frame.get(15)? >> 2),
+        (0x86, 0xdd) => Some(((frame.get(14)? & 0x0f) << 4 | frame.get(15)? >> 4) >> 2),
+        _ => None,
+    }
+}
+
+/// Honours the DSCP that hosts behind trusted ports set: a packet asking
+/// for a class gets it, whatever its flow's application would give.
+pub struct DscpTrust {
+    trusted: [bool; crate::MAX_PORTS],
+}
+
+impl DscpTrust {
+    pub fn new(trusted_ports: &[crate::PortIdx]) -> Self {
+        let mut trusted = [false; crate::MAX_PORTS];
+        for &p in trusted_ports {
+            if let Some(t) = trusted.get_mut(p as usize) {
+                *t = true;
+            }
+        }
+        DscpTrust { trusted }
+    }
+}
+
+impl<P: crate::packet::Packet> crate::pipeline::Stage<P> for DscpTrust {
+    const KEEPS_LENGTH: bool = true;
+
+    #[inline(always)]
+    fn process(&mut self, in_port: crate::PortIdx, pkt: &mut P, meta: &mut crate::pipeline::Meta) -> crate::pipeline::Verdict {
+        if self.trusted.get(in_port as usize).copied().unwrap_or(false) && !meta.is_dropped() {
+            if let Some(c) = dscp_of(pkt.data()).and_then(class_of_dscp) {
+                meta.set_class(c);
+            }
+        }
+        crate::pipeline::Verdict::Continue
+    }
+
+    /// Untrusted ports (the common case) cost one load per burst.
+    #[inline(always)]
+    fn process_burst(&mut self, in_port: crate::PortIdx, pkts: &mut [P], metas: &mut crate::pipeline::Metas) {
+        if self.trusted.get(in_port as usize).copied().unwrap_or(false) {
+            crate::pipeline::per_packet(self, in_port, pkts, metas);
+        }
+    }
+}
+
 /// Writes `dscp` into the IP header of an Ethernet frame (VLAN tags
 /// walked), fixing the IPv4 header checksum incrementally. False when the
 /// frame is not IP or too short.

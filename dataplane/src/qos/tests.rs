@@ -248,3 +248,37 @@ fn dscp_marking_rewrites_the_field_and_keeps_checksums_valid() {
     arp.extend([0x08, 0x06]);
     assert!(!mark_dscp(&mut arp, 1));
 }
+
+#[test]
+fn trusted_ports_give_packets_the_class_their_dscp_asks_for() {
+    use crate::packet::{HeapPool, Packet};
+    use crate::pipeline::{Meta, Metas, Stage};
+    let pool = HeapPool::new();
+    let frame = |tos: u8| {
+        let mut f = vec![0u8; 14 + 20];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[15] = tos;
+        pool.packet(&f)
+    };
+    let mut t = DscpTrust::new(&[0]);
+    let mut pkts = vec![frame(46 << 2), frame(10 << 2), frame(0), frame(48 << 2)];
+    let mut metas = Metas::new(4);
+    t.process_burst(0, &mut pkts, &mut metas);
+    let classes: Vec<_> = (0..4).map(|i| metas.get(i).class()).collect();
+    assert_eq!(classes, [Some(Class::RealTime), Some(Class::Bulk), None, None], "CS6 is not Control from outside");
+    // An untrusted port: nothing changes.
+    let mut metas = Metas::new(4);
+    t.process_burst(1, &mut pkts, &mut metas);
+    assert_eq!(metas.uniform(), Some(Meta::NEW));
+    // IPv6 traffic class.
+    let mut f6 = vec![0u8; 14 + 40];
+    f6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f6[14] = 0x60 | (46 << 2) >> 4;
+    f6[15] = ((46u8 << 2) & 0x0f) << 4;
+    let mut p = pool.packet(&f6);
+    let mut m = Meta::NEW;
+    t.process(0, &mut p, &mut m);
+    assert_eq!(m.class(), Some(Class::RealTime));
+    assert!(p.data().len() > 0);
+}
