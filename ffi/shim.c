@@ -116,3 +116,91 @@ void shim_imb_chacha_open(void *mgr, const uint8_t *key, const uint8_t *iv, cons
 	IMB_CHACHA20_POLY1305_DEC_UPDATE(m, key, &ctx, buf, buf, len);
 	IMB_CHACHA20_POLY1305_DEC_FINALIZE(m, &ctx, tag_out, 16);
 }
+
+/* rte_sched, for the QoS benchmark: one port, one subport, one pipe whose
+ * strict-priority traffic classes 0 and 1 carry Control and RealTime and
+ * whose best-effort class's four WRR queues (weights 8:4:2:1) carry
+ * Interactive, Streaming, Standard and Bulk, like Patronus's scheduler. */
+#include <string.h>
+/* rte_pie.h's inline functions call experimental symbols. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#include <rte_sched.h>
+#pragma GCC diagnostic pop
+
+struct rte_sched_port *shim_sched_create(int socket, uint64_t rate_bytes, uint16_t qsize)
+{
+	static struct rte_sched_subport_profile_params sp;
+	static struct rte_sched_pipe_params pipe;
+	struct rte_sched_port_params pp;
+	struct rte_sched_subport_params sub;
+	struct rte_sched_port *port;
+	int i;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.tb_rate = rate_bytes;
+	sp.tb_size = 1000000;
+	for (i = 0; i < RTE_SCHED_TRAFFIC_CLASSES_PER_PIPE; i++)
+		sp.tc_rate[i] = rate_bytes;
+	sp.tc_period = 10;
+
+	memset(&pipe, 0, sizeof(pipe));
+	pipe.tb_rate = rate_bytes;
+	pipe.tb_size = 1000000;
+	for (i = 0; i < RTE_SCHED_TRAFFIC_CLASSES_PER_PIPE; i++)
+		pipe.tc_rate[i] = rate_bytes;
+	pipe.tc_period = 10;
+	pipe.tc_ov_weight = 1;
+	pipe.wrr_weights[0] = 8;
+	pipe.wrr_weights[1] = 4;
+	pipe.wrr_weights[2] = 2;
+	pipe.wrr_weights[3] = 1;
+
+	memset(&pp, 0, sizeof(pp));
+	pp.name = "patronus_sched_bench";
+	pp.socket = socket;
+	pp.rate = rate_bytes;
+	pp.mtu = 1522;
+	pp.frame_overhead = RTE_SCHED_FRAME_OVERHEAD_DEFAULT;
+	pp.n_subports_per_port = 1;
+	pp.n_subport_profiles = 1;
+	pp.subport_profiles = &sp;
+	pp.n_max_subport_profiles = 1;
+	pp.n_pipes_per_subport = 1;
+	port = rte_sched_port_config(&pp);
+	if (port == NULL)
+		return NULL;
+
+	memset(&sub, 0, sizeof(sub));
+	sub.n_pipes_per_subport_enabled = 1;
+	for (i = 0; i < RTE_SCHED_TRAFFIC_CLASSES_PER_PIPE; i++)
+		sub.qsize[i] = qsize;
+	sub.pipe_profiles = &pipe;
+	sub.n_pipe_profiles = 1;
+	sub.n_max_pipe_profiles = 1;
+	if (rte_sched_subport_config(port, 0, &sub, 0) != 0 || rte_sched_pipe_config(port, 0, 0, 0) != 0) {
+		rte_sched_port_free(port);
+		return NULL;
+	}
+	return port;
+}
+
+void shim_sched_write(struct rte_sched_port *port, struct rte_mbuf *m, uint32_t tc, uint32_t queue)
+{
+	rte_sched_port_pkt_write(port, m, 0, 0, tc, queue, RTE_COLOR_GREEN);
+}
+
+int shim_sched_enqueue(struct rte_sched_port *port, struct rte_mbuf **pkts, uint32_t n)
+{
+	return rte_sched_port_enqueue(port, pkts, n);
+}
+
+int shim_sched_dequeue(struct rte_sched_port *port, struct rte_mbuf **pkts, uint32_t n)
+{
+	return rte_sched_port_dequeue(port, pkts, n);
+}
+
+void shim_sched_free(struct rte_sched_port *port)
+{
+	rte_sched_port_free(port);
+}

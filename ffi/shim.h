@@ -34,6 +34,14 @@ int shim_rte_lpm_lookup(const struct rte_lpm *lpm, uint32_t ip, uint32_t *next_h
 int shim_rte_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned n);
 /* rte_version() (static inline): "DPDK 22.11.x". */
 const char *shim_rte_version(void);
+/* rte_sched for the QoS benchmark (see shim.c): create, classify, enqueue,
+ * dequeue, free. */
+struct rte_sched_port;
+struct rte_sched_port *shim_sched_create(int socket, uint64_t rate_bytes, uint16_t qsize);
+void shim_sched_write(struct rte_sched_port *port, struct rte_mbuf *m, uint32_t tc, uint32_t queue);
+int shim_sched_enqueue(struct rte_sched_port *port, struct rte_mbuf **pkts, uint32_t n);
+int shim_sched_dequeue(struct rte_sched_port *port, struct rte_mbuf **pkts, uint32_t n);
+void shim_sched_free(struct rte_sched_port *port);
 /* ChaCha20-Poly1305 from intel-ipsec-mb (direct API). shim_imb_mgr returns
  * a manager for this CPU (NULL on failure) and its IMB_ARCH in *arch. Seal
  * encrypts buf in place and writes the 16-byte tag; open decrypts in place

@@ -667,6 +667,59 @@ impl TxQueue<Mbuf> for EthTxQueue {
     }
 }
 
+/// DPDK's hierarchical scheduler (`rte_sched`), set up as one pipe with
+/// two strict classes and four WRR queues (8:4:2:1), kept to measure our
+/// own [`crate::qos::Scheduler`] against it.
+pub struct DpdkSched(NonNull<ffi::rte_sched_port>);
+
+impl DpdkSched {
+    /// `rate_bytes` per second; `qsize` packets per queue (a power of two).
+    pub fn new(rate_bytes: u64, qsize: u16) -> Result<DpdkSched> {
+        // SAFETY: EAL initialised; the shim builds every parameter block.
+        NonNull::new(unsafe { ffi::shim_sched_create(ffi::rte_socket_id() as i32, rate_bytes, qsize) })
+            .map(DpdkSched)
+            .ok_or_else(|| rte_errno("rte_sched_port_config"))
+    }
+
+    /// Marks an mbuf for traffic class `tc` (0-12) and queue (0-3 in the best-effort class).
+    #[inline(always)]
+    pub fn classify(&self, m: &mut Mbuf, tc: u32, queue: u32) {
+        // SAFETY: valid port and mbuf.
+        unsafe { ffi::shim_sched_write(self.0.as_ptr(), m.0.as_ptr(), tc, queue) };
+    }
+
+    /// Enqueues the burst; the scheduler owns (or dropped and freed) them all. Returns how many it kept.
+    #[inline(always)]
+    pub fn enqueue(&mut self, burst: &mut Burst<Mbuf>) -> usize {
+        let n = burst.len();
+        // SAFETY: the burst's first n slots are mbufs we own; rte_sched takes all of them.
+        unsafe {
+            let kept = ffi::shim_sched_enqueue(self.0.as_ptr(), burst.as_mut_ptr().cast(), n as u32) as usize;
+            burst.forget_front(n);
+            kept
+        }
+    }
+
+    /// Dequeues up to the burst's spare room into it.
+    #[inline(always)]
+    pub fn dequeue(&mut self, burst: &mut Burst<Mbuf>) -> usize {
+        let (len, room) = (burst.len(), burst.spare());
+        // SAFETY: room free slots after the held ones; the mbufs returned are ours.
+        unsafe {
+            let n = ffi::shim_sched_dequeue(self.0.as_ptr(), burst.as_mut_ptr().add(len).cast(), room as u32).max(0) as usize;
+            burst.extend_written(n);
+            n
+        }
+    }
+}
+
+impl Drop for DpdkSched {
+    fn drop(&mut self) {
+        // SAFETY: created by rte_sched_port_config, freed once (queued mbufs are freed by it).
+        unsafe { ffi::shim_sched_free(self.0.as_ptr()) }
+    }
+}
+
 /// DPDK's IPv4 LPM (`rte_lpm`, DIR-24-8), kept to measure our own
 /// [`crate::router::lpm::Lpm`] against it.
 pub struct DpdkLpm(NonNull<ffi::rte_lpm>);

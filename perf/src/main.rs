@@ -8,6 +8,7 @@ mod flow_bench;
 mod lpm_bench;
 mod pattern_bench;
 mod pcap;
+mod qos_bench;
 mod route;
 mod stage_bench;
 mod stages;
@@ -43,6 +44,9 @@ enum Mode {
     /// Flow lookup and DPI (the built-in signatures), then route: what the
     /// appliance's workers run.
     Dpi,
+    /// Route, then out through a QoS-scheduled port 1 (six class queues,
+    /// shaped far above what one core sends): the scheduler's cost per packet.
+    Qos,
     /// Tunnel encryption: seal port 0's frames for a WireGuard peer (padding,
     /// tag, outer headers) and route them out of port 1 (`gen-pcap`).
     Encrypt,
@@ -59,6 +63,7 @@ impl Mode {
             Mode::Macswap => "macswap",
             Mode::Route => "route",
             Mode::Dpi => "dpi",
+            Mode::Qos => "qos",
             Mode::Encrypt => "encrypt",
             Mode::Decrypt => "decrypt",
         }
@@ -141,6 +146,16 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000_000)]
         lookups: usize,
         #[arg(long, default_value = "patronus-flow-bench")]
+        file_prefix: String,
+    },
+    /// The QoS scheduler against DPDK's rte_sched: enqueue plus dequeue per
+    /// packet, same mbufs, size and class mix.
+    QosBench {
+        #[arg(long, default_value_t = 4_000_000)]
+        packets: usize,
+        #[arg(long, default_value_t = 64)]
+        size: u16,
+        #[arg(long, default_value = "patronus-qos-bench")]
         file_prefix: String,
     },
     /// Our LPM tables against DPDK's rte_lpm/rte_lpm6: same routes, same lookups.
@@ -289,12 +304,15 @@ fn run(a: &RunArgs) -> Result<(), String> {
         Mode::Io => engine.launch(|_, _| Timed::new(xc.clone(), &Slot::new("forward"), every, dpdk::tsc)),
         Mode::Mac => engine.launch(|_, _| Timed::new((xc.clone(), MacRewrite::new(&macs)), &Slot::new("forward"), every, dpdk::tsc)),
         Mode::Macswap => engine.launch(|_, _| Timed::new((xc.clone(), MacSwap), &Slot::new("forward"), every, dpdk::tsc)),
-        Mode::Route => {
+        Mode::Route | Mode::Qos => {
             if n != 2 {
                 return Err("route mode takes exactly two ports (capture in, gateways out)".into());
             }
             let fib = route::fib(macs[1]);
             let hz = engine.tsc_hz();
+            if a.mode == Mode::Qos {
+                engine.set_port_qos(1, dataplane::qos::PortQosConf::new(1_000_000_000_000));
+            }
             let r = engine.launch(|_, _| Timed::new(route::stage(&fib, hz), &Slot::new("forward"), every, dpdk::tsc));
             fibs.push(fib);
             r
@@ -458,6 +476,7 @@ fn main() -> ExitCode {
         Some(Cmd::AeadBench { size, packets }) => aead_bench::run(size, packets),
         Some(Cmd::PatternBench { captures, passes }) => pattern_bench::run(&captures, passes),
         Some(Cmd::FlowBench { flows, lookups, file_prefix }) => flow_bench::run(&flows, lookups, &file_prefix),
+        Some(Cmd::QosBench { packets, size, file_prefix }) => qos_bench::run(packets, size, &file_prefix),
         Some(Cmd::LpmBench { routes4, routes6, lookups, file_prefix }) => lpm_bench::run(routes4, routes6, lookups, &file_prefix),
         None => run(&cli.run),
     };

@@ -114,7 +114,8 @@ impl PortQosConf {
     /// Defaults for a link of `rate_bps`: priority capped at 30%, weights
     /// Interactive 8, Streaming 4, Standard 2, Bulk 1 (priority classes 8
     /// beyond the cap), CoDel on Standard and Bulk, DSCP EF for RealTime,
-    /// AF41 Interactive, AF31 Streaming, CS0 Standard, CS1 Bulk, CS6 Control.
+    /// AF41 Interactive, AF31 Streaming, CS1 Bulk, CS6 Control (Standard
+    /// left as it is).
     pub fn new(rate_bps: u64) -> Self {
         let c = |weight, queue, codel, dscp| ClassConf { weight, min_bps: 0, max_bps: 0, queue, codel, dscp: Some(dscp) };
         PortQosConf {
@@ -126,7 +127,8 @@ impl PortQosConf {
                 c(8, 256, false, 46),
                 c(8, 512, false, 34),
                 c(4, 1024, false, 26),
-                c(2, 1024, true, 0),
+                // Most traffic: left as its hosts marked it.
+                ClassConf { dscp: None, ..c(2, 1024, true, 0) },
                 c(1, 1024, true, 8),
             ],
         }
@@ -142,6 +144,8 @@ pub struct PortShaper {
     max: [SharedRate; CLASSES],
     /// Chunk of credit a worker takes at a time, bytes.
     chunk: u64,
+    /// Whether any class has a minimum rate (else that step is skipped).
+    any_min: bool,
 }
 
 impl PortShaper {
@@ -160,6 +164,7 @@ impl PortShaper {
             min: std::array::from_fn(|i| rate(conf.classes[i].min_bps)),
             max: std::array::from_fn(|i| rate(conf.classes[i].max_bps)),
             chunk,
+            any_min: conf.classes.iter().any(|c| c.min_bps > 0),
             conf,
         })
     }
@@ -290,23 +295,23 @@ impl<P> Scheduler<P> {
     }
 
     /// Whether class `c` may send `len` bytes under its maximum.
-    #[inline]
-    fn under_max(&mut self, c: usize, len: u64, now: u64) -> bool {
-        self.max_credit[c].has(&self.shaper.max[c], len, self.shaper.chunk, now)
+    #[inline(always)]
+    fn under_max(&mut self, sh: &PortShaper, c: usize, len: u64, now: u64) -> bool {
+        sh.conf.classes[c].max_bps == 0 || self.max_credit[c].has(&sh.max[c], len, sh.chunk, now)
     }
 
     /// The class to serve next, or `None` (empty, or shaped until later).
-    fn pick(&mut self, now: u64) -> Option<(usize, Via)> {
-        let sh = self.shaper.clone();
+    #[inline(always)]
+    fn pick(&mut self, sh: &PortShaper, now: u64) -> Option<(usize, Via)> {
         let chunk = sh.chunk;
         // 1. Minimum rates: a promise, kept even against strict priority.
-        for k in 0..CLASSES {
+        for k in 0..if sh.any_min { CLASSES } else { 0 } {
             let c = (self.min_rr + k) % CLASSES;
             if sh.conf.classes[c].min_bps == 0 {
                 continue;
             }
             if let Some(len) = self.head_len(c) {
-                if self.min_credit[c].has(&sh.min[c], len, chunk, now) && self.under_max(c, len, now) {
+                if self.min_credit[c].has(&sh.min[c], len, chunk, now) && self.under_max(sh, c, len, now) {
                     self.min_rr = (c + 1) % CLASSES;
                     return self.port_credit.has(&sh.port, len, chunk, now).then_some((c, Via::Min));
                 }
@@ -315,7 +320,7 @@ impl<P> Scheduler<P> {
         // 2. Strict priority, within the cap.
         for c in [Class::Control as usize, Class::RealTime as usize] {
             if let Some(len) = self.head_len(c) {
-                if self.prio_credit.has(&sh.priority, len, chunk, now) && self.under_max(c, len, now) {
+                if self.prio_credit.has(&sh.priority, len, chunk, now) && self.under_max(sh, c, len, now) {
                     return self.port_credit.has(&sh.port, len, chunk, now).then_some((c, Via::Priority));
                 }
             }
@@ -324,7 +329,7 @@ impl<P> Scheduler<P> {
         for _ in 0..2 * CLASSES + 1 {
             let c = self.rr;
             let eligible = match self.head_len(c) {
-                Some(len) if self.under_max(c, len, now) => Some(len),
+                Some(len) if self.under_max(sh, c, len, now) => Some(len),
                 Some(_) => None,
                 None => {
                     self.deficit[c] = 0;
@@ -350,9 +355,15 @@ impl<P> Scheduler<P> {
     /// class (for DSCP marking), packets CoDel drops go to `drop`. Returns
     /// how many went to `out`.
     pub fn dequeue(&mut self, now: u64, max: usize, mut out: impl FnMut(P, Class), mut drop: impl FnMut(P, DropReason)) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        // One reference count per call, not per packet.
+        let shaper = self.shaper.clone();
+        let sh = &*shaper;
         let mut sent = 0;
         while sent < max {
-            let Some((c, via)) = self.pick(now) else { break };
+            let Some((c, via)) = self.pick(sh, now) else { break };
             let e = self.queues[c].pop_front().expect("picked a class with packets");
             self.bytes[c] -= e.len as usize;
             let counters = &self.counters.classes[c];
@@ -364,7 +375,6 @@ impl<P> Scheduler<P> {
                 continue;
             }
             let len = e.len as u64;
-            let sh = &self.shaper;
             self.port_credit.spend(&sh.port, len);
             self.max_credit[c].spend(&sh.max[c], len);
             match via {
@@ -382,7 +392,6 @@ impl<P> Scheduler<P> {
         }
         if self.is_empty() {
             // Idle: credit goes back for the other workers.
-            let sh = &self.shaper;
             self.port_credit.release(&sh.port);
             self.prio_credit.release(&sh.priority);
             for c in 0..CLASSES {
