@@ -149,7 +149,7 @@ struct Control {
 /// The `[dpi]` options and the text of every signature file they name: a
 /// reload recompiles the signatures only when this changes.
 fn dpi_sources(cfg: &Config, dir: &Path) -> String {
-    let mut key = format!("{:?}", cfg.dpi);
+    let mut key = format!("{:?}{:?}", cfg.dpi, cfg.qos);
     for f in cfg.dpi.files(dir) {
         key.push('\0');
         key.push_str(&std::fs::read_to_string(&f).unwrap_or_else(|e| format!("unreadable: {e}")));
@@ -252,18 +252,23 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         Ok(Dpi::compile(&Default::default(), 1).expect("empty set"))
     };
     let workers = cfg.eal.worker_lcores.len();
-    let dpi = match dpi.and_then(|mut d| {
-        d.set_workers(workers).map_err(|e| {
-            crate::config::ConfigErrors(vec![crate::config::ConfigError {
-                file: config_path.to_owned(),
-                line: 0,
-                column: 0,
-                field: "dpi".into(),
-                message: e,
-            }])
-        })?;
-        Ok(d)
-    }) {
+    let dpi = match dpi
+        .map(|mut d| {
+            cfg.qos.apply(&mut d);
+            d
+        })
+        .and_then(|mut d| {
+            d.set_workers(workers).map_err(|e| {
+                crate::config::ConfigErrors(vec![crate::config::ConfigError {
+                    file: config_path.to_owned(),
+                    line: 0,
+                    column: 0,
+                    field: "dpi".into(),
+                    message: e,
+                }])
+            })?;
+            Ok(d)
+        }) {
         Ok(d) => Publisher::new(d),
         Err(e) => {
             eprintln!("patronus: {e}");
@@ -550,7 +555,12 @@ impl Control {
         // Recompiled only when the options or a file's text changed.
         let key = dpi_sources(&plan.effective, &config_dir(&self.path));
         let dpi = match plan.effective.dpi.enabled && key != self.dpi_key {
-            true => Some(plan.effective.dpi.compile(&config_dir(&self.path), &mut self.app_ids).map_err(|e| e.to_string())?),
+            true => {
+                Some(plan.effective.dpi.compile(&config_dir(&self.path), &mut self.app_ids).map_err(|e| e.to_string())?).map(|mut d| {
+                    plan.effective.qos.apply(&mut d);
+                    d
+                })
+            }
             false => None,
         };
         self.dpi_key = key;

@@ -41,6 +41,8 @@ pub struct Config {
     pub dpi: signatures::DpiOpts,
     #[serde(default)]
     pub tunnel: tunnel::TunnelOpts,
+    #[serde(default)]
+    pub qos: qos::QosOpts,
 }
 
 /// `[eal]`: how DPDK's Environment Abstraction Layer starts.
@@ -673,12 +675,15 @@ impl Config {
             }
         }
         // The signatures, last: their errors name their own files.
+        let mut apps = None;
         if self.dpi.enabled && errs.is_empty() {
             let dir = loc.file().parent().map(Path::to_path_buf).unwrap_or_default();
-            if let Err(e) = self.dpi.compile(&dir, &mut Default::default()) {
-                errs.extend(e.0);
+            match self.dpi.compile(&dir, &mut Default::default()) {
+                Err(e) => errs.extend(e.0),
+                Ok(d) => apps = Some(d.apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>()),
             }
         }
+        errs.extend(self.qos.validate(loc, apps.as_deref()));
         errs
     }
 
@@ -825,7 +830,7 @@ forward = "lan0"
     #[test]
     fn unknown_field_names_file_line_and_table() {
         let text = GOOD.replace("forward = \"wan0\"", "forwrd = \"wan0\"");
-        assert_eq!(err(&text), "t.toml:10:1: port[0].forwrd: unknown field `forwrd`, expected one of `name`, `device`, `role`, `rx_ring_size`, `tx_ring_size`, `forward`, `rx_queues`, `mtu`, `addresses`, `vlan`");
+        assert_eq!(err(&text), "t.toml:10:1: port[0].forwrd: unknown field `forwrd`, expected one of `name`, `device`, `role`, `rx_ring_size`, `tx_ring_size`, `forward`, `rx_queues`, `mtu`, `addresses`, `vlan`, `qos`, `trust_dscp`");
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl PortQos {
         if self.burst_bytes.is_some_and(|b| b < 1514) {
             errs.push(loc.error(&at(&["burst_bytes"]), "at least one full frame (1514 bytes)".to_string()));
         }
-        let mut min_total = 0.0;
+        let (mut min_total, mut bad_min) = (0.0, false);
         for (name, o) in &self.class {
             if Class::from_name(name).is_none() {
                 let names: Vec<&str> = Class::ALL.iter().map(|c| c.name()).collect();
@@ -120,6 +120,7 @@ impl PortQos {
             if let Some(m) = o.min_mbps {
                 min_total += m;
                 if m < 0.0 || m > self.rate_mbps {
+                    bad_min = true;
                     errs.push(
                         loc.error(
                             &at(&["class", name, "min_mbps"]),
@@ -145,11 +146,84 @@ impl PortQos {
                 );
             }
         }
-        if min_total > self.rate_mbps {
+        if min_total > self.rate_mbps && !bad_min {
             errs.push(
                 loc.error(&at(&["class"]), format!("minimum rates add up to {min_total} Mbit/s, more than the port's {}", self.rate_mbps)),
             );
         }
         errs
+    }
+}
+
+/// `[qos]`: the class applications and categories get, over the
+/// signatures' defaults (`[qos.application] YouTube = "bulk"`,
+/// `[qos.category] Video = "streaming"`; an application's entry wins).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QosOpts {
+    #[serde(default)]
+    pub application: BTreeMap<String, String>,
+    #[serde(default)]
+    pub category: BTreeMap<String, String>,
+}
+
+impl QosOpts {
+    /// Sets the compiled applications' classes.
+    pub fn apply(&self, dpi: &mut dataplane::dpi::Dpi) {
+        for app in dpi.apps.iter_mut() {
+            let by_app = self.application.get(&app.name);
+            let by_cat = self.category.iter().find(|(c, _)| dataplane::dpi::Category::parse(c) == Some(app.category)).map(|(_, v)| v);
+            if let Some(class) = by_app.or(by_cat).and_then(|c| Class::from_name(c)) {
+                app.class = class;
+            }
+        }
+    }
+
+    /// `apps`: the application names the signatures define, when compiled.
+    pub(super) fn validate(&self, loc: &Locator, apps: Option<&[String]>) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let names: Vec<&str> = Class::ALL.iter().map(|c| c.name()).collect();
+        for (table, map) in [("application", &self.application), ("category", &self.category)] {
+            for (k, v) in map {
+                let at = vec![Seg::from("qos"), Seg::from(table), Seg::from(k.as_str())];
+                if Class::from_name(v).is_none() {
+                    errs.push(loc.error(&at, format!("unknown class {v:?}; expected one of: {}", names.join(", "))));
+                }
+                if table == "category" && dataplane::dpi::Category::parse(k).is_none() {
+                    let cats: Vec<&str> = dataplane::dpi::Category::ALL.iter().map(|c| c.name()).collect();
+                    errs.push(loc.error(&at, format!("unknown category {k:?}; expected one of: {}", cats.join(", "))));
+                }
+                if table == "application" && apps.is_some_and(|a| !a.iter().any(|n| n == k)) {
+                    errs.push(loc.error(
+                        &at,
+                        format!("no application named {k:?} in the signatures (`patronus show apps` and conf/signatures.toml list them)"),
+                    ));
+                }
+            }
+        }
+        errs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_classes_override_the_signatures_by_application_then_category() {
+        let mut dpi = crate::config::signatures::DpiOpts::default().compile(std::path::Path::new("."), &mut Default::default()).unwrap();
+        let class = |d: &dataplane::dpi::Dpi, name: &str| d.apps.iter().find(|a| a.name == name).unwrap().class;
+        assert_eq!(class(&dpi, "SIP"), Class::RealTime, "VoIP by default");
+        assert_eq!(class(&dpi, "YouTube"), Class::Streaming, "Video by default");
+        assert_eq!(class(&dpi, "BitTorrent"), Class::Bulk);
+        let opts = QosOpts {
+            application: [("YouTube".to_string(), "bulk".to_string())].into(),
+            category: [("VoIP".to_string(), "interactive".to_string()), ("Video".to_string(), "standard".to_string())].into(),
+        };
+        opts.apply(&mut dpi);
+        assert_eq!(class(&dpi, "YouTube"), Class::Bulk, "the application's entry wins over its category's");
+        assert_eq!(class(&dpi, "Netflix"), Class::Standard, "by category");
+        assert_eq!(class(&dpi, "SIP"), Class::Interactive);
+        assert_eq!(class(&dpi, "BitTorrent"), Class::Bulk, "untouched");
     }
 }
