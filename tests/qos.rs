@@ -101,4 +101,8 @@ fn shaping_below_the_link_keeps_realtime_delay_flat_under_a_saturating_transfer(
     let row = |class: &str| rows.iter().find(|r| r["port"] == "wan0" && r["class"] == class).unwrap_or_else(|| panic!("{class}: {v}"));
     assert!(row("realtime")["sent_packets"].as_u64().unwrap() >= 70, "the EF pings went RealTime: {v}");
     assert!(row("standard")["sent_bytes"].as_u64().unwrap() > 10_000_000, "iperf3 went Standard: {v}");
+    assert!(
+        row("control")["sent_packets"].as_u64().unwrap() >= 1,
+        "the appliance's own packets (ARP to B) went Control, through the shaper: {v}"
+    );
 }

@@ -406,6 +406,7 @@ impl Control {
             let now = Instant::now();
             let busy = self.slowpath.poll(&mut self.engine, now);
             let busy = self.tunnel.poll(&mut self.engine, &mut self.slowpath, now) | busy;
+            let busy = self.engine.control_qos_poll() > 0 || busy;
             self.dpi.reclaim();
             if sig.hup.swap(false, Ordering::Relaxed) {
                 self.reload("SIGHUP", None);

@@ -313,6 +313,10 @@ pub struct Engine {
     /// counters (worker index, port index).
     qos: Vec<Option<Arc<crate::qos::PortShaper>>>,
     qos_counters: Vec<(usize, PortIdx, Arc<crate::qos::QosCounters>)>,
+    /// The control thread's own scheduler per shaped port: its packets
+    /// (handshakes, replies) go in the Control class and spend the same
+    /// shared rate as the workers'.
+    control_qos: Vec<Option<crate::qos::Scheduler<Mbuf>>>,
     eal: Eal,
 }
 
@@ -423,6 +427,7 @@ impl Engine {
             tsc_hz,
             qos: (0..spec.ports.len()).map(|_| None).collect(),
             qos_counters: Vec::new(),
+            control_qos: (0..spec.ports.len()).map(|_| None).collect(),
             eal,
         })
     }
@@ -480,6 +485,10 @@ impl Engine {
     pub fn set_port_qos(&mut self, port: PortIdx, conf: crate::qos::PortQosConf) -> Option<Arc<crate::qos::PortShaper>> {
         let shaper = crate::qos::PortShaper::new(conf, self.tsc_hz);
         *self.qos.get_mut(port as usize)? = Some(shaper.clone());
+        let sched = crate::qos::Scheduler::new(shaper.clone(), self.tsc_hz);
+        // The control thread's counters, under worker index usize::MAX.
+        self.qos_counters.push((usize::MAX, port, sched.counters.clone()));
+        self.control_qos[port as usize] = Some(sched);
         Some(shaper)
     }
 
@@ -535,6 +544,51 @@ impl Engine {
     /// Sends packets on `port` through the control thread's own TX queue;
     /// what cannot be sent is freed and counted against the port.
     pub fn control_send(&mut self, port: PortIdx, pkts: &mut Burst<Mbuf>) {
+        let Some(c) = self.control_counters.ports.get(port as usize) else {
+            pkts.clear();
+            return;
+        };
+        if let Some(q) = self.control_qos.get_mut(port as usize).and_then(Option::as_mut) {
+            let now = dpdk::tsc();
+            for pkt in pkts.drain() {
+                let len = pkt.wire_len();
+                if q.enqueue(pkt, len, crate::qos::Class::Control, now).is_err() {
+                    c.drop(DropReason::QosQueueFull, 1);
+                }
+            }
+            self.control_qos_poll();
+            return;
+        }
+        self.control_transmit(port, pkts);
+    }
+
+    /// Sends what the shaped ports' rates allow of the control thread's
+    /// queued packets; returns how many still wait. Call it every loop.
+    pub fn control_qos_poll(&mut self) -> usize {
+        let now = dpdk::tsc();
+        let mut waiting = 0;
+        for port in 0..self.control_qos.len() {
+            let Some(mut q) = self.control_qos[port].take() else { continue };
+            let mut out = Burst::new();
+            let c = self.control_counters.clone();
+            q.dequeue(
+                now,
+                Burst::<Mbuf>::CAPACITY,
+                |pkt, _| {
+                    let _ = out.push(pkt);
+                },
+                |_pkt, reason| c.ports[port].drop(reason, 1),
+            );
+            waiting += q.queued();
+            self.control_qos[port] = Some(q);
+            if !out.is_empty() {
+                self.control_transmit(port as PortIdx, &mut out);
+            }
+        }
+        waiting
+    }
+
+    fn control_transmit(&mut self, port: PortIdx, pkts: &mut Burst<Mbuf>) {
         let Some(c) = self.control_counters.ports.get(port as usize) else {
             pkts.clear();
             return;

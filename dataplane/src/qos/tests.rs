@@ -280,5 +280,5 @@ fn trusted_ports_give_packets_the_class_their_dscp_asks_for() {
     let mut m = Meta::NEW;
     t.process(0, &mut p, &mut m);
     assert_eq!(m.class(), Some(Class::RealTime));
-    assert!(p.data().len() > 0);
+    assert!(!p.data().is_empty());
 }
