@@ -159,31 +159,44 @@ pub struct ImbChaCha {
     key: [u8; KEY_LEN],
 }
 
-/// The library's function table for this CPU, made once per process.
-fn imb_mgr() -> *mut std::ffi::c_void {
-    struct Mgr(*mut std::ffi::c_void);
+/// The library's function table for this CPU and the implementation it
+/// chose, made once per process (null if the library cannot run here).
+fn imb() -> (*mut std::ffi::c_void, i32) {
+    struct Mgr(*mut std::ffi::c_void, i32);
     // SAFETY: the manager is read-only after initialisation; the direct
     // API keeps its state in the caller's context.
     unsafe impl Send for Mgr {}
     unsafe impl Sync for Mgr {}
     static MGR: std::sync::OnceLock<Mgr> = std::sync::OnceLock::new();
-    MGR.get_or_init(|| {
+    let m = MGR.get_or_init(|| {
         let mut arch = 0;
         // SAFETY: a valid out pointer.
         let m = unsafe { dpdk_sys::shim_imb_mgr(&mut arch) };
-        assert!(!m.is_null(), "intel-ipsec-mb: cannot initialise a manager for this CPU");
-        Mgr(m)
-    })
-    .0
+        Mgr(m, arch)
+    });
+    (m.0, m.1)
+}
+
+fn imb_mgr() -> *mut std::ffi::c_void {
+    let m = imb().0;
+    assert!(!m.is_null(), "intel-ipsec-mb cannot run on this CPU (check ImbChaCha::available first)");
+    m
 }
 
 impl ImbChaCha {
-    /// Which implementation the library chose (IMB_ARCH: 2 SSE, 3 AVX, 4 AVX2, 5 AVX-512).
+    /// Which implementation the library chose (IMB_ARCH: 2 SSE, 3 AVX, 4
+    /// AVX2, 5 AVX-512), or 0 when it cannot run here.
     pub fn arch() -> i32 {
-        let mut arch = 0;
-        // SAFETY: a valid out pointer; the manager made here is leaked (a diagnostic).
-        unsafe { dpdk_sys::shim_imb_mgr(&mut arch) };
-        arch
+        match imb() {
+            (m, _) if m.is_null() => 0,
+            (_, arch) => arch,
+        }
+    }
+
+    /// Whether to use it for long payloads: its AVX-512 code is what beat
+    /// ring here; elsewhere ring's is the measured choice.
+    pub fn preferred() -> bool {
+        Self::arch() >= 5
     }
 
     /// Seals with a full 96-bit nonce (RFC 8439 form; test vectors).
@@ -263,29 +276,28 @@ pub const LONG_FROM: usize = 512;
 /// two measured implementations for its size (same keys, same output).
 pub struct Cipher {
     short: RingChaCha,
-    long: ImbChaCha,
+    /// None where intel-ipsec-mb has no AVX-512 code for this CPU: ring does all.
+    long: Option<ImbChaCha>,
 }
 
 impl Aead for Cipher {
     fn new(key: &[u8; KEY_LEN]) -> Self {
-        Cipher { short: RingChaCha::new(key), long: ImbChaCha::new(key) }
+        Cipher { short: RingChaCha::new(key), long: ImbChaCha::preferred().then(|| ImbChaCha::new(key)) }
     }
 
     #[inline]
     fn seal(&self, counter: u64, aad: &[u8], in_out: &mut [u8]) -> [u8; TAG_LEN] {
-        if in_out.len() >= LONG_FROM {
-            self.long.seal(counter, aad, in_out)
-        } else {
-            self.short.seal(counter, aad, in_out)
+        match &self.long {
+            Some(long) if in_out.len() >= LONG_FROM => long.seal(counter, aad, in_out),
+            _ => self.short.seal(counter, aad, in_out),
         }
     }
 
     #[inline]
     fn open(&self, counter: u64, aad: &[u8], in_out: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
-        if in_out.len() >= LONG_FROM {
-            self.long.open(counter, aad, in_out, tag)
-        } else {
-            self.short.open(counter, aad, in_out, tag)
+        match &self.long {
+            Some(long) if in_out.len() >= LONG_FROM => long.open(counter, aad, in_out, tag),
+            _ => self.short.open(counter, aad, in_out, tag),
         }
     }
 }
