@@ -22,7 +22,7 @@ use std::time::Duration;
 use dataplane::dpdk::Tsc;
 use dataplane::rcu::Publisher;
 use dataplane::router::fib::Fib;
-use dataplane::tunnel::device::{Device, InitiationOutcome, PeerConfig};
+use dataplane::tunnel::device::{seeded_rng, Device, InitiationOutcome, PeerConfig};
 use dataplane::tunnel::stage::{Decap, Encap, Tunnels};
 
 use crate::pcap;
@@ -30,18 +30,6 @@ use crate::pcap;
 const PORT: u16 = 51820;
 const PEER: &str = "192.0.2.10:51820";
 const US: &str = "192.0.2.1:51820";
-
-fn rng(seed: u64) -> dataplane::tunnel::device::Rng {
-    let mut x = seed | 1;
-    Box::new(move |b: &mut [u8]| {
-        for v in b.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *v = x as u8;
-        }
-    })
-}
 
 /// Our device and the peer's, after one handshake we initiated.
 fn devices() -> (Device, Device) {
@@ -52,8 +40,8 @@ fn devices() -> (Device, Device) {
     let (us_sec, us_pub) = key(0x51);
     let (peer_sec, peer_pub) = key(0x52);
     let cfg = |public, ep: &str| PeerConfig { public, psk: Some([7; 32]), endpoint: Some(ep.parse().unwrap()), persistent_keepalive: None };
-    let mut us = Device::new(us_sec, vec![cfg(peer_pub, PEER)], rng(1));
-    let mut peer = Device::new(peer_sec, vec![cfg(us_pub, US)], rng(2));
+    let mut us = Device::new(us_sec, vec![cfg(peer_pub, PEER)], seeded_rng(1));
+    let mut peer = Device::new(peer_sec, vec![cfg(us_pub, US)], seeded_rng(2));
     let (now, wall) = (Duration::from_secs(1), Duration::from_secs(1_700_000_000));
     let init = us.initiate(0, now, wall).expect("initiation");
     let Ok(InitiationOutcome::Response { msg, .. }) = peer.handle_initiation(&init, US.parse().unwrap(), now) else {

@@ -37,16 +37,6 @@ struct World {
     _p: (Publisher<Fib>, Publisher<Tunnels>, Device),
 }
 
-fn rng(seed: u64) -> dataplane::tunnel::device::Rng {
-    let mut x = seed;
-    Box::new(move |b: &mut [u8]| {
-        for v in b.iter_mut() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            *v = (x >> 33) as u8;
-        }
-    })
-}
-
 fn world() -> World {
     let mac = |b| EthernetAddress([2, 0, 0, 0, 0, b]);
     let iface = |name: &str, port, m, v4: [u8; 4]| Iface { name: name.into(), port, vlans: vlan::Stack::default(), mac: mac(m), mtu: 1500, v4: vec![(Ipv4Address(v4), 24)], v6: vec![] };
@@ -62,8 +52,8 @@ fn world() -> World {
     let fib = Publisher::new(Fib::new(routes, macs));
     let key = |s: u8| dataplane::tunnel::crypto::public_key(&x25519_dalek::StaticSecret::from([s; 32]));
     let cfg = |public, ep: &str| PeerConfig { public, psk: None, endpoint: Some(ep.parse().unwrap()), persistent_keepalive: None };
-    let mut us = Device::new([5; 32], vec![cfg(key(6), "192.0.2.2:51820")], rng(1));
-    let mut peer = Device::new([6; 32], vec![cfg(key(5), "192.0.2.1:51820")], rng(2));
+    let mut us = Device::new([5; 32], vec![cfg(key(6), "192.0.2.2:51820")], dataplane::tunnel::device::seeded_rng(1));
+    let mut peer = Device::new([6; 32], vec![cfg(key(5), "192.0.2.1:51820")], dataplane::tunnel::device::seeded_rng(2));
     let now = Duration::from_secs(1);
     let init = peer.initiate(0, now, Duration::from_secs(1_700_000_000)).unwrap();
     let Ok(InitiationOutcome::Response { msg, .. }) = us.handle_initiation(&init, "192.0.2.2:51820".parse().unwrap(), now) else { panic!() };

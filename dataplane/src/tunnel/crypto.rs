@@ -199,12 +199,13 @@ impl ImbChaCha {
         Self::arch() >= 5
     }
 
-    /// Seals with a full 96-bit nonce (RFC 8439 form; test vectors).
-    pub fn seal_nonce(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; TAG_LEN] {
-        let mut tag = [0u8; TAG_LEN];
+    /// Runs the library's seal or open (same signature) over `in_out` in
+    /// place; the tag is written to (seal) or computed into (open) `tag`.
+    #[inline]
+    fn call(&self, f: ImbFn, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8], tag: &mut [u8; TAG_LEN]) {
         // SAFETY: every pointer is valid for the length given; in place is supported.
         unsafe {
-            dpdk_sys::shim_imb_chacha_seal(
+            f(
                 imb_mgr(),
                 self.key.as_ptr(),
                 nonce.as_ptr(),
@@ -214,10 +215,26 @@ impl ImbChaCha {
                 in_out.len() as u64,
                 tag.as_mut_ptr(),
             )
-        };
+        }
+    }
+
+    /// Seals with a full 96-bit nonce (RFC 8439 form; test vectors).
+    pub fn seal_nonce(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; TAG_LEN] {
+        let mut tag = [0u8; TAG_LEN];
+        self.call(dpdk_sys::shim_imb_chacha_seal, nonce, aad, in_out, &mut tag);
         tag
     }
+
+    /// Opens with a full 96-bit nonce; `in_out` is unspecified on failure.
+    pub fn open_nonce(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+        let mut computed = [0u8; TAG_LEN];
+        self.call(dpdk_sys::shim_imb_chacha_open, nonce, aad, in_out, &mut computed);
+        ct_eq(&computed, tag)
+    }
 }
+
+/// The shim's seal and open: (manager, key, iv, aad, aad length, buffer, length, tag).
+type ImbFn = unsafe extern "C" fn(*mut std::ffi::c_void, *const u8, *const u8, *const u8, u64, *mut u8, u64, *mut u8);
 
 impl Drop for ImbChaCha {
     fn drop(&mut self) {
@@ -242,27 +259,6 @@ impl Aead for ImbChaCha {
     #[inline]
     fn open(&self, counter: u64, aad: &[u8], in_out: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
         self.open_nonce(nonce(counter), aad, in_out, tag)
-    }
-}
-
-impl ImbChaCha {
-    /// Opens with a full 96-bit nonce; `in_out` is unspecified on failure.
-    pub fn open_nonce(&self, n: [u8; 12], aad: &[u8], in_out: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
-        let mut computed = [0u8; TAG_LEN];
-        // SAFETY: as in seal.
-        unsafe {
-            dpdk_sys::shim_imb_chacha_open(
-                imb_mgr(),
-                self.key.as_ptr(),
-                n.as_ptr(),
-                aad.as_ptr(),
-                aad.len() as u64,
-                in_out.as_mut_ptr(),
-                in_out.len() as u64,
-                computed.as_mut_ptr(),
-            )
-        };
-        ct_eq(&computed, tag)
     }
 }
 

@@ -27,6 +27,20 @@ pub const INDEX_MASK: u32 = INDEX_SLOTS as u32 - 1;
 /// Randomness: fills the buffer (a CSPRNG in production).
 pub type Rng = Box<dyn FnMut(&mut [u8]) + Send>;
 
+/// A deterministic generator (xorshift) for tests, benchmarks and fuzzing,
+/// where runs must reproduce. Never for a running appliance's keys.
+pub fn seeded_rng(seed: u64) -> Rng {
+    let mut x = seed | 1;
+    Box::new(move |b: &mut [u8]| {
+        for v in b.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *v = x as u8;
+        }
+    })
+}
+
 /// A configured peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerConfig {

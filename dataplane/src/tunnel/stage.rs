@@ -115,29 +115,28 @@ struct Outer {
     msg: usize,
     /// Its length (from the UDP header).
     len: usize,
-    src: SocketAddr,
 }
 
 /// Finds an untagged IPv4/IPv6 UDP datagram to one of our addresses on
 /// port `listen`; `None` for anything else (left for later stages).
 #[inline(always)]
-fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Result<Outer, DropReason>> {
+fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Outer> {
     const ETH: usize = ethernet::HEADER_LEN;
     let et = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
-    let (l4, src, dst): (usize, IpAddr, IpAddr) = match EtherType(et) {
+    let (l4, dst): (usize, IpAddr) = match EtherType(et) {
         EtherType::IPV4 => {
             let ip = ipv4::Packet::new_checked(d.get(ETH..)?).ok()?;
             if ip.version() != 4 || ip.protocol() != ip_proto::UDP || ip.is_fragment() {
                 return None;
             }
-            (ETH + ip.header_len(), IpAddr::V4(ip.src_addr().into()), IpAddr::V4(ip.dst_addr().into()))
+            (ETH + ip.header_len(), IpAddr::V4(ip.dst_addr().into()))
         }
         EtherType::IPV6 => {
             let ip = ipv6::Packet::new_checked(d.get(ETH..)?).ok()?;
             if ip.version() != 6 || ip.next_header() != ip_proto::UDP {
                 return None;
             }
-            (ETH + ipv6::HEADER_LEN, IpAddr::V6(ip.src_addr().into()), IpAddr::V6(ip.dst_addr().into()))
+            (ETH + ipv6::HEADER_LEN, IpAddr::V6(ip.dst_addr().into()))
         }
         _ => return None,
     };
@@ -153,7 +152,7 @@ fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Result<Outer, DropRea
         return None;
     }
     let msg = l4 + udp::HEADER_LEN;
-    Some(Ok(Outer { msg, len: u.len() as usize - udp::HEADER_LEN, src: SocketAddr::new(src, u.src_port()) }))
+    Some(Outer { msg, len: u.len() as usize - udp::HEADER_LEN })
 }
 
 /// One burst's traffic for the peer its packets belong to, written to the
@@ -244,11 +243,9 @@ impl<C: Clock> Decap<C> {
             return Verdict::Continue;
         }
         let fib = self.fib.get();
-        let outer = match outer_to_us(pkt.data(), t.listen_port, fib) {
-            None => return Verdict::Continue,
-            Some(Err(r)) => return Verdict::Drop(r),
-            Some(Ok(o)) => o,
-        };
+        // Endpoints are learnt from handshakes (docs/TUNNELS.md), so the
+        // datagram's source is not needed here.
+        let Some(outer) = outer_to_us(pkt.data(), t.listen_port, fib) else { return Verdict::Continue };
         let msg = &pkt.data()[outer.msg..outer.msg + outer.len];
         match wg::message_type(msg) {
             Ok(kind::TRANSPORT) => {}
@@ -279,7 +276,6 @@ impl<C: Clock> Decap<C> {
         if now >= s.rekey_at {
             t.peers[peer].live.ask_handshake();
         }
-        let _ = outer.src; // endpoints are learnt from handshakes (see docs/TUNNELS.md)
         if n == 0 {
             return Verdict::Drop(DropReason::TunnelKeepalive);
         }

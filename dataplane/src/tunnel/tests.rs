@@ -22,17 +22,9 @@ fn arr<const N: usize>(s: &str) -> [u8; N] {
     hex(s).try_into().expect("length")
 }
 
-/// A deterministic generator (xorshift), so failures reproduce.
+/// A deterministic generator, so failures reproduce.
 pub(crate) fn test_rng(seed: u64) -> Rng {
-    let mut x = seed | 1;
-    Box::new(move |b: &mut [u8]| {
-        for v in b.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *v = x as u8;
-        }
-    })
+    seeded_rng(seed)
 }
 
 #[test]
