@@ -14,6 +14,7 @@ pub mod engine;
 pub mod flow;
 pub mod latency;
 pub mod packet;
+pub mod path;
 pub mod pipeline;
 pub mod qos;
 pub mod rcu;

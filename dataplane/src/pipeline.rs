@@ -20,23 +20,25 @@ pub const TO_CONTROL: PortIdx = PortIdx::MAX - 1;
 pub const PREFETCH_OFFSET: usize = 3;
 
 /// Per-packet metadata: where the packet goes, its QoS class, or why it
-/// was dropped. One `u32` (egress port in bits 0-15, drop reason + 1 in
+/// was dropped. One `u64` (egress port in bits 0-15, drop reason + 1 in
 /// bits 16-21, a noted reason + 1 in bits 22-27, QoS class + 1 in bits
-/// 28-31), so a burst's worth initialises, fills and compares as vectors.
+/// 28-31, policy rule in bits 32-39), so a burst's worth initialises,
+/// fills and compares as vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
-pub struct Meta(u32);
+pub struct Meta(u64);
 
 const DROP_SHIFT: u32 = 16;
 const NOTED_SHIFT: u32 = 22;
-const REASON_MASK: u32 = 0x3f;
+const REASON_MASK: u64 = 0x3f;
+const RULE_SHIFT: u32 = 32;
 const CLASS_SHIFT: u32 = 28;
 const _: () = assert!(DropReason::COUNT < REASON_MASK as usize, "drop reasons fit in 6 bits");
 const _: () = assert!(crate::qos::CLASSES < 15, "classes fit in 4 bits");
 
 impl Meta {
     /// A live packet with no egress yet.
-    pub const NEW: Meta = Meta(NO_PORT as u32);
+    pub const NEW: Meta = Meta(NO_PORT as u64);
 
     /// Port the packet leaves by ([`NO_PORT`] until a stage sets it).
     #[inline(always)]
@@ -46,7 +48,7 @@ impl Meta {
 
     #[inline(always)]
     pub fn set_out_port(&mut self, port: PortIdx) {
-        self.0 = (self.0 & !0xffff) | port as u32;
+        self.0 = (self.0 & !0xffff) | port as u64;
     }
 
     /// Records that the received packet was dropped for `reason` but its
@@ -54,7 +56,7 @@ impl Meta {
     /// continues to `out_port`: counted as a drop and as a reply.
     #[inline(always)]
     pub fn set_noted(&mut self, reason: DropReason) {
-        self.0 = (self.0 & !(REASON_MASK << NOTED_SHIFT)) | (reason as u32 + 1) << NOTED_SHIFT;
+        self.0 = (self.0 & !(REASON_MASK << NOTED_SHIFT)) | (reason as u64 + 1) << NOTED_SHIFT;
     }
 
     /// The reason noted by [`Meta::set_noted`], if any.
@@ -83,13 +85,13 @@ impl Meta {
     /// Marks the packet dropped; later stages skip it.
     #[inline(always)]
     pub fn set_dropped(&mut self, reason: DropReason) {
-        self.0 = (self.0 & !(REASON_MASK << DROP_SHIFT)) | (reason as u32 + 1) << DROP_SHIFT;
+        self.0 = (self.0 & !(REASON_MASK << DROP_SHIFT)) | (reason as u64 + 1) << DROP_SHIFT;
     }
 
     /// The QoS class a stage gave the packet, if any.
     #[inline(always)]
     pub fn class(self) -> Option<crate::qos::Class> {
-        match self.0 >> CLASS_SHIFT {
+        match (self.0 >> CLASS_SHIFT) & 0xf {
             0 => None,
             c => crate::qos::Class::ALL.get(c as usize - 1).copied(),
         }
@@ -97,7 +99,19 @@ impl Meta {
 
     #[inline(always)]
     pub fn set_class(&mut self, class: crate::qos::Class) {
-        self.0 = (self.0 & !(0xf << CLASS_SHIFT)) | (class as u32 + 1) << CLASS_SHIFT;
+        self.0 = (self.0 & !(0xf << CLASS_SHIFT)) | (class as u64 + 1) << CLASS_SHIFT;
+    }
+
+    /// The policy rule the packet's flow matched (0: none, the default
+    /// rule; `i + 1`: rule `i`), which picks its WAN path.
+    #[inline(always)]
+    pub fn rule(self) -> usize {
+        ((self.0 >> RULE_SHIFT) & 0xff) as usize
+    }
+
+    #[inline(always)]
+    pub fn set_rule(&mut self, rule: u8) {
+        self.0 = (self.0 & !(0xff << RULE_SHIFT)) | (rule as u64) << RULE_SHIFT;
     }
 }
 

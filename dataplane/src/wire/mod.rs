@@ -7,6 +7,7 @@
 //! the stage that parsed maps it to the drop reason an operator reads.
 
 pub mod arp;
+pub mod bfd;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
