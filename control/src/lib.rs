@@ -11,4 +11,5 @@ pub mod show;
 pub mod slowpath;
 pub mod stats;
 pub mod telemetry;
+pub mod paths;
 pub mod tunnel;

@@ -114,10 +114,13 @@ enum Command {
     /// residence, loop iterations and stage cycles), neighbors, flows (the
     /// flow tables), apps (flows decided per application), peers (tunnel
     /// peers, like `wg show`: endpoint, latest handshake, transfer), qos
-    /// (per shaped port and class: queue depth, sent, drops by reason).
+    /// (per shaped port and class: queue depth, sent, drops by reason),
+    /// paths (per WAN path: state, health, RTT p50/p95/p99, jitter, loss,
+    /// availability, traffic, the policy rules using it, failovers), bfd
+    /// (BFD sessions: state, timers, diagnostics).
     Show {
         /// What to show.
-        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "peers", "qos", "queues"])]
+        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "bfd", "peers", "qos", "queues"])]
         what: String,
         #[command(flatten)]
         target: Target,

@@ -139,6 +139,9 @@ struct Control {
     /// The signatures the workers classify with.
     dpi: Publisher<Dpi>,
     tunnel: TunnelControl,
+    paths: crate::paths::PathControl,
+    /// Bumped on every reload that recompiles the policy.
+    policy_generation: u32,
     /// Application ids, kept across reloads so counters follow names.
     app_ids: dataplane::dpi::AppIds,
     /// What the running signatures were compiled from (see dpi_sources).
@@ -149,7 +152,7 @@ struct Control {
 /// The `[dpi]` options and the text of every signature file they name: a
 /// reload recompiles the signatures only when this changes.
 fn dpi_sources(cfg: &Config, dir: &Path) -> String {
-    let mut key = format!("{:?}{:?}", cfg.dpi, cfg.qos);
+    let mut key = format!("{:?}{:?}{:?}", cfg.dpi, cfg.qos, cfg.policy);
     for f in cfg.dpi.files(dir) {
         key.push('\0');
         key.push_str(&std::fs::read_to_string(&f).unwrap_or_else(|e| format!("unreadable: {e}")));
@@ -257,6 +260,10 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             cfg.qos.apply(&mut d);
             d
         })
+        .map(|mut d| {
+            d.policy = crate::config::paths::compile_policy(&cfg.policy, &d, 1);
+            d
+        })
         .and_then(|mut d| {
             d.set_workers(workers).map_err(|e| {
                 crate::config::ConfigErrors(vec![crate::config::ConfigError {
@@ -305,6 +312,15 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             cfg.tunnel.peer.len()
         );
     }
+    let paths = crate::paths::PathControl::new(&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, &tunnel, hz);
+    if !cfg.path.is_empty() || !cfg.bfd.is_empty() {
+        println!(
+            "patronus: paths: {} path(s), {} policy rule(s), {} BFD session(s)",
+            cfg.path.len(),
+            cfg.policy.len(),
+            cfg.bfd.len()
+        );
+    }
     let lcores = engine.worker_lcores();
     let flows: Vec<Arc<FlowCounters>> = lcores.iter().map(|_| Arc::default()).collect();
     let mut book = LatencyBook::new(hz, engine.stall_cycles());
@@ -334,8 +350,8 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
             true => Classifier::new(dpi.reader(), &flow_conf, Tsc, hz, flows[i].clone(), i),
             false => Classifier::off(dpi.reader(), Tsc, hz, flows[i].clone()),
         };
-        let decap = Decap::new(tunnel.reader(), slowpath.reader(), Tsc);
-        let encap = Encap::new(tunnel.reader(), slowpath.reader(), Tsc, hz);
+        let decap = Decap::new(tunnel.reader(), slowpath.reader(), paths.reader(), Tsc, paths.bfd_enabled());
+        let encap = Encap::new(tunnel.reader(), slowpath.reader(), paths.reader(), Tsc, hz);
         let trust = dataplane::qos::DscpTrust::new(&trusted);
         Timed::new((decap, (classify, (trust, (encap, Router::new(slowpath.reader(), Tsc, hz))))), &slot, every, dpdk::tsc)
     });
@@ -385,6 +401,8 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         dpi_key: dpi_sources(cfg, &config_dir(config_path)),
         flows,
         tunnel,
+        paths,
+        policy_generation: 1,
     };
     let status = ctl.run(&sig, &calls, opts);
     drop(server);
@@ -406,6 +424,7 @@ impl Control {
             let now = Instant::now();
             let busy = self.slowpath.poll(&mut self.engine, now);
             let busy = self.tunnel.poll(&mut self.engine, &mut self.slowpath, now) | busy;
+            let busy = self.paths.poll(&mut self.engine, &mut self.slowpath, &mut self.tunnel, now) | busy;
             let busy = self.engine.control_qos_poll() > 0 || busy;
             self.dpi.reclaim();
             if sig.hup.swap(false, Ordering::Relaxed) {
@@ -432,6 +451,7 @@ impl Control {
                 telemetry::flow_series(&self.flows, self.dpi.current());
                 telemetry::qos_series(&qos_rows(&self.engine, &self.names));
                 self.tunnel.export();
+                self.paths.export();
             }
             let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
             if !interval.is_zero() && prev_at.elapsed() >= interval {
@@ -557,8 +577,11 @@ impl Control {
         let key = dpi_sources(&plan.effective, &config_dir(&self.path));
         let dpi = match plan.effective.dpi.enabled && key != self.dpi_key {
             true => {
+                self.policy_generation += 1;
+                let generation = self.policy_generation;
                 Some(plan.effective.dpi.compile(&config_dir(&self.path), &mut self.app_ids).map_err(|e| e.to_string())?).map(|mut d| {
                     plan.effective.qos.apply(&mut d);
+                    d.policy = crate::config::paths::compile_policy(&plan.effective.policy, &d, generation);
                     d
                 })
             }
@@ -572,6 +595,10 @@ impl Control {
         self.tunnel
             .reconfigure(&plan.effective.tunnel, &config_dir(&self.path), site_key.as_deref())
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let e = &plan.effective;
+        if (&e.paths, &e.path, &e.bfd, &e.policy) != (&self.cfg.paths, &self.cfg.path, &self.cfg.bfd, &self.cfg.policy) {
+            self.paths.configure(&e.paths, &e.path, &e.bfd, &e.policy, &self.tunnel);
+        }
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
         self.cfg = plan.effective.clone();
         Ok((version, plan))
@@ -713,12 +740,14 @@ impl Control {
             }
             "peers" => self.tunnel.show(),
             "qos" => json!(qos_rows(&self.engine, names)),
-            "paths" | "queues" => {
+            "paths" => self.paths.show(),
+            "bfd" => self.paths.show_bfd(),
+            "queues" => {
                 return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
             }
             _ => {
                 return ctl::error(format!(
-                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, qos"
+                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, paths, bfd, qos"
             ))
             }
         };

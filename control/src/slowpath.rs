@@ -36,6 +36,8 @@ pub struct SlowPath {
     out: Vec<Burst<Mbuf>>,
     /// Tunnel handshake messages the workers punted, for the tunnel control.
     pub tunnel_rx: Vec<(punt::Header, Mbuf)>,
+    /// Probe replies and BFD packets, for the path controller.
+    pub path_rx: Vec<(punt::Header, Mbuf)>,
 }
 
 impl SlowPath {
@@ -49,6 +51,7 @@ impl SlowPath {
             rings,
             out: (0..nports).map(|_| Burst::new()).collect(),
             tunnel_rx: Vec::new(),
+            path_rx: Vec::new(),
         }
     }
 
@@ -137,9 +140,10 @@ impl SlowPath {
         match h.kind {
             punt::Kind::Arp => self.on_arp(engine, &h, pkt, now),
             punt::Kind::Nd => self.on_nd(engine, &h, pkt, now),
-            punt::Kind::Tunnel => {
-                if self.tunnel_rx.len() < TUNNEL_BACKLOG {
-                    self.tunnel_rx.push((h, pkt));
+            punt::Kind::Tunnel | punt::Kind::Probe | punt::Kind::Bfd => {
+                let q = if h.kind == punt::Kind::Tunnel { &mut self.tunnel_rx } else { &mut self.path_rx };
+                if q.len() < TUNNEL_BACKLOG {
+                    q.push((h, pkt));
                 } else {
                     drop_count(engine, h.in_port, DropReason::PuntFull, 1);
                 }

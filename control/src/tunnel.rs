@@ -284,8 +284,40 @@ impl TunnelControl {
         Ok(which.len())
     }
 
+    /// The index of the peer named `name`.
+    pub fn peer_index(&self, name: &str) -> Option<usize> {
+        (0..self.names.len()).find(|&i| self.names[i] == name && !self.device.peers[i].removed)
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.device.peers.len()
+    }
+
+    /// A transport message to peer `i` carrying `payload` (a multiple of
+    /// 16 bytes), sealed with its current sending session.
+    pub fn seal(&self, i: usize, payload: &[u8], at: Instant) -> Option<Vec<u8>> {
+        let s = self.device.sending_session(i, self.now(at))?;
+        let counter = s.reserve(1)?;
+        let mut msg = vec![0u8; wg::TRANSPORT_HEADER_LEN + payload.len() + wg::TAG_LEN];
+        msg[wg::TRANSPORT_HEADER_LEN..wg::TRANSPORT_HEADER_LEN + payload.len()].copy_from_slice(payload);
+        s.seal(counter, &mut msg);
+        Some(msg)
+    }
+
+    /// Where handshakes and keepalives to peer `i` go (a live path's
+    /// endpoint when the configured one's path is down).
+    pub fn set_endpoint(&mut self, i: usize, to: SocketAddr) {
+        if let Some(p) = self.device.peers.get_mut(i) {
+            p.endpoint = Some(to);
+        }
+    }
+
+    pub fn endpoint(&self, i: usize) -> Option<SocketAddr> {
+        self.device.peers.get(i).and_then(|p| p.endpoint)
+    }
+
     /// Sends a WireGuard message to `to` from our listen port.
-    fn send(&mut self, engine: &mut Engine, slow: &mut SlowPath, to: SocketAddr, msg: &[u8], at: Instant) {
+    pub fn send(&mut self, engine: &mut Engine, slow: &mut SlowPath, to: SocketAddr, msg: &[u8], at: Instant) {
         let ip = if to.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
         let len = ip + udp::HEADER_LEN + msg.len();
         let port = self.listen_port;

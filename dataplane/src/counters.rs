@@ -122,6 +122,8 @@ drop_reasons! {
     QosQueueFull => "qos_queue_full",
     /// Dropped by CoDel from a QoS queue that stayed above its target delay.
     QosCodel => "qos_codel",
+    /// The flow's policy rule drops its traffic: no path meets its SLA and its fallback is `drop`.
+    PathPolicyDrop => "path_policy_drop",
 }
 
 /// Counters of one port as seen by one worker. Bytes are summed per burst

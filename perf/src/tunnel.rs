@@ -67,13 +67,18 @@ pub fn tunnels(decrypt: bool) -> Publisher<Tunnels> {
     Publisher::new(snap)
 }
 
+/// No multi-path steering: every peer by its own endpoint.
+fn no_paths() -> dataplane::rcu::Reader<dataplane::path::Steering> {
+    Box::leak(Box::new(Publisher::new(dataplane::path::Steering::default()))).reader()
+}
+
 /// One worker's stages for the mode.
 pub fn encrypt_stage(t: &Publisher<Tunnels>, fib: &Publisher<Fib>, hz: u64) -> (Encap<Tsc>, dataplane::router::Router<Tsc>) {
-    (Encap::new(t.reader(), fib.reader(), Tsc, hz), crate::route::stage(fib, hz))
+    (Encap::new(t.reader(), fib.reader(), no_paths(), Tsc, hz), crate::route::stage(fib, hz))
 }
 
 pub fn decrypt_stage(t: &Publisher<Tunnels>, fib: &Publisher<Fib>, hz: u64) -> (Decap<Tsc>, dataplane::router::Router<Tsc>) {
-    (Decap::new(t.reader(), fib.reader(), Tsc), crate::route::stage(fib, hz))
+    (Decap::new(t.reader(), fib.reader(), no_paths(), Tsc, false), crate::route::stage(fib, hz))
 }
 
 /// Frame sizes of one pass: `size` each, or simple IMIX (7:4:1 of 64-,

@@ -43,6 +43,14 @@ pub struct Config {
     pub tunnel: tunnel::TunnelOpts,
     #[serde(default)]
     pub qos: qos::QosOpts,
+    #[serde(default)]
+    pub paths: paths::PathsOpts,
+    #[serde(default)]
+    pub path: Vec<paths::PathOpts>,
+    #[serde(default)]
+    pub bfd: Vec<paths::BfdOpts>,
+    #[serde(default)]
+    pub policy: Vec<paths::PolicyOpts>,
 }
 
 /// `[eal]`: how DPDK's Environment Abstraction Layer starts.
@@ -410,6 +418,7 @@ macro_rules! cfg_path {
 
 // After the macro, so the router module sees it.
 pub mod keys;
+pub mod paths;
 pub mod qos;
 mod router;
 pub mod signatures;
@@ -684,6 +693,9 @@ impl Config {
             }
         }
         errs.extend(self.qos.validate(loc, apps.as_deref()));
+        let peers: Vec<&str> = self.tunnel.peer.iter().map(|p| p.name.as_str()).collect();
+        let ports: Vec<&str> = self.port.iter().map(|p| p.name.as_str()).collect();
+        errs.extend(paths::validate(loc, &self.paths, &self.path, &self.bfd, &self.policy, &peers, &ports, apps.as_deref()));
         errs
     }
 

@@ -320,6 +320,9 @@ pub struct Dpi {
     ips6: Option<Lpm<u128>>,
     /// Packets per direction inspected before giving up.
     pub max_packets: u8,
+    /// The path policy's rules (`[[policy]]`), matched per flow by the
+    /// classifier; published with the signatures on every reload.
+    pub policy: crate::path::Policy,
 }
 
 /// Why a signature set does not compile.
@@ -444,6 +447,7 @@ impl Dpi {
             ips4,
             ips6,
             max_packets: max_packets.max(1),
+            policy: crate::path::Policy::default(),
         })
     }
 

@@ -69,6 +69,11 @@ pub struct Flow {
     pub first_seen: u64,
     /// Classification state and result.
     pub dpi: FlowDpi,
+    /// The policy rule per direction (as canonicalised in the key), and
+    /// what it was matched under: (policy generation, decided) + 1, so 0
+    /// means not matched yet.
+    pub rule: [u8; 2],
+    pub rule_stamp: [u32; 2],
 }
 
 impl Flow {

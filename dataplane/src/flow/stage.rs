@@ -195,11 +195,13 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
         }
         for i in 0..n {
             if let Some(p) = &parsed[i] {
-                let class = self.packet(pkts[i].data(), p, hashes[i]);
-                // Standard is what an unmarked packet gets: a burst of it stays uniform.
-                if class != crate::qos::Class::Standard {
+                let (class, rule) = self.packet(pkts[i].data(), p, hashes[i]);
+                // Standard and the default rule are what an unmarked packet
+                // gets: a burst of them stays uniform.
+                if class != crate::qos::Class::Standard || rule != 0 {
                     let mut m = metas.get(i);
                     m.set_class(class);
+                    m.set_rule(rule);
                     metas.set(i, m);
                 }
             }
@@ -216,9 +218,10 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
             self.counters.unparsed.add(1);
             return Verdict::Continue;
         };
-        let class = self.packet(data, &p, p.key.hash());
-        if class != crate::qos::Class::Standard {
+        let (class, rule) = self.packet(data, &p, p.key.hash());
+        if class != crate::qos::Class::Standard || rule != 0 {
             meta.set_class(class);
+            meta.set_rule(rule);
         }
         Verdict::Continue
     }
@@ -227,9 +230,10 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
 impl<C: Clock> Classifier<C> {
     /// One parsed packet: its flow found (or created) and counted, its
     /// payload inspected while the flow wants it. Returns the flow's QoS
-    /// class (its application's, once decided).
+    /// class (its policy rule's, else its application's once decided) and
+    /// its policy rule.
     #[inline(always)]
-    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) -> crate::qos::Class {
+    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) -> (crate::qos::Class, u8) {
         let now = self.now;
         let (flow, d) = self.table.lookup_or_insert_hashed(&p.key, hash, p.dir, now);
         account(flow, d, p.ip_len, &p.l4, now);
@@ -244,6 +248,35 @@ impl<C: Clock> Classifier<C> {
                 self.counters.apps[slot].add(1);
             }
         }
-        flow.dpi.class
+        let policy = &self.dpi.get().policy;
+        if policy.rules.is_empty() {
+            return (flow.dpi.class, 0);
+        }
+        // Matched once per direction, again when the flow is decided or the policy reloads.
+        let decided = flow.dpi.status == Status::Decided;
+        let stamp = (policy.generation << 1 | decided as u32).wrapping_add(1);
+        let d = p.dir as usize;
+        if flow.rule_stamp[d] != stamp {
+            flow.rule_stamp[d] = stamp;
+            flow.rule[d] = policy.lookup(&facts(data, p, decided.then_some((flow.dpi.app, flow.dpi.category))));
+        }
+        let rule = flow.rule[d];
+        (policy.class(rule).unwrap_or(flow.dpi.class), rule)
     }
+}
+
+/// A packet's addresses, ports and DSCP as the policy matches them.
+#[inline]
+fn facts<'a>(data: &[u8], p: &'a key::Parsed, app: Option<(crate::dpi::AppId, crate::dpi::Category)>) -> crate::path::Facts<'a> {
+    let k = &p.key;
+    let (src, sport, dst, dport) = match p.dir {
+        key::Dir::Lo => (&k.lo_addr, k.lo_port, &k.hi_addr, k.hi_port),
+        key::Dir::Hi => (&k.hi_addr, k.hi_port, &k.lo_addr, k.lo_port),
+    };
+    let dscp = match (data.get(12..16), data.get(14)) {
+        (Some(&[0x08, 0x00, _, tos]), _) => tos >> 2,
+        (Some(&[0x86, 0xdd, b0, b1]), _) => ((b0 & 0x0f) << 4 | b1 >> 4) >> 2,
+        _ => 0,
+    };
+    crate::path::Facts { app, src, dst, is_v4: key::is_mapped_v4(src), sport, dport, proto: k.proto, dscp }
 }

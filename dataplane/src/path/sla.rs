@@ -231,6 +231,11 @@ impl Monitor {
         change
     }
 
+    /// RFC 3550 jitter so far, seconds.
+    pub fn figures_jitter(&self) -> f64 {
+        self.jitter
+    }
+
     /// Up and not suppressed by damping.
     pub fn usable(&self) -> bool {
         self.up && !self.suppressed

@@ -23,6 +23,12 @@ pub enum Kind {
     /// A WireGuard handshake message (initiation, response, cookie reply)
     /// to the tunnel's listen port, received on `iface`.
     Tunnel = 4,
+    /// An SLA probe reply opened by the worker: a 14-byte placeholder
+    /// L2 header, then the probe's plaintext (`path::probe`).
+    Probe = 5,
+    /// A BFD control packet (UDP to port 3784 or 4784) to one of our
+    /// addresses, received on `iface`.
+    Bfd = 6,
 }
 
 /// The punt header.
@@ -58,6 +64,8 @@ impl Header {
             2 => Kind::Nd,
             3 => Kind::Resolve,
             4 => Kind::Tunnel,
+            5 => Kind::Probe,
+            6 => Kind::Bfd,
             _ => return None,
         };
         let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);

@@ -16,13 +16,14 @@ use super::session::Session;
 use super::PeerLive;
 use crate::counters::DropReason;
 use crate::packet::Packet;
+use crate::path::{probe, Steering};
 use crate::pipeline::{each_packet, Meta, Metas, Stage, Verdict, NO_PORT};
 use crate::rcu::Reader;
 use crate::router::fib::Fib;
 use crate::router::lpm::Lpm;
 use crate::router::{self, punt};
 use crate::wire::wireguard::{self as wg, kind};
-use crate::wire::{checksum, ethernet, ip_proto, ipv4, ipv6, udp, vlan, EtherType, Ipv6Address};
+use crate::wire::{bfd, checksum, ethernet, ip_proto, ipv4, ipv6, udp, vlan, EtherType, Ipv6Address};
 use crate::worker::Clock;
 use crate::PortIdx;
 
@@ -109,39 +110,53 @@ impl Tunnels {
     }
 }
 
-/// Where a UDP datagram to the listen port sits in a frame.
+/// Where a UDP datagram to us sits in a frame.
 struct Outer {
-    /// Offset of the WireGuard message.
+    /// Offset of the UDP payload (the WireGuard message).
     msg: usize,
     /// Its length (from the UDP header).
     len: usize,
+    /// The sender: which path a message came by, and where a probe reply goes.
+    src: SocketAddr,
+    /// Our address it was sent to.
+    dst: IpAddr,
+    dst_port: u16,
+    /// An IP header without options (a probe is answered in place only then).
+    plain_ip: bool,
 }
 
-/// Finds an untagged IPv4/IPv6 UDP datagram to one of our addresses on
-/// port `listen`; `None` for anything else (left for later stages).
+/// Whether a UDP destination port is one the stage takes: the listen
+/// port, or BFD's when BFD runs.
 #[inline(always)]
-fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Outer> {
+fn wanted(port: u16, listen: u16, bfd: bool) -> bool {
+    port == listen || (bfd && (port == bfd::SINGLE_HOP_PORT || port == bfd::MULTIHOP_PORT))
+}
+
+/// Finds an untagged IPv4/IPv6 UDP datagram to one of our addresses on a
+/// port [`wanted`]; `None` for anything else (left for later stages).
+#[inline(always)]
+fn outer_to_us(d: &[u8], listen: u16, bfd: bool, fib: &Fib) -> Option<Outer> {
     const ETH: usize = ethernet::HEADER_LEN;
     let et = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
-    let (l4, dst): (usize, IpAddr) = match EtherType(et) {
+    let (l4, src, dst): (usize, IpAddr, IpAddr) = match EtherType(et) {
         EtherType::IPV4 => {
             let ip = ipv4::Packet::new_checked(d.get(ETH..)?).ok()?;
             if ip.version() != 4 || ip.protocol() != ip_proto::UDP || ip.is_fragment() {
                 return None;
             }
-            (ETH + ip.header_len(), IpAddr::V4(ip.dst_addr().into()))
+            (ETH + ip.header_len(), IpAddr::V4(ip.src_addr().into()), IpAddr::V4(ip.dst_addr().into()))
         }
         EtherType::IPV6 => {
             let ip = ipv6::Packet::new_checked(d.get(ETH..)?).ok()?;
             if ip.version() != 6 || ip.next_header() != ip_proto::UDP {
                 return None;
             }
-            (ETH + ipv6::HEADER_LEN, IpAddr::V6(ip.dst_addr().into()))
+            (ETH + ipv6::HEADER_LEN, IpAddr::V6(ip.src_addr().into()), IpAddr::V6(ip.dst_addr().into()))
         }
         _ => return None,
     };
     let u = udp::Packet::new_checked(d.get(l4..)?).ok()?;
-    if u.dst_port() != listen {
+    if !wanted(u.dst_port(), listen, bfd) {
         return None;
     }
     let local = match dst {
@@ -152,7 +167,8 @@ fn outer_to_us(d: &[u8], listen: u16, fib: &Fib) -> Option<Outer> {
         return None;
     }
     let msg = l4 + udp::HEADER_LEN;
-    Some(Outer { msg, len: u.len() as usize - udp::HEADER_LEN })
+    let plain_ip = l4 == ETH + if src.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
+    Some(Outer { msg, len: u.len() as usize - udp::HEADER_LEN, src: SocketAddr::new(src, u.src_port()), dst, dst_port: u.dst_port(), plain_ip })
 }
 
 /// One burst's traffic for the peer its packets belong to, written to the
@@ -195,16 +211,21 @@ impl Tally {
     }
 }
 
-/// Opens transport messages to the listen port; punts handshakes.
+/// Opens transport messages to the listen port; punts handshakes and BFD
+/// packets; answers SLA probes in place and hands probe replies to the
+/// control thread.
 pub struct Decap<C: Clock> {
     tunnels: Reader<Tunnels>,
     fib: Reader<Fib>,
+    steering: Reader<Steering>,
     clock: C,
+    /// Punt BFD packets (UDP 3784/4784 to us) to the control thread.
+    bfd: bool,
 }
 
 impl<C: Clock> Decap<C> {
-    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, clock: C) -> Self {
-        Decap { tunnels, fib, clock }
+    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, steering: Reader<Steering>, clock: C, bfd: bool) -> Self {
+        Decap { tunnels, fib, steering, clock, bfd }
     }
 }
 
@@ -213,6 +234,7 @@ impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
     fn tick(&mut self) {
         self.tunnels.refresh();
         self.fib.refresh();
+        self.steering.refresh();
     }
 
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
@@ -245,22 +267,27 @@ impl<C: Clock> Decap<C> {
         let fib = self.fib.get();
         // Endpoints are learnt from handshakes (docs/TUNNELS.md), so the
         // datagram's source is not needed here.
-        let Some(outer) = outer_to_us(pkt.data(), t.listen_port, fib) else { return Verdict::Continue };
+        let Some(outer) = outer_to_us(pkt.data(), t.listen_port, self.bfd, fib) else { return Verdict::Continue };
         let msg = &pkt.data()[outer.msg..outer.msg + outer.len];
-        match wg::message_type(msg) {
-            Ok(kind::TRANSPORT) => {}
-            Ok(_) => {
-                let Some(iface) = fib.routes.iface_of(in_port, vlan::Stack::default()) else {
-                    return Verdict::Drop(DropReason::UnknownVlan);
-                };
-                // Trim Ethernet padding so the control thread sees the datagram's length.
-                pkt.truncate(outer.msg + outer.len);
-                return match router::punt_frame(pkt, meta, punt::Kind::Tunnel, in_port, iface, ethernet::HEADER_LEN) {
-                    Ok(()) => Verdict::Continue,
-                    Err(r) => Verdict::Drop(r),
-                };
+        let punt_as = if outer.dst_port != t.listen_port {
+            punt::Kind::Bfd
+        } else {
+            match wg::message_type(msg) {
+                Ok(kind::TRANSPORT) => punt::Kind::Probe, // not punted
+                Ok(_) => punt::Kind::Tunnel,
+                Err(_) => return Verdict::Drop(DropReason::TunnelMalformed),
             }
-            Err(_) => return Verdict::Drop(DropReason::TunnelMalformed),
+        };
+        if punt_as != punt::Kind::Probe {
+            let Some(iface) = fib.routes.iface_of(in_port, vlan::Stack::default()) else {
+                return Verdict::Drop(DropReason::UnknownVlan);
+            };
+            // Trim Ethernet padding so the control thread sees the datagram's length.
+            pkt.truncate(outer.msg + outer.len);
+            return match router::punt_frame(pkt, meta, punt_as, in_port, iface, ethernet::HEADER_LEN) {
+                Ok(()) => Verdict::Continue,
+                Err(r) => Verdict::Drop(r),
+            };
         }
         let (index, _) = wg::transport_header(msg);
         let Some(s) = t.session(index) else { return Verdict::Drop(DropReason::TunnelUnknownIndex) };
@@ -273,6 +300,10 @@ impl<C: Clock> Decap<C> {
         };
         let peer = s.session.peer;
         tally.add(t, peer, outer.len, true, now);
+        // Passive measurement: what arrives on each path.
+        if let Some(p) = self.steering.get().peer(peer).and_then(|pp| pp.by_source(outer.src.ip())) {
+            p.live.add_rx(outer.len, now);
+        }
         if now >= s.rekey_at {
             t.peers[peer].live.ask_handshake();
         }
@@ -281,6 +312,9 @@ impl<C: Clock> Decap<C> {
         }
         let inner_at = outer.msg + wg::TRANSPORT_HEADER_LEN;
         let inner = &pkt.data()[inner_at..inner_at + n];
+        if inner[0] >> 4 == probe::REQUEST >> 4 {
+            return self.probe(t, peer, in_port, pkt, meta, &outer, inner_at, n, now);
+        }
         let (len, et, allowed) = match inner[0] >> 4 {
             4 if n >= ipv4::HEADER_LEN => {
                 let len = u16::from_be_bytes([inner[2], inner[3]]) as usize;
@@ -315,11 +349,86 @@ impl<C: Clock> Decap<C> {
     }
 }
 
+impl<C: Clock> Decap<C> {
+    /// An SLA probe from `peer`, opened in place at `inner_at` (`n` bytes
+    /// of plaintext). A request is answered at once from here, by the way
+    /// it came: the reply is sealed with our sending session in the same
+    /// buffer, addresses and MACs swapped. A reply to one of ours gets
+    /// its arrival time and goes to the control thread.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn probe<P: Packet>(
+        &self,
+        t: &Tunnels,
+        peer: usize,
+        in_port: PortIdx,
+        pkt: &mut P,
+        meta: &mut Meta,
+        outer: &Outer,
+        inner_at: usize,
+        n: usize,
+        now: u64,
+    ) -> Verdict {
+        const ETH: usize = ethernet::HEADER_LEN;
+        use probe::field;
+        if n < probe::LEN {
+            return Verdict::Drop(DropReason::TunnelMalformed);
+        }
+        match pkt.data()[inner_at] {
+            probe::REQUEST => {
+                let Some(s) = t.peers[peer].send.iter().flatten().find(|s| s.session.confirmed() && now < s.send_until) else {
+                    return Verdict::Drop(DropReason::TunnelNoSession);
+                };
+                if !outer.plain_ip {
+                    return Verdict::Drop(DropReason::TunnelMalformed);
+                }
+                let Some(counter) = s.session.reserve(1) else { return Verdict::Drop(DropReason::TunnelExpired) };
+                let end = outer.msg + outer.len;
+                if !pkt.truncate(end) {
+                    return Verdict::Drop(DropReason::TunnelMalformed);
+                }
+                let d = pkt.data_mut();
+                d[inner_at + field::TYPE] = probe::REPLY;
+                s.session.seal(counter, &mut d[outer.msg..end]);
+                if !emit_ip_udp(outer.dst, t.listen_port, outer.src, &mut d[ETH..end]) {
+                    return Verdict::Drop(DropReason::TunnelMalformed);
+                }
+                let (dst, src) = d.split_at_mut(6);
+                dst.swap_with_slice(&mut src[..6]);
+                meta.set_out_port(in_port);
+                Verdict::Continue
+            }
+            probe::REPLY => {
+                let d = pkt.data_mut();
+                d[inner_at + field::PEER..inner_at + field::PEER + 2].copy_from_slice(&(peer as u16).to_le_bytes());
+                d[inner_at + field::RECEIVED..inner_at + field::RECEIVED + 8].copy_from_slice(&now.to_le_bytes());
+                let fib = self.fib.get();
+                let Some(iface) = fib.routes.iface_of(in_port, vlan::Stack::default()) else {
+                    return Verdict::Drop(DropReason::UnknownVlan);
+                };
+                if !pkt.adj(inner_at - ETH) || !pkt.truncate(ETH + probe::LEN) {
+                    return Verdict::Drop(DropReason::TunnelMalformed);
+                }
+                match router::punt_frame(pkt, meta, punt::Kind::Probe, in_port, iface, ETH) {
+                    Ok(()) => Verdict::Continue,
+                    Err(r) => Verdict::Drop(r),
+                }
+            }
+            _ => Verdict::Drop(DropReason::TunnelMalformed),
+        }
+    }
+}
+
 /// Writes the IP and UDP headers in front of a datagram's payload: `b`
 /// holds the IP header, the UDP header and the payload (already in place).
 /// IPv6 gets the checksum UDP needs there; IPv4 sends none (RFC 768), as
 /// WireGuard does. False if the families of `src` and `dst` differ.
 pub fn emit_ip_udp(src: IpAddr, src_port: u16, dst: SocketAddr, b: &mut [u8]) -> bool {
+    emit_ip_udp_ttl(src, src_port, dst, 64, b)
+}
+
+/// [`emit_ip_udp`] with a TTL / hop limit of `ttl` (BFD sends 255).
+pub fn emit_ip_udp_ttl(src: IpAddr, src_port: u16, dst: SocketAddr, ttl: u8, b: &mut [u8]) -> bool {
     let ip_len = if dst.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
     let udp_len = b.len() - ip_len;
     let (ip, rest) = b.split_at_mut(ip_len);
@@ -331,7 +440,7 @@ pub fn emit_ip_udp(src: IpAddr, src_port: u16, dst: SocketAddr, b: &mut [u8]) ->
                 src: s.into(),
                 dst: d.into(),
                 protocol: ip_proto::UDP,
-                ttl: 64,
+                ttl,
                 dscp: 0,
                 ecn: 0,
                 ident: 0,
@@ -346,7 +455,7 @@ pub fn emit_ip_udp(src: IpAddr, src_port: u16, dst: SocketAddr, b: &mut [u8]) ->
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let (s, d): (Ipv6Address, Ipv6Address) = (s.into(), d.into());
-            ipv6::Repr { src: s, dst: d, next_header: ip_proto::UDP, hop_limit: 64, traffic_class: 0, flow_label: 0, payload_len: udp_len }
+            ipv6::Repr { src: s, dst: d, next_header: ip_proto::UDP, hop_limit: ttl, traffic_class: 0, flow_label: 0, payload_len: udp_len }
                 .emit(&mut ipv6::Packet::new_unchecked(ip));
             repr.emit(&mut u, Some(checksum::pseudo_v6(s, d, ip_proto::UDP, udp_len as u32)));
         }
@@ -359,6 +468,7 @@ pub fn emit_ip_udp(src: IpAddr, src_port: u16, dst: SocketAddr, b: &mut [u8]) ->
 pub struct Encap<C: Clock> {
     tunnels: Reader<Tunnels>,
     fib: Reader<Fib>,
+    steering: Reader<Steering>,
     clock: C,
     /// Limits the ICMP "too big" errors sent for packets over the tunnel MTU.
     icmp: router::TokenBucket,
@@ -366,9 +476,9 @@ pub struct Encap<C: Clock> {
 
 impl<C: Clock> Encap<C> {
     /// `hz`: ticks per second of `clock`.
-    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, clock: C, hz: u64) -> Self {
+    pub fn new(tunnels: Reader<Tunnels>, fib: Reader<Fib>, steering: Reader<Steering>, clock: C, hz: u64) -> Self {
         let conf = fib.get().routes.conf;
-        Encap { tunnels, fib, clock, icmp: router::TokenBucket::new(conf.icmp_rate, conf.icmp_burst, hz) }
+        Encap { tunnels, fib, steering, clock, icmp: router::TokenBucket::new(conf.icmp_rate, conf.icmp_burst, hz) }
     }
 
     /// Answers a packet over the tunnel MTU with ICMP "fragmentation
@@ -422,6 +532,7 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
     fn tick(&mut self) {
         self.tunnels.refresh();
         self.fib.refresh();
+        self.steering.refresh();
     }
 
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
@@ -485,7 +596,15 @@ impl<C: Clock> Encap<C> {
             path.live.ask_handshake();
             return Verdict::Drop(DropReason::TunnelNoSession);
         };
-        let Some(endpoint) = path.endpoint else { return Verdict::Drop(DropReason::TunnelNoSession) };
+        // The WAN path the flow's policy rule uses now, else the peer's endpoint.
+        let (endpoint, via) = match self.steering.get().peer(peer).map(|pp| pp.pick(meta.rule())) {
+            Some(Ok(Some(p))) => (p.endpoint, Some(&p.live)),
+            Some(Err(())) => return Verdict::Drop(DropReason::PathPolicyDrop),
+            None | Some(Ok(None)) => match path.endpoint {
+                Some(e) => (e, None),
+                None => return Verdict::Drop(DropReason::TunnelNoSession),
+            },
+        };
         let Some(egress) = router::egress_for(fib, endpoint.ip()) else { return Verdict::Drop(DropReason::NoRoute) };
         if now >= s.rekey_at {
             path.live.ask_handshake();
@@ -519,6 +638,9 @@ impl<C: Clock> Encap<C> {
             return Verdict::Drop(DropReason::NoRoute);
         }
         tally.add(t, peer, msg_len, false, now);
+        if let Some(live) = via {
+            live.add_tx(msg_len);
+        }
         match router::output(fib, pkt, meta, in_port, &egress) {
             Ok(()) => Verdict::Continue,
             Err(r) => Verdict::Drop(r),

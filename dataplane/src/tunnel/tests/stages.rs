@@ -46,6 +46,7 @@ fn iface(name: &str, port: u16, mac: EthernetAddress, a: &str, len: u8) -> Iface
 struct Site {
     stages: (Decap<FixedClock>, (Encap<FixedClock>, Router<FixedClock>)),
     tunnels: Publisher<Tunnels>,
+    steering: Publisher<crate::path::Steering>,
     _fib: Publisher<Fib>,
 }
 
@@ -66,12 +67,13 @@ fn site(
     let neighbors = NeighborTable::build([(NeighborKey::v4(0, v4(host.0)), host.1), (NeighborKey::v4(1, v4(far_wan.0)), far_wan.1)]);
     let fib = Publisher::new(Fib::new(routes, neighbors));
     let tunnels = Publisher::new(Tunnels::off());
+    let steering = Publisher::new(crate::path::Steering::default());
     let c = FixedClock(now);
     let stages = (
-        Decap::new(tunnels.reader(), fib.reader(), c),
-        (Encap::new(tunnels.reader(), fib.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)),
+        Decap::new(tunnels.reader(), fib.reader(), steering.reader(), c, false),
+        (Encap::new(tunnels.reader(), fib.reader(), steering.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)),
     );
-    Site { stages, tunnels, _fib: fib }
+    Site { stages, tunnels, steering, _fib: fib }
 }
 
 impl Site {
@@ -306,12 +308,13 @@ fn a_packet_crosses_over_ipv6_outer_headers() {
         let neighbors = NeighborTable::build([(NeighborKey::v4(0, v4(host.0)), host.1), (NeighborKey::v6(1, v6(far.0)), far.1)]);
         let fib = Publisher::new(Fib::new(routes, neighbors));
         let tunnels = Publisher::new(Tunnels::off());
+        let steering = Publisher::new(crate::path::Steering::default());
         let c = FixedClock(ticks(now));
         let stages = (
-            Decap::new(tunnels.reader(), fib.reader(), c),
-            (Encap::new(tunnels.reader(), fib.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)),
+            Decap::new(tunnels.reader(), fib.reader(), steering.reader(), c, false),
+            (Encap::new(tunnels.reader(), fib.reader(), steering.reader(), c, 1_000_000_000), Router::new(fib.reader(), c, 1_000_000_000)),
         );
-        Site { stages, tunnels, _fib: fib }
+        Site { stages, tunnels, steering, _fib: fib }
     };
     let mut a = mk(("10.1.0.1", A_LAN), ("10.1.0.5", HOST_A), ("fd02::1", A_WAN), ("fd02::2", B_WAN));
     let mut b = mk(("10.2.0.1", B_LAN), ("10.2.0.5", HOST_B), ("fd02::2", B_WAN), ("fd02::1", A_WAN));

@@ -1,0 +1,599 @@
+//! The control thread's side of multi-path SD-WAN: sends SLA probes on
+//! every path through the tunnel, reads the replies the workers hand
+//! back, runs BFD sessions, judges each path (`path::sla::Monitor`),
+//! chooses a path per (peer, policy rule) and publishes the choices as a
+//! [`Steering`] snapshot the workers' Encap stage reads.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::dpdk::{self, Mbuf};
+use dataplane::engine::Engine;
+use dataplane::packet::Packet;
+use dataplane::path::bfd::Session as BfdSession;
+use dataplane::path::sla::{select, Figures, Monitor, PathView, Reason, RuleConf, SelectConf, Transition};
+use dataplane::path::{probe, PathLive, PathOut, PeerPaths, Steering, DROP, NO_PATH};
+use dataplane::rcu::{Publisher, Reader};
+use dataplane::router::punt;
+use dataplane::tunnel::stage::emit_ip_udp_ttl;
+use dataplane::wire::bfd::{self, Repr, State};
+use dataplane::wire::{ip_proto, ipv4, ipv6, udp, EtherType};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::config::paths::{ordered, BfdOpts, PathOpts, PathsOpts, PolicyOpts};
+use crate::slowpath::SlowPath;
+use crate::tunnel::{os_random, TunnelControl};
+
+/// One path's state on the control thread.
+struct Path {
+    name: String,
+    peer_name: String,
+    /// Tunnel peer index; `None` when the peer is gone (after a reload).
+    peer: Option<usize>,
+    /// Index among its peer's paths.
+    slot: usize,
+    port: String,
+    endpoint: SocketAddr,
+    cost: u32,
+    bandwidth_mbps: u32,
+    labels: Vec<String>,
+    bfd: Option<usize>,
+    monitor: Monitor,
+    live: Arc<PathLive>,
+    probes_sent: u64,
+    probes_unsent: u64,
+    replies: u64,
+    last_transition: Option<(Duration, &'static str)>,
+}
+
+/// A BFD session and where it talks.
+struct Bfd {
+    name: String,
+    peer: IpAddr,
+    multihop: bool,
+    src_port: u16,
+    session: BfdSession,
+    send_failures: u64,
+}
+
+/// Counts of BFD packets refused before reaching a session.
+#[derive(Default, Clone)]
+struct BfdRefusals {
+    by_reason: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// One rule's choice for one peer.
+struct Choice {
+    /// `None` until chosen; `Some(None)` drop; `Some(Some(i))` path slot `i`.
+    cur: Option<Option<usize>>,
+    since: Duration,
+}
+
+pub struct PathControl {
+    paths: Vec<Path>,
+    bfd: Vec<Bfd>,
+    /// Rule 0 is the default rule; then the `[[policy]]` rules in match order.
+    rule_names: Vec<String>,
+    /// Per tunnel peer: the rule confs for its paths (by rule), and choices.
+    rules: Vec<Vec<RuleConf>>,
+    choices: Vec<Vec<Choice>>,
+    /// Tunnel peer index -> path indexes (into `paths`), by slot.
+    by_peer: Vec<Vec<usize>>,
+    select: SelectConf,
+    sla_probes: usize,
+    publisher: Publisher<Steering>,
+    started: Instant,
+    hz: u64,
+    /// (rule, from, to, reason) -> count.
+    failovers: std::collections::BTreeMap<(String, String, String, &'static str), u64>,
+    refused: BfdRefusals,
+    last_select: Duration,
+    dirty: bool,
+}
+
+fn choice_code(c: Option<Option<usize>>) -> u8 {
+    match c {
+        None => NO_PATH,
+        Some(None) => DROP,
+        Some(Some(i)) => i as u8,
+    }
+}
+
+impl PathControl {
+    /// No paths: every peer uses its own endpoint.
+    pub fn off(hz: u64) -> PathControl {
+        PathControl {
+            paths: Vec::new(),
+            bfd: Vec::new(),
+            rule_names: vec!["default".into()],
+            rules: Vec::new(),
+            choices: Vec::new(),
+            by_peer: Vec::new(),
+            select: SelectConf::default(),
+            sla_probes: 10,
+            publisher: Publisher::new(Steering::default()),
+            started: Instant::now(),
+            hz,
+            failovers: Default::default(),
+            refused: Default::default(),
+            last_select: Duration::ZERO,
+            dirty: false,
+        }
+    }
+
+    pub fn new(opts: &PathsOpts, paths: &[PathOpts], bfd: &[BfdOpts], policy: &[PolicyOpts], tunnel: &TunnelControl, hz: u64) -> PathControl {
+        let mut c = PathControl::off(hz);
+        c.configure(opts, paths, bfd, policy, tunnel);
+        c
+    }
+
+    /// Applies a (re)loaded configuration. Paths and BFD sessions that
+    /// keep their name and settings keep their measurements.
+    pub fn configure(&mut self, opts: &PathsOpts, paths: &[PathOpts], bfd: &[BfdOpts], policy: &[PolicyOpts], tunnel: &TunnelControl) {
+        let now = self.now(Instant::now());
+        let mut old_bfd: Vec<Bfd> = std::mem::take(&mut self.bfd);
+        for (i, b) in bfd.iter().enumerate() {
+            let peer: IpAddr = b.peer.parse().expect("validated");
+            let keep = old_bfd.iter().position(|o| o.name == b.name && o.peer == peer && o.multihop == b.multihop);
+            let mut s = match keep {
+                Some(k) => old_bfd.swap_remove(k),
+                None => {
+                    let mut d = [0u8; 4];
+                    while u32::from_le_bytes(d) == 0 {
+                        os_random(&mut d);
+                    }
+                    Bfd {
+                        name: b.name.clone(),
+                        peer,
+                        multihop: b.multihop,
+                        src_port: 49152 + i as u16,
+                        session: BfdSession::new(b.timers(), u32::from_le_bytes(d), now),
+                        send_failures: 0,
+                    }
+                }
+            };
+            if s.session.timers != b.timers() {
+                s.session.set_timers(b.timers(), now);
+            }
+            s.session.set_admin_down(b.admin_down, now);
+            self.bfd.push(s);
+        }
+        let mut old: Vec<Path> = std::mem::take(&mut self.paths);
+        self.by_peer = vec![Vec::new(); tunnel.peer_count()];
+        for p in paths {
+            let peer = tunnel.peer_index(&p.peer);
+            let endpoint = p.endpoint().expect("validated");
+            let conf = p.probe_conf(opts);
+            let keep = old.iter().position(|o| o.name == p.name && o.peer == peer && o.endpoint == endpoint && o.monitor.conf == conf);
+            let mut path = match keep {
+                Some(k) => old.swap_remove(k),
+                None => Path {
+                    name: p.name.clone(),
+                    peer_name: p.peer.clone(),
+                    peer,
+                    slot: 0,
+                    port: p.port.clone(),
+                    endpoint,
+                    cost: 0,
+                    bandwidth_mbps: 0,
+                    labels: Vec::new(),
+                    bfd: None,
+                    monitor: Monitor::new(conf, now),
+                    live: Arc::new(PathLive::default()),
+                    probes_sent: 0,
+                    probes_unsent: 0,
+                    replies: 0,
+                    last_transition: None,
+                },
+            };
+            path.port = p.port.clone();
+            path.cost = p.cost;
+            path.bandwidth_mbps = p.bandwidth_mbps;
+            path.labels = p.labels.clone();
+            path.bfd = p.bfd.as_ref().and_then(|b| self.bfd.iter().position(|s| &s.name == b));
+            if let Some(i) = peer {
+                path.slot = self.by_peer[i].len();
+                self.by_peer[i].push(self.paths.len());
+            }
+            self.paths.push(path);
+        }
+        let rules = ordered(policy);
+        self.rule_names = std::iter::once("default".to_owned()).chain(rules.iter().map(|r| r.name.clone())).collect();
+        self.rules = (0..self.by_peer.len())
+            .map(|peer| {
+                let mine: Vec<&PathOpts> = paths.iter().filter(|p| tunnel.peer_index(&p.peer) == Some(peer)).collect();
+                std::iter::once(opts.default_rule(&mine)).chain(rules.iter().map(|r| r.rule(&mine))).collect()
+            })
+            .collect();
+        self.choices = self.rules.iter().map(|r| r.iter().map(|_| Choice { cur: None, since: now }).collect()).collect();
+        self.select = opts.select_conf();
+        self.sla_probes = opts.sla_probes as usize;
+        self.dirty = true;
+        self.publish();
+    }
+
+    pub fn reader(&self) -> Reader<Steering> {
+        self.publisher.reader()
+    }
+
+    pub fn bfd_enabled(&self) -> bool {
+        !self.bfd.is_empty()
+    }
+
+    fn now(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.started)
+    }
+
+    fn publish(&mut self) {
+        let peers = self
+            .by_peer
+            .iter()
+            .enumerate()
+            .map(|(peer, idx)| PeerPaths {
+                paths: idx.iter().map(|&i| PathOut { endpoint: self.paths[i].endpoint, live: self.paths[i].live.clone() }).collect(),
+                choice: self.choices[peer].iter().map(|c| choice_code(c.cur)).collect(),
+            })
+            .collect();
+        self.publisher.publish(Steering { peers });
+        self.dirty = false;
+    }
+
+    /// Probes, replies, BFD, path states and choices. Returns whether there was work.
+    pub fn poll(&mut self, engine: &mut Engine, slow: &mut SlowPath, tunnel: &mut TunnelControl, at: Instant) -> bool {
+        let now = self.now(at);
+        let mut work = false;
+        for (h, pkt) in std::mem::take(&mut slow.path_rx) {
+            work = true;
+            match h.kind {
+                punt::Kind::Probe => self.on_reply(&h, pkt, now),
+                punt::Kind::Bfd => self.on_bfd(&h, pkt, now),
+                _ => {}
+            }
+        }
+        // BFD timers and transmissions.
+        for b in 0..self.bfd.len() {
+            let (changed, pkt) = self.bfd[b].session.poll(now);
+            if let Some(c) = changed {
+                work = true;
+                self.on_bfd_change(b, c.to, now);
+            }
+            if let Some(p) = pkt {
+                work = true;
+                self.send_bfd(engine, slow, b, &p, at);
+            }
+        }
+        // Probes.
+        for i in 0..self.paths.len() {
+            let Some(peer) = self.paths[i].peer else { continue };
+            if let Some(seq) = self.paths[i].monitor.due(now) {
+                work = true;
+                let p = &self.paths[i];
+                let payload = probe::request(p.slot as u8, seq, dpdk::tsc());
+                let sent = tunnel.seal(peer, &payload, at).map(|msg| tunnel.send(engine, slow, p.endpoint, &msg, at));
+                let p = &mut self.paths[i];
+                if sent.is_some() {
+                    p.probes_sent += 1;
+                } else {
+                    p.probes_unsent += 1; // no session yet: counts as unanswered
+                }
+            }
+        }
+        // States.
+        let mut changed = false;
+        for i in 0..self.paths.len() {
+            let bfd_down = self.paths[i].bfd.is_some_and(|b| {
+                let s = &self.bfd[b].session;
+                s.state != State::Up && s.stats.up_events > 0
+            });
+            let p = &mut self.paths[i];
+            p.monitor.bfd_down = bfd_down;
+            let was = p.monitor.usable();
+            if let Some(t) = p.monitor.tick(now) {
+                p.last_transition = Some((
+                    now,
+                    match t {
+                        Transition::Up => "up",
+                        Transition::Down => "down (probes unanswered)",
+                        Transition::BfdDown => "down (BFD)",
+                    },
+                ));
+                eprintln!("patronus: path {} to {}: {}", p.name, p.peer_name, p.last_transition.unwrap().1);
+            }
+            changed |= was != p.monitor.usable();
+        }
+        // Choices: at once on a state change, else every few milliseconds.
+        if changed || now.saturating_sub(self.last_select) >= Duration::from_millis(5) {
+            self.last_select = now;
+            self.reselect(now);
+            self.steer_handshakes(tunnel);
+        }
+        if self.dirty {
+            work = true;
+            self.publish();
+        }
+        self.publisher.reclaim();
+        work
+    }
+
+    fn view(&self, i: usize, now: Duration) -> PathView {
+        let p = &self.paths[i];
+        let (rtt, loss_pct) = p.monitor.recent(self.sla_probes, now);
+        PathView {
+            usable: p.monitor.usable(),
+            usable_since: p.monitor.usable_since,
+            rtt,
+            loss_pct,
+            jitter: p.monitor.figures_jitter(),
+            cost: p.cost,
+            bandwidth_mbps: p.bandwidth_mbps,
+        }
+    }
+
+    fn reselect(&mut self, now: Duration) {
+        for peer in 0..self.by_peer.len() {
+            if self.by_peer[peer].is_empty() {
+                continue;
+            }
+            let views: Vec<PathView> = self.by_peer[peer].iter().map(|&i| self.view(i, now)).collect();
+            for r in 0..self.rules[peer].len() {
+                let cur = self.choices[peer][r].cur;
+                if let Some((next, reason)) = select(&self.rules[peer][r], &views, cur, &self.select, now) {
+                    let name = |c: Option<Option<usize>>| match c {
+                        None => "none".to_owned(),
+                        Some(None) => "drop".to_owned(),
+                        Some(Some(s)) => self.paths[self.by_peer[peer][s]].name.clone(),
+                    };
+                    let (from, to) = (name(cur), name(Some(next)));
+                    if reason != Reason::Initial {
+                        *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason.name())).or_default() += 1;
+                        eprintln!("patronus: rule {} moved from path {from} to {to} ({})", self.rule_names[r], reason.name());
+                    }
+                    self.choices[peer][r] = Choice { cur: Some(next), since: now };
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Handshakes go by the default rule's path when the peer's endpoint is on a path that is not usable.
+    fn steer_handshakes(&self, tunnel: &mut TunnelControl) {
+        for (peer, idx) in self.by_peer.iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            let cur = tunnel.endpoint(peer);
+            let ok = idx.iter().any(|&i| Some(self.paths[i].endpoint) == cur && self.paths[i].monitor.usable());
+            if ok {
+                continue;
+            }
+            let want = match self.choices[peer].first().and_then(|c| c.cur).flatten() {
+                Some(s) if self.paths[idx[s]].monitor.usable() => Some(self.paths[idx[s]].endpoint),
+                _ => idx.iter().find(|&&i| self.paths[i].monitor.usable()).map(|&i| self.paths[i].endpoint),
+            };
+            if let Some(e) = want.or(cur.is_none().then(|| self.paths[idx[0]].endpoint)) {
+                if Some(e) != cur {
+                    tunnel.set_endpoint(peer, e);
+                }
+            }
+        }
+    }
+
+    fn on_reply(&mut self, h: &punt::Header, pkt: Mbuf, now: Duration) {
+        let Some(r) = pkt.data().get(h.l2_len as usize..).and_then(probe::parse_reply) else { return };
+        let Some(&i) = self.by_peer.get(r.peer as usize).and_then(|v| v.get(r.path as usize)) else { return };
+        let rtt = Duration::from_secs_f64(r.received.saturating_sub(r.sent) as f64 / self.hz.max(1) as f64);
+        let p = &mut self.paths[i];
+        p.replies += 1;
+        p.monitor.answered(r.seq, rtt, now);
+    }
+
+    fn on_bfd(&mut self, h: &punt::Header, pkt: Mbuf, now: Duration) {
+        let refuse = |s: &mut Self, why: &'static str| *s.refused.by_reason.entry(why).or_default() += 1;
+        let Some((src, dst_port, ttl, payload)) = udp_in(pkt.data(), h.l2_len as usize) else { return refuse(self, "malformed") };
+        let r = match Repr::parse(payload) {
+            Ok(r) => r,
+            Err(e) => return refuse(self, e.name()),
+        };
+        let multihop = dst_port == bfd::MULTIHOP_PORT;
+        let found = if r.your_disc != 0 {
+            self.bfd.iter().position(|b| b.session.local_disc == r.your_disc)
+        } else {
+            self.bfd.iter().position(|b| b.peer == src.ip() && b.multihop == multihop)
+        };
+        let Some(b) = found else { return refuse(self, "no_session") };
+        if self.bfd[b].peer != src.ip() || self.bfd[b].multihop != multihop {
+            return refuse(self, "wrong_peer");
+        }
+        // RFC 5881 §5: single hop only from a neighbour that sent with TTL 255.
+        if !multihop && ttl != 255 {
+            return refuse(self, "ttl");
+        }
+        if let Some(c) = self.bfd[b].session.receive(&r, now) {
+            self.on_bfd_change(b, c.to, now);
+        }
+    }
+
+    fn on_bfd_change(&mut self, b: usize, to: State, now: Duration) {
+        let s = &self.bfd[b];
+        eprintln!(
+            "patronus: bfd {} ({}): {} at {:.3} s ({})",
+            s.name,
+            s.peer,
+            to.name(),
+            now.as_secs_f64(),
+            bfd::diag::name(s.session.diag)
+        );
+    }
+
+    fn send_bfd(&mut self, engine: &mut Engine, slow: &mut SlowPath, b: usize, p: &Repr, at: Instant) {
+        let s = &self.bfd[b];
+        let port = if s.multihop { bfd::MULTIHOP_PORT } else { bfd::SINGLE_HOP_PORT };
+        let to = SocketAddr::new(s.peer, port);
+        let ip = if to.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
+        let src_port = s.src_port;
+        let r = slow.originate(engine, to.ip(), ip + udp::HEADER_LEN + bfd::LEN, at, |src, buf| {
+            let _ = p.emit(&mut buf[ip + udp::HEADER_LEN..]);
+            emit_ip_udp_ttl(src, src_port, to, 255, buf)
+        });
+        if r.is_err() {
+            self.bfd[b].send_failures += 1;
+        }
+    }
+
+    /// `patronus show paths`.
+    pub fn show(&self) -> Value {
+        let now = self.now(Instant::now());
+        let paths: Vec<Value> = self
+            .paths
+            .iter()
+            .map(|p| {
+                let f = p.monitor.figures(now);
+                let rules: Vec<&str> = match p.peer {
+                    Some(peer) => (0..self.rule_names.len())
+                        .filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot)))
+                        .map(|r| self.rule_names[r].as_str())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let ms = |v: Option<f64>| v.map(|s| (s * 1e6).round() / 1e3);
+                json!({
+                    "path": p.name, "peer": p.peer_name, "port": p.port, "endpoint": p.endpoint.to_string(),
+                    "cost": p.cost, "bandwidth_mbps": p.bandwidth_mbps, "labels": p.labels,
+                    "state": if f.suppressed && f.up { "suppressed" } else if f.up { "up" } else { "down" },
+                    "health": (f.health * 10.0).round() / 10.0,
+                    "rtt_ms": {"p50": ms(f.rtt_p50), "p95": ms(f.rtt_p95), "p99": ms(f.rtt_p99)},
+                    "jitter_ms": (f.jitter * 1e6).round() / 1e3,
+                    "loss_pct": (f.loss_pct * 100.0).round() / 100.0,
+                    "availability_pct": (f.availability_pct * 100.0).round() / 100.0,
+                    "damping_penalty": f.penalty.round(),
+                    "probe_interval_ms": p.monitor.conf.interval.as_millis() as u64,
+                    "probes_sent": p.probes_sent, "probes_unsent": p.probes_unsent, "replies": p.replies,
+                    "downs": p.monitor.downs,
+                    "bfd": p.bfd.map(|b| self.bfd[b].name.clone()),
+                    "last_change": p.last_transition.map(|(t, what)| json!({"seconds_ago": now.saturating_sub(t).as_secs_f64(), "what": what})),
+                    "tx_packets": p.live.tx_packets.load(Relaxed), "tx_bytes": p.live.tx_bytes.load(Relaxed),
+                    "rx_packets": p.live.rx_packets.load(Relaxed), "rx_bytes": p.live.rx_bytes.load(Relaxed),
+                    "rules": rules,
+                })
+            })
+            .collect();
+        let mut choices = Vec::new();
+        for (peer, idx) in self.by_peer.iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            for (r, c) in self.choices[peer].iter().enumerate() {
+                let path = match c.cur {
+                    None => Value::Null,
+                    Some(None) => json!("drop"),
+                    Some(Some(s)) => json!(self.paths[idx[s]].name),
+                };
+                choices.push(json!({
+                    "peer": self.paths[idx[0]].peer_name, "rule": self.rule_names[r], "path": path,
+                    "for_seconds": now.saturating_sub(c.since).as_secs_f64(),
+                }));
+            }
+        }
+        let failovers: Vec<Value> = self
+            .failovers
+            .iter()
+            .map(|((rule, from, to, reason), n)| json!({"rule": rule, "from": from, "to": to, "reason": reason, "count": n}))
+            .collect();
+        json!({
+            "paths": paths,
+            "choices": choices,
+            "failovers": failovers,
+            "failovers_total": self.failovers.values().sum::<u64>(),
+            "bfd": self.show_bfd(),
+        })
+    }
+
+    /// `patronus show bfd`.
+    pub fn show_bfd(&self) -> Value {
+        let now = self.now(Instant::now());
+        let sessions: Vec<Value> = self
+            .bfd
+            .iter()
+            .map(|b| {
+                let s = &b.session;
+                json!({
+                    "name": b.name, "peer": b.peer.to_string(), "multihop": b.multihop,
+                    "state": s.state.name(), "remote_state": s.remote_state.name(),
+                    "diagnostic": bfd::diag::name(s.diag), "remote_diagnostic": bfd::diag::name(s.remote_diag),
+                    "local_discriminator": s.local_disc, "remote_discriminator": s.remote_disc,
+                    "tx_interval_ms": s.tx_interval().as_secs_f64() * 1e3,
+                    "detection_time_ms": s.detection_time().as_secs_f64() * 1e3,
+                    "remote_detect_mult": s.remote_mult,
+                    "since_seconds": now.saturating_sub(s.last_change).as_secs_f64(),
+                    "changed_at_seconds": s.last_change.as_secs_f64(),
+                    "polling": s.polling,
+                    "rx": s.stats.rx, "tx": s.stats.tx, "up_events": s.stats.up_events, "down_events": s.stats.down_events,
+                    "polls_completed": s.stats.polls_completed, "send_failures": b.send_failures,
+                })
+            })
+            .collect();
+        json!({"sessions": sessions, "refused": self.refused.by_reason})
+    }
+
+    /// Exports the path, failover and BFD series.
+    pub fn export(&self) {
+        let now = self.now(Instant::now());
+        for p in &self.paths {
+            let f: Figures = p.monitor.figures(now);
+            let l = [("path", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
+            metrics::gauge!("patronus_path_health_score", &l).set(f.health);
+            metrics::gauge!("patronus_path_packet_loss_pct", &l).set(f.loss_pct);
+            metrics::gauge!("patronus_path_jitter_seconds", &l).set(f.jitter);
+            metrics::gauge!("patronus_path_availability_pct", &l).set(f.availability_pct);
+            metrics::gauge!("patronus_path_up", &l).set(if f.up && !f.suppressed { 1.0 } else { 0.0 });
+            for (q, v) in [("0.5", f.rtt_p50), ("0.95", f.rtt_p95), ("0.99", f.rtt_p99)] {
+                if let Some(v) = v {
+                    let mut l = l.to_vec();
+                    l.push(("quantile", q.to_owned()));
+                    metrics::gauge!("patronus_path_rtt_seconds", &l).set(v);
+                }
+            }
+            for (dir, v) in [("tx", &p.live.tx_bytes), ("rx", &p.live.rx_bytes)] {
+                let mut l = l.to_vec();
+                l.push(("direction", dir.to_owned()));
+                metrics::counter!("patronus_path_bytes_total", &l).absolute(v.load(Relaxed));
+            }
+        }
+        for ((rule, from, to, reason), n) in &self.failovers {
+            metrics::counter!("patronus_failover_events_total", "app" => rule.clone(), "from_path" => from.clone(), "to_path" => to.clone(), "reason" => *reason)
+                .absolute(*n);
+        }
+        for b in &self.bfd {
+            metrics::gauge!("patronus_bfd_session_status", "peer" => b.name.clone(), "address" => b.peer.to_string())
+                .set(if b.session.is_up() { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+/// Source, destination port, TTL and payload of a UDP datagram in a frame
+/// with an L2 header of `l2` bytes.
+fn udp_in(d: &[u8], l2: usize) -> Option<(SocketAddr, u16, u8, &[u8])> {
+    let et = EtherType(u16::from_be_bytes([*d.get(l2.checked_sub(2)?)?, *d.get(l2 - 1)?]));
+    let ip = d.get(l2..)?;
+    let (src, ttl, l4): (IpAddr, u8, &[u8]) = match et {
+        EtherType::IPV4 => {
+            let p = ipv4::Packet::new_checked(ip).ok()?;
+            if p.protocol() != ip_proto::UDP {
+                return None;
+            }
+            (IpAddr::V4(p.src_addr().into()), p.ttl(), ip.get(p.header_len()..p.total_len() as usize)?)
+        }
+        EtherType::IPV6 => {
+            let p = ipv6::Packet::new_checked(ip).ok()?;
+            if p.next_header() != ip_proto::UDP {
+                return None;
+            }
+            (IpAddr::V6(p.src_addr().into()), p.hop_limit(), ip.get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + p.payload_len() as usize)?)
+        }
+        _ => return None,
+    };
+    let u = udp::Packet::new_checked(l4).ok()?;
+    Some((SocketAddr::new(src, u.src_port()), u.dst_port(), ttl, l4.get(udp::HEADER_LEN..u.len() as usize)?))
+}
