@@ -295,8 +295,12 @@ impl TunnelControl {
 
     /// A transport message to peer `i` carrying `payload` (a multiple of
     /// 16 bytes), sealed with its current sending session.
+    /// Without one, asks for a handshake.
     pub fn seal(&self, i: usize, payload: &[u8], at: Instant) -> Option<Vec<u8>> {
-        let s = self.device.sending_session(i, self.now(at))?;
+        let Some(s) = self.device.sending_session(i, self.now(at)) else {
+            self.device.peers.get(i)?.live.ask_handshake();
+            return None;
+        };
         let counter = s.reserve(1)?;
         let mut msg = vec![0u8; wg::TRANSPORT_HEADER_LEN + payload.len() + wg::TAG_LEN];
         msg[wg::TRANSPORT_HEADER_LEN..wg::TRANSPORT_HEADER_LEN + payload.len()].copy_from_slice(payload);

@@ -438,9 +438,23 @@ impl Device {
         p.pending = None;
         p.endpoint = Some(src);
         let session = Arc::new(Session::new(&keys, i, now));
+        // As the kernel does (noise.c, add_new_keypair): a responder
+        // session still waiting for confirmation is demoted to previous,
+        // not dropped. When both sides initiate at once, each side's
+        // partner of the other's new session is that one, so dropping it
+        // would leave both sending with keys the other no longer has.
         let old_prev = p.previous.take();
-        p.previous = p.current.replace(session);
-        let old_next = p.next.take();
+        let old_cur = p.current.replace(session);
+        let (old_next, old_prev) = match p.next.take() {
+            Some(n) => {
+                p.previous = Some(n);
+                (old_cur, old_prev)
+            }
+            None => {
+                p.previous = old_cur;
+                (None, old_prev)
+            }
+        };
         p.last_handshake = Some(now);
         p.handshakes += 1;
         p.data_unanswered = None;

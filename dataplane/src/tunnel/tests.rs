@@ -222,6 +222,23 @@ fn handshake_and_data_both_ways_with_and_without_psk() {
 }
 
 #[test]
+fn simultaneous_initiations_leave_both_sides_able_to_talk() {
+    // Both sides initiate at once (both have an endpoint and traffic):
+    // each answers the other's initiation, then completes its own.
+    let (mut a, mut b) = pair(None);
+    let ia = a.initiate(0, T0, WALL).unwrap();
+    let ib = b.initiate(0, T0, WALL).unwrap();
+    let InitiationOutcome::Response { msg: ra, .. } = a.handle_initiation(&ib, addr(B_ADDR), T0).unwrap() else { panic!() };
+    let InitiationOutcome::Response { msg: rb, .. } = b.handle_initiation(&ia, addr(A_ADDR), T0).unwrap() else { panic!() };
+    assert!(matches!(a.handle_response(&rb, addr(B_ADDR), T0), Ok(ResponseOutcome::Done { .. })));
+    assert!(matches!(b.handle_response(&ra, addr(A_ADDR), T0), Ok(ResponseOutcome::Done { .. })));
+    // Each sends with its own initiator session, whose partner the other
+    // side keeps (demoted to previous, as the kernel does).
+    assert_eq!(&send(&mut a, &mut b, b"a after the race", T0).unwrap()[..16], b"a after the race");
+    assert_eq!(&send(&mut b, &mut a, b"b after the race", T0).unwrap()[..16], b"b after the race");
+}
+
+#[test]
 fn a_psk_mismatch_fails_the_handshake() {
     let (mut a, _) = pair(Some([1; 32]));
     let (_, mut b) = pair(Some([2; 32]));
