@@ -18,14 +18,17 @@
 #   scripts/lab.sh restore LINK
 #   scripts/lab.sh slow LINK RATE   shape LINK in the middle (tbf, e.g. 2mbit); RATE "off" removes it
 #   scripts/lab.sh exec SITE CMD... run CMD in a namespace (ha, a, mid, b, hb)
-#   scripts/lab.sh show SITE WHAT   `patronus show WHAT` on site a or b
+#   scripts/lab.sh show SITE WHAT [--json]   `patronus show WHAT` on site a or b
+#   scripts/lab.sh frr -c "show bfd peers"    vtysh on the lab's FRR (LAB_FRR=1)
 #
 # Environment: LAB (name prefix, default "pl"), LAB_DIR (configs, keys,
 # logs; default /tmp/patronus-lab-$LAB), PATRONUS (the binary; default
 # target/release/patronus, built when missing), PROBE_MS (SLA probe
 # interval, default 100), HOLD_DOWN_S (failback hold-down, default 3),
 # LAB_BFD=1 (a multihop BFD session per path between the appliances,
-# gating the path).
+# gating the path), LAB_FRR=1 (FRR's bfdd runs in the middle namespace as
+# the "mpls" next hop of both sites; each appliance runs a single-hop BFD
+# session "mpls-gw" with it that gates its "mpls" path; needs `frr`).
 set -euo pipefail
 
 LAB=${LAB:-pl}
@@ -33,6 +36,7 @@ LAB_DIR=${LAB_DIR:-/tmp/patronus-lab-$LAB}
 PROBE_MS=${PROBE_MS:-100}
 HOLD_DOWN_S=${HOLD_DOWN_S:-3}
 LAB_BFD=${LAB_BFD:-0}
+LAB_FRR=${LAB_FRR:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PATRONUS=${PATRONUS:-$ROOT/target/release/patronus}
 
@@ -142,7 +146,7 @@ endpoint = "$far1:51820"
 cost = 100
 bandwidth_mbps = 10
 probe_interval_ms = $PROBE_MS
-$([ "$LAB_BFD" = 1 ] && echo 'bfd = "mpls-bfd"')
+$([ "$LAB_BFD" = 1 ] && echo 'bfd = "mpls-bfd"')$([ "$LAB_FRR" = 1 ] && echo 'bfd = "mpls-gw"')
 
 # The internet link: cheaper, wider.
 [[path]]
@@ -190,6 +194,47 @@ min_tx_ms = 100
 min_rx_ms = 100
 EOF
     fi
+    if [ "$LAB_FRR" = 1 ]; then
+        cat <<EOF
+
+# FRR's bfdd on the mpls next hop.
+[[bfd]]
+name = "mpls-gw"
+peer = "$gw1"
+min_tx_ms = 100
+min_rx_ms = 100
+multiplier = 3
+EOF
+    fi
+}
+
+# FRR's bfdd in the middle namespace, peering with both sites' mpls ports.
+start_frr() {
+    local d=$LAB_DIR/frr
+    rm -rf "$d"
+    mkdir -p "$d"
+    chmod 777 "$d"
+    cat > "$d/bfdd.conf" <<EOF
+log file $d/bfdd.log debugging
+log timestamp precision 6
+debug bfd peer
+bfd
+ peer 10.101.0.1 local-address 10.101.0.254
+  receive-interval 100
+  transmit-interval 100
+  detect-multiplier 3
+ !
+ peer 10.201.0.1 local-address 10.201.0.254
+  receive-interval 100
+  transmit-interval 100
+  detect-multiplier 3
+ !
+!
+EOF
+    chmod 644 "$d/bfdd.conf"
+    in_ns mid setsid /usr/lib/frr/bfdd -f "$d/bfdd.conf" -i "$d/bfdd.pid" --vty_socket "$d" --bfdctl "$d/bfdd.sock" \
+        -u frr -g frr --log-level debug < /dev/null > "$d/stdout" 2>&1 &
+    echo $! > "$LAB_DIR/frr.pid"
 }
 
 up() {
@@ -222,6 +267,10 @@ up() {
     in_ns mid ip addr add 10.201.0.254/24 dev m-b1
     in_ns mid ip addr add 10.202.0.254/24 dev m-b2
 
+    if [ "$LAB_FRR" = 1 ]; then
+        [ -x /usr/lib/frr/bfdd ] || { echo "lab.sh: LAB_FRR=1 needs FRR (apt-get install frr)" >&2; exit 1; }
+        start_frr
+    fi
     (cd "$LAB_DIR" && umask 077 && "$PATRONUS" genkey > a.key && "$PATRONUS" genkey > b.key)
     local pa pb
     pa=$("$PATRONUS" pubkey < "$LAB_DIR/a.key")
@@ -269,6 +318,10 @@ down() {
             rm -f "$LAB_DIR/$s.pid"
         fi
     done
+    if [ -f "$LAB_DIR/frr.pid" ]; then
+        kill "$(cat "$LAB_DIR/frr.pid")" 2>/dev/null || true
+        rm -f "$LAB_DIR/frr.pid"
+    fi
     for n in ha a mid b hb; do
         local name; name=$(ns $n)
         if ip netns list | grep -qw "$name"; then
@@ -291,6 +344,10 @@ status() {
             echo "appliance $s: not running"
         fi
     done
+    if [ -f "$LAB_DIR/frr.pid" ] && kill -0 "$(cat "$LAB_DIR/frr.pid")" 2>/dev/null; then
+        echo "FRR bfdd in $(ns mid):"
+        in_ns mid vtysh --vty_socket "$LAB_DIR/frr" -c "show bfd peers brief" || true
+    fi
 }
 
 link_dev() {
@@ -319,7 +376,8 @@ case "${1:-}" in
         done
         ;;
     exec) need_root; site=${2:?SITE}; shift 2; in_ns "$site" "$@" ;;
-    show) "$PATRONUS" show "${3:?WHAT}" --socket "$LAB_DIR/${2:?SITE}.sock" ;;
+    frr) need_root; shift; in_ns mid vtysh --vty_socket "$LAB_DIR/frr" "$@" ;;
+    show) "$PATRONUS" show "${3:?WHAT}" "${@:4}" --socket "$LAB_DIR/${2:?SITE}.sock" ;;
     *)
         sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
         [ "${1:-}" = -h ] || [ "${1:-}" = --help ] || exit 2

@@ -12,7 +12,7 @@ use dataplane::dpdk::{self, Mbuf};
 use dataplane::engine::Engine;
 use dataplane::packet::Packet;
 use dataplane::path::bfd::Session as BfdSession;
-use dataplane::path::sla::{select, Figures, Monitor, PathView, Reason, RuleConf, SelectConf, Transition};
+use dataplane::path::sla::{meets, select, Figures, Monitor, PathView, Reason, RuleConf, SelectConf, Transition};
 use dataplane::path::{probe, PathLive, PathOut, PeerPaths, Steering, DROP, NO_PATH};
 use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::punt;
@@ -69,6 +69,10 @@ struct Choice {
     /// `None` until chosen; `Some(None)` drop; `Some(Some(i))` path slot `i`.
     cur: Option<Option<usize>>,
     since: Duration,
+    /// Per path slot: since when it has met this rule's SLA with the
+    /// hysteresis margin. The failback hold-down counts from here, so a
+    /// path that broke the SLA without going down waits like one that did.
+    good_since: Vec<Option<Duration>>,
 }
 
 pub struct PathControl {
@@ -85,6 +89,8 @@ pub struct PathControl {
     sla_probes: usize,
     publisher: Publisher<Steering>,
     started: Instant,
+    /// The wall clock at `started` (for times operators compare with logs).
+    started_wall: std::time::SystemTime,
     hz: u64,
     /// (rule, from, to, reason) -> count.
     failovers: std::collections::BTreeMap<(String, String, String, &'static str), u64>,
@@ -115,6 +121,7 @@ impl PathControl {
             sla_probes: 10,
             publisher: Publisher::new(Steering::default()),
             started: Instant::now(),
+            started_wall: std::time::SystemTime::now(),
             hz,
             failovers: Default::default(),
             refused: Default::default(),
@@ -207,7 +214,12 @@ impl PathControl {
                 std::iter::once(opts.default_rule(&mine)).chain(rules.iter().map(|r| r.rule(&mine))).collect()
             })
             .collect();
-        self.choices = self.rules.iter().map(|r| r.iter().map(|_| Choice { cur: None, since: now }).collect()).collect();
+        self.choices = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(peer, r)| r.iter().map(|_| Choice { cur: None, since: now, good_since: vec![None; self.by_peer[peer].len()] }).collect())
+            .collect();
         self.select = opts.select_conf();
         self.sla_probes = opts.sla_probes as usize;
         self.dirty = true;
@@ -337,9 +349,20 @@ impl PathControl {
                 continue;
             }
             let views: Vec<PathView> = self.by_peer[peer].iter().map(|&i| self.view(i, now)).collect();
+            let margin = 1.0 - self.select.hysteresis.clamp(0.0, 0.9);
             for r in 0..self.rules[peer].len() {
                 let cur = self.choices[peer][r].cur;
-                if let Some((next, reason)) = select(&self.rules[peer][r], &views, cur, &self.select, now) {
+                let mut rule_views = views.clone();
+                for (slot, v) in rule_views.iter_mut().enumerate() {
+                    let good = &mut self.choices[peer][r].good_since[slot];
+                    match (meets(v, &self.rules[peer][r].sla, margin), *good) {
+                        (true, None) => *good = Some(now),
+                        (false, Some(_)) => *good = None,
+                        _ => {}
+                    }
+                    v.usable_since = v.usable_since.max(*good).filter(|_| good.is_some());
+                }
+                if let Some((next, reason)) = select(&self.rules[peer][r], &rule_views, cur, &self.select, now) {
                     let name = |c: Option<Option<usize>>| match c {
                         None => "none".to_owned(),
                         Some(None) => "drop".to_owned(),
@@ -350,7 +373,9 @@ impl PathControl {
                         *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason.name())).or_default() += 1;
                         eprintln!("patronus: rule {} moved from path {from} to {to} ({})", self.rule_names[r], reason.name());
                     }
-                    self.choices[peer][r] = Choice { cur: Some(next), since: now };
+                    let c = &mut self.choices[peer][r];
+                    c.cur = Some(next);
+                    c.since = now;
                     self.dirty = true;
                 }
             }
@@ -472,7 +497,11 @@ impl PathControl {
                     "probes_sent": p.probes_sent, "probes_unsent": p.probes_unsent, "replies": p.replies,
                     "downs": p.monitor.downs,
                     "bfd": p.bfd.map(|b| self.bfd[b].name.clone()),
-                    "last_change": p.last_transition.map(|(t, what)| json!({"seconds_ago": now.saturating_sub(t).as_secs_f64(), "what": what})),
+                    "last_change": p.last_transition.map(|(t, what)| json!({
+                        "seconds_ago": now.saturating_sub(t).as_secs_f64(),
+                        "unix": (self.started_wall + t).duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+                        "what": what,
+                    })),
                     "tx_packets": p.live.tx_packets.load(Relaxed), "tx_bytes": p.live.tx_bytes.load(Relaxed),
                     "rx_packets": p.live.rx_packets.load(Relaxed), "rx_bytes": p.live.rx_bytes.load(Relaxed),
                     "rules": rules,
@@ -527,7 +556,9 @@ impl PathControl {
                     "detection_time_ms": s.detection_time().as_secs_f64() * 1e3,
                     "remote_detect_mult": s.remote_mult,
                     "since_seconds": now.saturating_sub(s.last_change).as_secs_f64(),
-                    "changed_at_seconds": s.last_change.as_secs_f64(),
+                    "changed_at_unix": (self.started_wall + s.last_change)
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
                     "polling": s.polling,
                     "rx": s.stats.rx, "tx": s.stats.tx, "up_events": s.stats.up_events, "down_events": s.stats.down_events,
                     "polls_completed": s.stats.polls_completed, "send_failures": b.send_failures,

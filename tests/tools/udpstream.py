@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A paced UDP stream and its receiver, for failover measurements.
 
-  udpstream.py send DST_IP PORT --pps 1000 --seconds 10 [--size 200] [--tos 0]
+  udpstream.py send DST_IP PORT --pps 1000 --seconds 10 [--size 200] [--tos 0] [--rtp]
   udpstream.py recv PORT --seconds 12
 
 The receiver prints one JSON object: packets received, the largest gap
@@ -23,6 +23,7 @@ def send(a):
     if a.sport:
         s.bind(("0.0.0.0", a.sport))
     pad = b"\0" * max(0, a.size - 12)
+    ssrc = 0x5A7E1234
     gap = 1.0 / a.pps
     start = time.monotonic()
     seq = 0
@@ -33,7 +34,12 @@ def send(a):
             break
         if due > now:
             time.sleep(due - now)
-        s.sendto(struct.pack("!Id", seq, time.time()) + pad, (a.dst, a.port))
+        if a.rtp:
+            # RTP v2, PCMU, 20 ms of audio per packet: what a VoIP call sends.
+            hdr = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, seq * 160, ssrc)
+            s.sendto(hdr + struct.pack("!I", seq) + pad[: max(0, a.size - 16)], (a.dst, a.port))
+        else:
+            s.sendto(struct.pack("!Id", seq, time.time()) + pad, (a.dst, a.port))
         seq += 1
     print(json.dumps({"sent": seq}))
 
@@ -84,6 +90,7 @@ ps.add_argument("--seconds", type=float, default=10)
 ps.add_argument("--size", type=int, default=200)
 ps.add_argument("--tos", type=int, default=0)
 ps.add_argument("--sport", type=int, default=0)
+ps.add_argument("--rtp", action="store_true", help="RTP-framed payload (classified as VoIP)")
 pr = sub.add_parser("recv")
 pr.add_argument("port", type=int)
 pr.add_argument("--seconds", type=float, default=12)

@@ -222,6 +222,14 @@ impl Session {
         if r.poll {
             self.owe_final = true;
         }
+        // A remote that now accepts packets faster than our next one is
+        // due gets them at the new pace (FRR lowers its required interval
+        // only once Up, by a Poll): waiting out the old one would let its
+        // detection time expire.
+        let interval = self.tx_interval();
+        if self.next_tx > now + interval {
+            self.next_tx = now + self.jittered(interval);
+        }
         if self.state == State::AdminDown {
             self.stats.ignored += 1;
             return None;
@@ -419,6 +427,38 @@ mod tests {
         let (_, f) = a.poll(2 * MS);
         let f = f.expect("a final at once");
         assert!(f.final_ && !f.poll);
+    }
+
+    #[test]
+    fn a_remote_lowering_its_receive_interval_is_sent_to_at_the_new_pace() {
+        // As FRR does: Init with 1 s timers, then Up with 100 ms ones.
+        let mut a = Session::new(Timers { desired_min_tx: 100 * MS, required_min_rx: 100 * MS, detect_mult: 3 }, 1, Duration::ZERO);
+        let slow = Repr {
+            diag: 0,
+            state: State::Init,
+            poll: false,
+            final_: false,
+            cpi: false,
+            demand: false,
+            detect_mult: 3,
+            my_disc: 9,
+            your_disc: 1,
+            desired_min_tx_us: 1_000_000,
+            required_min_rx_us: 1_000_000,
+            required_min_echo_rx_us: 0,
+        };
+        assert_eq!(a.receive(&slow, Duration::ZERO).map(|c| c.to), Some(State::Up));
+        let (_, p) = a.poll(Duration::ZERO);
+        assert!(p.unwrap().poll);
+        // The next one is now ~1 s away (the remote asked for 1 s) ...
+        assert!(a.poll(200 * MS).1.is_none());
+        // ... until the remote lowers its interval.
+        let fast = Repr { state: State::Up, poll: true, desired_min_tx_us: 100_000, required_min_rx_us: 100_000, ..slow };
+        a.receive(&fast, 210 * MS);
+        let (_, f) = a.poll(210 * MS);
+        assert!(f.unwrap().final_);
+        let sent = (211..=320).filter(|&t| a.poll(t * MS).1.is_some()).count();
+        assert_eq!(sent, 1, "one packet within the new 100 ms interval");
     }
 
     #[test]

@@ -396,7 +396,8 @@ impl Reason {
     }
 }
 
-fn meets(v: &PathView, sla: &Sla, scale: f64) -> bool {
+/// Whether a path meets an SLA with its thresholds scaled by `scale`.
+pub fn meets(v: &PathView, sla: &Sla, scale: f64) -> bool {
     v.usable
         && sla.max_latency.is_none_or(|m| v.rtt.is_some_and(|r| r <= m.as_secs_f64() * scale))
         && sla.max_loss_pct.is_none_or(|m| v.loss_pct <= m * scale)
@@ -422,12 +423,17 @@ fn ranked(rule: &RuleConf, paths: &[PathView]) -> Vec<usize> {
     idx
 }
 
+/// Smallest RTT gain (seconds) worth moving a flow for: below it,
+/// differences are measurement noise (sub-millisecond LAN-like paths
+/// would otherwise swap on every jitter).
+pub const LATENCY_GAIN_FLOOR: f64 = 0.002;
+
 /// Whether `b` is worth moving to from `cur` (both usable) under the strategy.
 fn clearly_better(rule: &RuleConf, paths: &[PathView], b: usize, cur: usize, h: f64) -> bool {
     let (vb, vc) = (&paths[b], &paths[cur]);
     match rule.strategy {
         Strategy::LowestLatency => match (vb.rtt, vc.rtt) {
-            (Some(rb), Some(rc)) => rb < rc * (1.0 - h),
+            (Some(rb), Some(rc)) => rb < rc * (1.0 - h) && rc - rb >= LATENCY_GAIN_FLOOR,
             _ => false,
         },
         Strategy::LowestLoss => vb.loss_pct + 1.0 < vc.loss_pct * (1.0 - h),

@@ -1,0 +1,435 @@
+//! Multi-path SD-WAN end to end, in the two-site lab `scripts/lab.sh`
+//! builds (two appliances, two WAN links through a middle namespace):
+//!
+//! - failover: the largest gap in a 1 kpps UDP stream at the receiver
+//!   when the path carrying it is cut, with 10 ms and with the default
+//!   100 ms probes;
+//! - application-aware steering: VoIP (RTP, classified by DPI) on the
+//!   low-latency link, bulk (iperf3) on the cheaper wider one; VoIP moves
+//!   when queueing delay pushes its link past the SLA and comes back after
+//!   the hold-down;
+//! - flap damping: a link flapping every 200 ms for 10 s;
+//! - BFD interop with FRR's bfdd (Up, then both sides detect a cut within
+//!   detect-mult × interval).
+//!
+//! The labs run one at a time (timing on a 2-core machine); each needs
+//! root and network namespaces and skips with the reason otherwise.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::Value;
+
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lab.sh");
+const STREAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tools/udpstream.py");
+
+struct LabSh {
+    name: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl LabSh {
+    fn up(tag: &str, env: &[(&str, &str)]) -> LabSh {
+        let name = format!("p{tag}{}", std::process::id() % 1000);
+        let dir = std::env::temp_dir().join("patronus-tests").join(format!("lab-{name}"));
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.push(("LAB".into(), name.clone()));
+        env.push(("LAB_DIR".into(), dir.display().to_string()));
+        env.push(("PATRONUS".into(), env!("CARGO_BIN_EXE_patronus").into()));
+        let lab = LabSh { name, dir, env };
+        let out = run_with_timeout(&mut lab.cmd(&["up"]), Duration::from_secs(90));
+        assert!(out.status.success(), "lab.sh up: {}{}\n{}", text(&out.stdout), text(&out.stderr), lab.logs());
+        lab
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(LAB_SH).args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn ns(&self, n: &str) -> String {
+        format!("{}-{n}", self.name)
+    }
+
+    fn logs(&self) -> String {
+        ["a.log", "b.log"].iter().map(|f| format!("--- {f}\n{}", std::fs::read_to_string(self.dir.join(f)).unwrap_or_default())).collect()
+    }
+
+    fn show(&self, site: &str, what: &str) -> Value {
+        let o = run_with_timeout(
+            patronus().args(["show", what, "--json", "--socket"]).arg(self.dir.join(format!("{site}.sock"))),
+            Duration::from_secs(10),
+        );
+        assert!(o.status.success(), "show {what}: {}{}", text(&o.stdout), text(&o.stderr));
+        serde_json::from_str::<Value>(&text(&o.stdout)).expect("JSON")[what].clone()
+    }
+
+    fn metrics(&self, site: &str) -> String {
+        sh(&format!("ip netns exec {} curl -s http://127.0.0.1:9100/metrics", self.ns(site)))
+    }
+
+    /// The path a rule of site A uses now.
+    fn choice(&self, rule: &str) -> Option<String> {
+        let v = self.show("a", "paths");
+        v["choices"].as_array()?.iter().find(|c| c["rule"] == rule)?["path"].as_str().map(str::to_owned)
+    }
+
+    fn path<'a>(v: &'a Value, name: &str) -> &'a Value {
+        v["paths"].as_array().unwrap().iter().find(|p| p["path"] == name).unwrap()
+    }
+
+    /// Waits until both of A's paths (and B's) are up.
+    fn wait_paths_up(&self) {
+        let start = Instant::now();
+        loop {
+            let ok = ["a", "b"].iter().all(|s| {
+                let v = self.show(s, "paths");
+                v["paths"].as_array().is_some_and(|p| p.iter().all(|p| p["state"] == "up"))
+            });
+            if ok {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "paths not up: {}\n{}", self.show("a", "paths"), self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The middle namespace's side of a link at site A.
+    fn link_dev(link: &str) -> &'static str {
+        if link == "mpls" {
+            "m-a1"
+        } else {
+            "m-a2"
+        }
+    }
+
+    /// Sets a link down or up; returns the wall clock just before and after.
+    fn set_link(&self, link: &str, up: bool) -> (f64, f64) {
+        let before = unix_now();
+        sh(&format!("ip -n {} link set {} {}", self.ns("mid"), Self::link_dev(link), if up { "up" } else { "down" }));
+        (before, unix_now())
+    }
+}
+
+impl Drop for LabSh {
+    fn drop(&mut self) {
+        let _ = run_with_timeout(&mut self.cmd(&["down"]), Duration::from_secs(30));
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn lab_unavailable(extra: &[&str]) -> Option<String> {
+    if let Some(why) = netns_unavailable() {
+        return Some(why);
+    }
+    for tool in ["python3", "curl"].iter().chain(extra) {
+        if !try_sh(&format!("command -v {tool}")).0 {
+            return Some(format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+        }
+    }
+    None
+}
+
+/// A 1 kpps stream from host A to host B for `secs`; `during` runs after
+/// `at` seconds. Returns the receiver's report.
+fn stream(lab: &LabSh, secs: f64, at: f64, during: impl FnOnce()) -> Value {
+    let recv = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("hb"), "python3", STREAM, "recv", "9000", "--seconds"])
+        .arg(format!("{}", secs + 2.0))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let send = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("ha"), "python3", STREAM, "send", "10.2.0.10", "9000", "--pps", "1000", "--seconds"])
+        .arg(format!("{secs}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs_f64(at));
+    during();
+    let s = wait_output(send, Duration::from_secs_f64(secs + 20.0));
+    let r = wait_output(recv, Duration::from_secs_f64(secs + 20.0));
+    assert!(s.status.success() && r.status.success(), "stream: {}{}", text(&s.stderr), text(&r.stderr));
+    serde_json::from_str(&text(&r.stdout)).expect("receiver JSON")
+}
+
+/// Cuts the path the default rule uses in the middle of a 1 kpps stream;
+/// returns the largest gap at the receiver (ms) and the path cut.
+fn failover_gap(lab: &LabSh) -> (f64, String) {
+    let cut = lab.choice("default").expect("the default rule has a path");
+    let r = stream(lab, 4.0, 2.0, || {
+        lab.set_link(&cut, false);
+    });
+    let gap = r["max_gap_ms"].as_f64().unwrap();
+    let began = r["gap_began_s"].as_f64().unwrap_or(0.0);
+    assert!(r["received"].as_u64().unwrap() > 3500, "{r}");
+    assert!((1.5..3.0).contains(&began), "the largest gap is the failover (at ~2 s), not something else: {r}");
+    let moved = lab.choice("default").unwrap();
+    assert_ne!(moved, cut, "{}", lab.show("a", "paths"));
+    lab.set_link(&cut, true);
+    (gap, cut)
+}
+
+fn failovers(lab: &LabSh) -> u64 {
+    lab.show("a", "paths")["failovers_total"].as_u64().unwrap()
+}
+
+#[test]
+fn failover_within_50_ms_with_10_ms_probes() {
+    let name = "paths::failover_within_50_ms_with_10_ms_probes";
+    if let Some(why) = lab_unavailable(&[]) {
+        return skip(name, &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("f", &[("PROBE_MS", "10"), ("HOLD_DOWN_S", "2")]);
+    lab.wait_paths_up();
+    let mut gaps = Vec::new();
+    for _ in 0..3 {
+        let (gap, cut) = failover_gap(&lab);
+        gaps.push(gap);
+        println!("10 ms probes: cut {cut}, largest gap {gap:.1} ms");
+        // Back up and the hold-down passed before the next round.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert!(gaps.iter().all(|&g| g <= 50.0), "largest gaps {gaps:?} ms; limit 50 ms\n{}", lab.show("a", "paths"));
+    let v = lab.show("a", "paths");
+    let down: u64 = v["failovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "default" && f["reason"] == "path_down")
+        .map(|f| f["count"].as_u64().unwrap())
+        .sum();
+    assert!(down >= 3, "{v}");
+    // The exporter: failovers with their reason, path series.
+    std::thread::sleep(Duration::from_millis(1200));
+    let m = lab.metrics("a");
+    let n: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("patronus_failover_events_total{") && l.contains("app=\"default\"") && l.contains("reason=\"path_down\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(n >= 3.0, "{m}");
+    for series in ["patronus_path_health_score{", "patronus_path_packet_loss_pct{", "patronus_path_rtt_seconds{", "patronus_path_bytes_total{"] {
+        assert!(m.lines().any(|l| l.starts_with(series) && l.contains("path=\"mpls\"") && l.contains("link=\"wan1\"")), "{series}: {m}");
+    }
+}
+
+#[test]
+fn failover_within_350_ms_with_default_probes() {
+    let name = "paths::failover_within_350_ms_with_default_probes";
+    if let Some(why) = lab_unavailable(&[]) {
+        return skip(name, &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("d", &[]);
+    lab.wait_paths_up();
+    let (gap, cut) = failover_gap(&lab);
+    println!("100 ms probes: cut {cut}, largest gap {gap:.1} ms");
+    assert!(gap <= 350.0, "largest gap {gap} ms; limit 350 ms\n{}", lab.show("a", "paths"));
+    // The cut path reads as down, health 0.
+    let v = lab.show("a", "paths");
+    assert_eq!(LabSh::path(&v, &cut)["health"], 0.0, "{v}");
+}
+
+#[test]
+fn voip_keeps_the_low_latency_link_bulk_takes_the_cheap_one_and_voip_moves_on_sla_breach() {
+    let name = "paths::voip_keeps_the_low_latency_link_bulk_takes_the_cheap_one_and_voip_moves_on_sla_breach";
+    if let Some(why) = lab_unavailable(&["iperf3", "tc"]) {
+        return skip(name, &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("s", &[("HOLD_DOWN_S", "3")]);
+    lab.wait_paths_up();
+    // A call (RTP, 50 packets/s) for the whole test, and bulk (iperf3) for 4 s.
+    let call = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("ha"), "python3", STREAM, "send", "10.2.0.10", "40000", "--rtp", "--pps", "50", "--size", "172"])
+        .args(["--sport", "40000", "--seconds", "40"])
+        .spawn()
+        .unwrap();
+    sh(&format!("ip netns exec {} iperf3 -s -D -1", lab.ns("hb")));
+    std::thread::sleep(Duration::from_secs(1));
+    let before = lab.show("a", "paths");
+    let (ok, out) = try_sh(&format!("ip netns exec {} iperf3 -c 10.2.0.10 -t 4 -b 20M --connect-timeout 3000", lab.ns("ha")));
+    assert!(ok, "iperf3: {out}");
+    let after = lab.show("a", "paths");
+    let apps = lab.show("a", "apps");
+    let delta = |p: &str| {
+        LabSh::path(&after, p)["tx_bytes"].as_u64().unwrap() - LabSh::path(&before, p)["tx_bytes"].as_u64().unwrap()
+    };
+    let (mpls, inet) = (delta("mpls"), delta("inet"));
+    println!("during bulk: {mpls} bytes on mpls, {inet} bytes on inet");
+    assert_eq!(lab.choice("voip").as_deref(), Some("mpls"), "{after}\n{apps}");
+    assert_eq!(lab.choice("bulk").as_deref(), Some("inet"), "{after}");
+    assert!(inet > 5_000_000, "bulk went by inet: {inet} bytes\n{after}");
+    // The call alone: 50 × ~250 B/s for ~5 s.
+    assert!(mpls > 20_000 && mpls < 500_000, "only the call went by mpls: {mpls} bytes\n{after}");
+    assert!(LabSh::path(&after, "mpls")["rules"].as_array().unwrap().iter().any(|r| r == "voip"), "{after}");
+
+    // Queueing delay on mpls (A to B): shaped to 2 Mbit/s with a deep
+    // buffer, loaded at 2.6 Mbit/s: the delay grows ~250 ms a second.
+    let mid = lab.ns("mid");
+    sh(&format!("ip netns exec {mid} tc qdisc replace dev m-b1 root tbf rate 2mbit burst 4k latency 3s"));
+    let load = Command::new("ip")
+        .args(["netns", "exec", &mid, "python3", STREAM, "send", "10.201.0.1", "9", "--pps", "325", "--size", "1000", "--seconds", "5"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut moved = None;
+    while start.elapsed() < Duration::from_secs(8) {
+        if lab.choice("voip").as_deref() == Some("inet") {
+            moved = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = lab.show("a", "paths");
+    let moved = moved.unwrap_or_else(|| panic!("VoIP stayed on mpls under load: {v}"));
+    println!("VoIP moved to inet {:.1} s after the load began (mpls RTT p95 {} ms)", moved.as_secs_f64(), LabSh::path(&v, "mpls")["rtt_ms"]["p95"]);
+    assert!(
+        v["failovers"].as_array().unwrap().iter().any(|f| f["rule"] == "voip" && f["from"] == "mpls" && f["to"] == "inet"),
+        "{v}"
+    );
+    // Bulk was not on mpls and stays where it was.
+    assert_eq!(lab.choice("bulk").as_deref(), Some("inet"));
+    let _ = wait_output(load, Duration::from_secs(20));
+    sh(&format!("ip netns exec {mid} tc qdisc del dev m-b1 root"));
+    // Recovered: back only after the hold-down (3 s) of good probes.
+    let recovered = Instant::now();
+    let mut back = None;
+    while recovered.elapsed() < Duration::from_secs(20) {
+        if lab.choice("voip").as_deref() == Some("mpls") {
+            back = Some(recovered.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = lab.show("a", "paths");
+    let back = back.unwrap_or_else(|| panic!("VoIP did not come back to mpls: {v}"));
+    println!("VoIP back on mpls {:.1} s after the queue was removed", back.as_secs_f64());
+    assert!(back >= Duration::from_secs(3), "failed back before the 3 s hold-down: {back:?}\n{v}");
+    assert!(v["failovers"].as_array().unwrap().iter().any(|f| f["rule"] == "voip" && f["reason"] == "failback"), "{v}");
+    let _ = Command::new("kill").arg(call.id().to_string()).status();
+    let _ = wait_output(call, Duration::from_secs(5));
+    // The call's flow was classified VoIP (RTP) by DPI.
+    let apps = lab.show("a", "apps");
+    assert!(apps.to_string().contains("RTP"), "{apps}");
+}
+
+#[test]
+fn a_link_flapping_every_200_ms_is_damped() {
+    let name = "paths::a_link_flapping_every_200_ms_is_damped";
+    if let Some(why) = lab_unavailable(&[]) {
+        return skip(name, &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("p", &[("PROBE_MS", "10"), ("HOLD_DOWN_S", "3")]);
+    lab.wait_paths_up();
+    let flapping = lab.choice("default").unwrap();
+    let rules_on_it = lab.show("a", "paths")["choices"].as_array().unwrap().iter().filter(|c| c["path"] == flapping.as_str()).count() as u64;
+    let before = failovers(&lab);
+    // 100 ms down, 100 ms up, for 10 s.
+    let dev = LabSh::link_dev(&flapping);
+    let mid = lab.ns("mid");
+    sh(&format!("for i in $(seq 50); do ip -n {mid} link set {dev} down; sleep 0.1; ip -n {mid} link set {dev} up; sleep 0.1; done"));
+    let during = failovers(&lab) - before;
+    let v = lab.show("a", "paths");
+    let p = LabSh::path(&v, &flapping);
+    println!("flapping {flapping}: {} downs seen, {during} failovers, state {}, penalty {}", p["downs"], p["state"], p["damping_penalty"]);
+    assert!(p["downs"].as_u64().unwrap() >= 10, "the flaps were seen: {v}");
+    // Damping rules: each rule on the flapping path moves off it once and
+    // does not come back while the path is suppressed or in hold-down.
+    assert!(during <= rules_on_it, "{during} failovers for {rules_on_it} rule(s) on the flapping path: {v}");
+    assert_eq!(p["state"], "suppressed", "{v}");
+    assert_ne!(lab.choice("default").as_deref(), Some(flapping.as_str()));
+}
+
+/// FRR's `log timestamp precision 6` lines: "2026/11/26 06:55:51.389790 BFD: ...".
+fn frr_time(line: &str) -> Option<f64> {
+    let t = line.get(..26)?;
+    let out = sh(&format!("date -u -d '{}' +%s.%N", t.replace('/', "-")));
+    out.trim().parse().ok()
+}
+
+#[test]
+fn bfd_comes_up_with_frr_and_both_detect_a_cut() {
+    let name = "paths::bfd_comes_up_with_frr_and_both_detect_a_cut";
+    if let Some(why) = lab_unavailable(&[]) {
+        return skip(name, &why);
+    }
+    if !std::path::Path::new("/usr/lib/frr/bfdd").exists() {
+        return skip(name, "FRR's bfdd is not installed (scripts/setup.sh installs the `frr` package)");
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("b", &[("LAB_FRR", "1")]);
+    let frr = |cmd: &str| -> Value {
+        let o = run_with_timeout(&mut lab.cmd(&["frr", "-c", cmd]), Duration::from_secs(10));
+        serde_json::from_str(&text(&o.stdout)).unwrap_or(Value::Null)
+    };
+    let start = Instant::now();
+    loop {
+        let ours = lab.show("a", "bfd");
+        let theirs = frr("show bfd peer 10.101.0.1 json");
+        if ours["sessions"][0]["state"] == "up" && theirs["status"] == "up" {
+            println!("BFD up with FRR after {:.1} s: {}", start.elapsed().as_secs_f64(), ours["sessions"][0]);
+            assert_eq!(theirs["remote-receive-interval"], 100, "{theirs}");
+            assert_eq!(theirs["remote-transmit-interval"], 100, "{theirs}");
+            assert_eq!(ours["sessions"][0]["detection_time_ms"], 300.0, "{ours}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "BFD did not come up: ours {ours}\nFRR {theirs}\n{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Stable: no flaps for 3 s at 100 ms.
+    std::thread::sleep(Duration::from_secs(3));
+    let ours = lab.show("a", "bfd");
+    assert_eq!(ours["sessions"][0]["down_events"], 0, "{ours}");
+    assert_eq!(ours["sessions"][0]["state"], "up", "{ours}");
+
+    let (before, after) = lab.set_link("mpls", false);
+    std::thread::sleep(Duration::from_secs(2));
+    let ours = lab.show("a", "bfd");
+    let s = &ours["sessions"][0];
+    assert_eq!(s["state"], "down", "{ours}");
+    assert_eq!(s["diagnostic"], "control-detection-time-expired", "{ours}");
+    let ours_at = s["changed_at_unix"].as_f64().unwrap();
+    let log = std::fs::read_to_string(lab.dir.join("frr/bfdd.log")).unwrap_or_default();
+    let line = log
+        .lines()
+        .filter(|l| l.contains("peer:10.101.0.1 ") && l.contains("up -> down"))
+        .last()
+        .unwrap_or_else(|| panic!("FRR logged no down: {log}"));
+    let theirs_at = frr_time(line).unwrap_or_else(|| panic!("time of {line}"));
+    let (ours_ms, theirs_ms) = ((ours_at - before) * 1e3, (theirs_at - before) * 1e3);
+    println!("cut: Patronus detected down after {ours_ms:.0} ms, FRR after {theirs_ms:.0} ms (limit 3 x 100 ms; the cut took {:.0} ms)", (after - before) * 1e3);
+    assert!(line.contains("control-expired"), "{line}");
+    // The cut happened between `before` and `after`; detection within
+    // 3 × 100 ms of it.
+    for (who, at) in [("Patronus", ours_at), ("FRR", theirs_at)] {
+        assert!(at > before, "{who} went down before the cut");
+        assert!(at <= after + 0.300, "{who} detected after {:.0} ms", (at - before) * 1e3);
+    }
+    // The path it gates went down with it, and its flows left it.
+    let v = lab.show("a", "paths");
+    assert_eq!(LabSh::path(&v, "mpls")["state"], "down", "{v}");
+    assert!(v["choices"].as_array().unwrap().iter().all(|c| c["path"] != "mpls"), "{v}");
+    let m = lab.metrics("a");
+    assert!(m.lines().any(|l| l.starts_with("patronus_bfd_session_status{") && l.ends_with(" 0")), "{m}");
+}
