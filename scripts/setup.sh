@@ -19,6 +19,7 @@ packages=(
   libhyperscan-dev            # DPI payload patterns (Hyperscan)
   libipsec-mb-dev             # the tunnel AEAD (intel-ipsec-mb ChaCha20-Poly1305)
   wireguard-tools wireguard-go # wg and a userspace WireGuard peer for the interop tests
+  frr                         # bfdd and vtysh: the BFD interop test (tests/paths.rs)
 )
 
 missing=()

@@ -579,12 +579,11 @@ impl PathControl {
             metrics::gauge!("patronus_path_jitter_seconds", &l).set(f.jitter);
             metrics::gauge!("patronus_path_availability_pct", &l).set(f.availability_pct);
             metrics::gauge!("patronus_path_up", &l).set(if f.up && !f.suppressed { 1.0 } else { 0.0 });
+            // NaN while no probe in the window was answered.
             for (q, v) in [("0.5", f.rtt_p50), ("0.95", f.rtt_p95), ("0.99", f.rtt_p99)] {
-                if let Some(v) = v {
-                    let mut l = l.to_vec();
-                    l.push(("quantile", q.to_owned()));
-                    metrics::gauge!("patronus_path_rtt_seconds", &l).set(v);
-                }
+                let mut l = l.to_vec();
+                l.push(("quantile", q.to_owned()));
+                metrics::gauge!("patronus_path_rtt_seconds", &l).set(v.unwrap_or(f64::NAN));
             }
             for (dir, v) in [("tx", &p.live.tx_bytes), ("rx", &p.live.rx_bytes)] {
                 let mut l = l.to_vec();
