@@ -226,9 +226,12 @@ fn show_prints_tables_and_json() {
     // under a millisecond at the median.
     assert!(lat[0]["quantiles"][0].as_f64().unwrap() < 1e-3, "{}", lat[0]);
 
-    let (code, _, err) = app.cli(&["show", "paths"]);
+    let (code, out, err) = app.cli(&["show", "paths"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("paths: none configured"), "{out}");
+    let (code, _, err) = app.cli(&["show", "queues"]);
     assert_eq!(code, 1);
-    assert!(err.contains("`show paths` is not available yet"), "{err}");
+    assert!(err.contains("`show queues` is not available yet"), "{err}");
     let (code, _, err) = app.cli(&["show", "bogus"]);
     assert_eq!(code, 2, "clap rejects unknown WHAT: {err}");
     let _ = app.stop();

@@ -283,9 +283,13 @@ impl PathControl {
                 work = true;
                 let p = &self.paths[i];
                 let payload = probe::request(p.slot as u8, seq, dpdk::tsc());
-                let sent = tunnel.seal(peer, &payload, at).map(|msg| tunnel.send(engine, slow, p.endpoint, &msg, at));
+                let sent = tunnel.seal(peer, &payload, at).map(|msg| {
+                    tunnel.send(engine, slow, p.endpoint, &msg, at);
+                    msg.len()
+                });
                 let p = &mut self.paths[i];
-                if sent.is_some() {
+                if let Some(n) = sent {
+                    p.live.add_tx(n);
                     p.probes_sent += 1;
                 } else {
                     p.probes_unsent += 1; // no session yet: counts as unanswered

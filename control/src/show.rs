@@ -68,9 +68,94 @@ pub fn render(req: &Request, reply: &Value) -> String {
     match req {
         Request::Reload => reload(reply),
         Request::Show { what } if what == "peers" => peers(&reply["peers"]),
+        Request::Show { what } if what == "paths" => paths(&reply["paths"]),
+        Request::Show { what } if what == "bfd" => bfd(&reply["bfd"]),
         Request::Show { what } => show(what, &reply[what.as_str()]),
         Request::Rekey { .. } => format!("handshake started with {} peer(s)\n", reply["peers"]),
     }
+}
+
+/// `show paths`: each path's live SLA figures and the rules on it, the
+/// choice per rule, the failovers so far, and BFD.
+fn paths(v: &Value) -> String {
+    let ms = |x: &Value| x.as_f64().map_or("-".to_owned(), |m| format!("{m:.2}"));
+    let rows: Vec<Value> = v["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            serde_json::json!({
+                "path": p["path"], "peer": p["peer"], "port": p["port"], "endpoint": p["endpoint"], "state": p["state"],
+                "health": p["health"], "rtt_p50_ms": ms(&p["rtt_ms"]["p50"]), "rtt_p95_ms": ms(&p["rtt_ms"]["p95"]),
+                "jitter_ms": ms(&p["jitter_ms"]), "loss_pct": p["loss_pct"], "avail_pct": p["availability_pct"],
+                "tx_bytes": p["tx_bytes"], "rx_bytes": p["rx_bytes"],
+                "rules": list(&p["rules"]).join(","),
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return "paths: none configured ([[path]] in the config; docs/PATHS.md)\n".into();
+    }
+    let mut s = table(
+        &rows,
+        &[
+            col("path", "path"),
+            col("peer", "peer"),
+            col("port", "port"),
+            col("endpoint", "endpoint"),
+            col("state", "state"),
+            col("health", "health"),
+            col("rtt_p50_ms", "rtt_p50_ms"),
+            col("rtt_p95_ms", "rtt_p95_ms"),
+            col("jitter_ms", "jitter_ms"),
+            col("loss_%", "loss_pct"),
+            col("avail_%", "avail_pct"),
+            col("tx_bytes", "tx_bytes"),
+            col("rx_bytes", "rx_bytes"),
+            col("rules", "rules"),
+        ],
+    );
+    s.push_str("\nrule choices:\n");
+    let choices: Vec<Value> = v["choices"].as_array().cloned().unwrap_or_default();
+    s.push_str(&table(&choices, &[col("peer", "peer"), col("rule", "rule"), col("path", "path"), Col { head: "for_s", key: "for_seconds", fmt: Fmt::Seconds }]));
+    let f: Vec<Value> = v["failovers"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(s, "\nfailovers: {}", v["failovers_total"]);
+    if !f.is_empty() {
+        s.push_str(&table(&f, &[col("rule", "rule"), col("from", "from"), col("to", "to"), col("reason", "reason"), col("count", "count")]));
+    }
+    if v["bfd"]["sessions"].as_array().is_some_and(|a| !a.is_empty()) {
+        s.push('\n');
+        s.push_str(&bfd(&v["bfd"]));
+    }
+    s
+}
+
+/// `show bfd`.
+fn bfd(v: &Value) -> String {
+    let rows: Vec<Value> = v["sessions"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return "bfd: no sessions ([[bfd]] in the config)\n".into();
+    }
+    let mut s = table(
+        &rows,
+        &[
+            col("bfd", "name"),
+            col("peer", "peer"),
+            col("multihop", "multihop"),
+            col("state", "state"),
+            col("remote", "remote_state"),
+            col("diagnostic", "diagnostic"),
+            col("tx_ms", "tx_interval_ms"),
+            col("detect_ms", "detection_time_ms"),
+            Col { head: "since_s", key: "since_seconds", fmt: Fmt::Seconds },
+            col("ups", "up_events"),
+            col("downs", "down_events"),
+        ],
+    );
+    if let Some(r) = v["refused"].as_object().filter(|r| !r.is_empty()) {
+        let _ = writeln!(s, "refused: {}", r.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+    }
+    s
 }
 
 /// `show peers`, laid out like `wg show`.
