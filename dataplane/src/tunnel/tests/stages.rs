@@ -347,3 +347,84 @@ fn a_packet_crosses_over_ipv6_outer_headers() {
     assert_eq!(&p.data()[..6], &HOST_B.0);
     assert_eq!(&p.data()[14 + 28..], b"over six");
 }
+
+/// A UDP datagram from `src` to `dst` (both "addr:port") in a frame.
+fn udp_frame(dst_mac: EthernetAddress, src_mac: EthernetAddress, src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
+    let (src, dst): (std::net::SocketAddr, std::net::SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut b = vec![0u8; 28 + payload.len()];
+    b[28..].copy_from_slice(payload);
+    assert!(crate::tunnel::stage::emit_ip_udp(src.ip(), src.port(), dst, &mut b));
+    eth(dst_mac, src_mac, &b)
+}
+
+#[test]
+fn rules_steer_packets_to_paths_and_probes_are_answered_in_place() {
+    use crate::path::{probe, PathLive, PathOut, PeerPaths, Steering, DROP};
+    let mut w = World::new();
+    w.handshake();
+    let (v, ..) = w.send_from_host_a(b"confirm");
+    assert_eq!(v, Verdict::Continue);
+    // A's paths to B: the endpoint it has, and one across the default route.
+    let live = [Arc::new(PathLive::default()), Arc::new(PathLive::default())];
+    let path = |ep: &str, l: &Arc<PathLive>| PathOut { endpoint: ep.parse().unwrap(), live: l.clone() };
+    w.a.steering.publish(Steering {
+        peers: vec![PeerPaths {
+            paths: vec![path("192.0.2.2:51820", &live[0]), path("198.51.100.7:51820", &live[1])],
+            choice: vec![1, 0, DROP],
+        }],
+    });
+    let send = |w: &mut World, rule: u8| {
+        let mut p = w.pool.packet(&eth(A_LAN, HOST_A, &udp_ip("10.1.0.5", "10.2.0.5", 64, b"steered")));
+        Stage::<HeapPacket>::tick(&mut w.a.stages);
+        let mut m = Meta::NEW;
+        m.set_rule(rule);
+        let v = w.a.stages.process(0, &mut p, &mut m);
+        (v, m, p)
+    };
+    // The default rule takes path 1, rule 1 path 0, rule 2 is dropped.
+    let (v, m, p) = send(&mut w, 0);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, 1));
+    assert_eq!(&p.data()[30..34], &[198, 51, 100, 7], "outer destination: path 1's endpoint");
+    let (v, _, p) = send(&mut w, 1);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(&p.data()[30..34], &[192, 0, 2, 2]);
+    assert_eq!(send(&mut w, 2).0, Verdict::Drop(DropReason::PathPolicyDrop));
+    assert_eq!((live[0].tx_packets.load(Relaxed), live[1].tx_packets.load(Relaxed)), (1, 1));
+    let bytes = p.data().len() as u64 - 42;
+    assert_eq!(live[0].tx_bytes.load(Relaxed), bytes, "the WireGuard message's bytes");
+
+    // B reflects A's probe: same path back, reply sealed with B's keys.
+    w.b.steering.publish(Steering {
+        peers: vec![PeerPaths { paths: vec![PathOut { endpoint: "192.0.2.1:51820".parse().unwrap(), live: live[0].clone() }], choice: vec![0] }],
+    });
+    let msg = w.da.encapsulate(0, &probe::request(1, 7, 1234), w.now).unwrap();
+    let mut p = w.pool.packet(&udp_frame(B_WAN, A_WAN, "192.0.2.1:51820", "192.0.2.2:51820", &msg));
+    let (v, m) = w.b.run(1, &mut p);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, 1), "{:?}", m.dropped());
+    let d = p.data().to_vec();
+    assert_eq!(&d[..12], &[A_WAN.0, B_WAN.0].concat()[..], "MACs swapped");
+    assert_eq!(&d[26..34], &[192, 0, 2, 2, 192, 0, 2, 1], "addresses swapped");
+    assert!(crate::wire::ipv4::Packet::new_checked(&d[14..]).unwrap().verify_checksum());
+    assert_eq!(live[0].rx_packets.load(Relaxed), 1, "B counted the probe on the path it came by");
+    let mut reply = d[42..].to_vec();
+    let (_, n) = w.da.decapsulate(&mut reply, w.now).expect("A opens B's reply");
+    assert_eq!(n, probe::LEN);
+    let plain = &reply[16..16 + n];
+    assert_eq!(plain[0], probe::REPLY);
+    assert_eq!(&plain[4..16], &probe::request(1, 7, 1234)[4..16], "sequence and timestamp echoed");
+
+    // The reply reaches A's worker: stamped and handed to the control thread.
+    let msg = w.db.encapsulate(0, plain, w.now).unwrap();
+    let mut p = w.pool.packet(&udp_frame(A_WAN, B_WAN, "192.0.2.2:51820", "192.0.2.1:51820", &msg));
+    let (v, m) = w.a.run(1, &mut p);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, TO_CONTROL));
+    let h = crate::router::punt::pop(&mut p).unwrap();
+    assert_eq!(h.kind, crate::router::punt::Kind::Probe);
+    let r = probe::parse_reply(&p.data()[h.l2_len as usize..]).unwrap();
+    assert_eq!((r.path, r.peer, r.seq, r.sent, r.received), (1, 0, 7, 1234, ticks(w.now)));
+
+    // A probe too short to be one is a counted drop, not a panic.
+    let msg = w.da.encapsulate(0, &[probe::REQUEST; 16], w.now).unwrap();
+    let mut p = w.pool.packet(&udp_frame(B_WAN, A_WAN, "192.0.2.1:51820", "192.0.2.2:51820", &msg));
+    assert_eq!(w.b.run(1, &mut p).0, Verdict::Drop(DropReason::TunnelMalformed));
+}
