@@ -433,3 +433,36 @@ fn bfd_comes_up_with_frr_and_both_detect_a_cut() {
     let m = lab.metrics("a");
     assert!(m.lines().any(|l| l.starts_with("patronus_bfd_session_status{") && l.ends_with(" 0")), "{m}");
 }
+
+#[test]
+fn a_reload_changes_the_policy_live_and_a_bad_one_changes_nothing() {
+    let name = "paths::a_reload_changes_the_policy_live_and_a_bad_one_changes_nothing";
+    if let Some(why) = lab_unavailable(&[]) {
+        return skip(name, &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("r", &[]);
+    lab.wait_paths_up();
+    assert_eq!(lab.choice("voip").as_deref(), Some("mpls"));
+    let cfg = lab.dir.join("a.toml");
+    let conf = std::fs::read_to_string(&cfg).unwrap();
+    let reload = || run_with_timeout(patronus().args(["reload", "--socket"]).arg(lab.dir.join("a.sock")), Duration::from_secs(20));
+    // A typo: refused with file:line:field, nothing changes.
+    std::fs::write(&cfg, conf.replace("prefer = [\"mpls\", \"inet\"]", "prefer = [\"mpls\", \"inett\"]")).unwrap();
+    let out = reload();
+    assert_eq!(out.status.code(), Some(2), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("policy[0].prefer[1]: no [[path]] named \"inett\""), "{}", text(&out.stderr));
+    assert_eq!(lab.choice("voip").as_deref(), Some("mpls"));
+    // The preference turned around: VoIP moves at once; the paths keep
+    // their measurements; the tunnel carries on.
+    let sent_before = LabSh::path(&lab.show("a", "paths"), "mpls")["probes_sent"].as_u64().unwrap();
+    std::fs::write(&cfg, conf.replace("prefer = [\"mpls\", \"inet\"]", "prefer = [\"inet\", \"mpls\"]")).unwrap();
+    let out = reload();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(lab.choice("voip").as_deref(), Some("inet"), "{}", lab.show("a", "paths"));
+    let v = lab.show("a", "paths");
+    assert!(LabSh::path(&v, "mpls")["probes_sent"].as_u64().unwrap() >= sent_before, "measurements kept: {v}");
+    assert_eq!(LabSh::path(&v, "mpls")["state"], "up", "{v}");
+    let (ok, ping) = try_sh(&format!("ip netns exec {} ping -c 3 -i 0.2 -W 1 10.2.0.10", lab.ns("ha")));
+    assert!(ok, "{ping}");
+}
