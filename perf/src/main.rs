@@ -50,6 +50,9 @@ enum Mode {
     /// Tunnel encryption: seal port 0's frames for a WireGuard peer (padding,
     /// tag, outer headers) and route them out of port 1 (`gen-pcap`).
     Encrypt,
+    /// `encrypt` with multi-path steering: two paths to the peer, the
+    /// packets' policy rule choosing the second (`gen-pcap`).
+    Steer,
     /// Tunnel decryption: open port 0's transport messages, check the
     /// allowed IPs, strip, route out of port 1 (`gen-pcap --wireguard`).
     Decrypt,
@@ -65,6 +68,7 @@ impl Mode {
             Mode::Dpi => "dpi",
             Mode::Qos => "qos",
             Mode::Encrypt => "encrypt",
+            Mode::Steer => "steer",
             Mode::Decrypt => "decrypt",
         }
     }
@@ -317,7 +321,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
             fibs.push(fib);
             r
         }
-        Mode::Encrypt | Mode::Decrypt => {
+        Mode::Encrypt | Mode::Decrypt | Mode::Steer => {
             if n != 2 {
                 return Err("encrypt and decrypt modes take exactly two ports (capture in, peer or gateways out)".into());
             }
@@ -326,6 +330,8 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let t = tunnel::tunnels(a.mode == Mode::Decrypt);
             let r = if a.mode == Mode::Encrypt {
                 engine.launch(|_, _| Timed::new(tunnel::encrypt_stage(&t, &fib, hz), &Slot::new("forward"), every, dpdk::tsc))
+            } else if a.mode == Mode::Steer {
+                engine.launch(|_, _| Timed::new(tunnel::steer_stage(&t, &fib, hz), &Slot::new("forward"), every, dpdk::tsc))
             } else {
                 engine.launch(|_, _| Timed::new(tunnel::decrypt_stage(&t, &fib, hz), &Slot::new("forward"), every, dpdk::tsc))
             };

@@ -77,6 +77,18 @@ pub fn encrypt_stage(t: &Publisher<Tunnels>, fib: &Publisher<Fib>, hz: u64) -> (
     (Encap::new(t.reader(), fib.reader(), no_paths(), Tsc, hz), crate::route::stage(fib, hz))
 }
 
+/// Encrypt with multi-path steering: two paths to the peer, the default
+/// rule on the second; the path choice and per-path counters are the
+/// difference from `encrypt_stage`.
+pub fn steer_stage(t: &Publisher<Tunnels>, fib: &Publisher<Fib>, hz: u64) -> (Encap<Tsc>, dataplane::router::Router<Tsc>) {
+    use dataplane::path::{PathLive, PathOut, PeerPaths, Steering};
+    let path = |ep: &str| PathOut { endpoint: ep.parse().unwrap(), live: std::sync::Arc::new(PathLive::default()) };
+    let steering = Box::leak(Box::new(Publisher::new(Steering {
+        peers: vec![PeerPaths { paths: vec![path(PEER), path("192.0.2.10:51821")], choice: vec![1, 0] }],
+    })));
+    (Encap::new(t.reader(), fib.reader(), steering.reader(), Tsc, hz), crate::route::stage(fib, hz))
+}
+
 pub fn decrypt_stage(t: &Publisher<Tunnels>, fib: &Publisher<Fib>, hz: u64) -> (Decap<Tsc>, dataplane::router::Router<Tsc>) {
     (Decap::new(t.reader(), fib.reader(), no_paths(), Tsc, false), crate::route::stage(fib, hz))
 }

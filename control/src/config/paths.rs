@@ -431,7 +431,7 @@ pub(super) fn validate(
             check(false, cfg_path!("policy", i, "name"), format!("{:?} is also the name of policy[{j}]", r.name));
         }
         for (j, a) in r.application.iter().enumerate() {
-            if apps.is_some_and(|list| !list.iter().any(|n| n == a)) {
+            if apps.is_some_and(|list| !list.iter().any(|n| n.eq_ignore_ascii_case(a))) {
                 check(false, cfg_path!("policy", i, "application", j), format!("no application named {a:?} in the signatures (`patronus show apps` lists them)"));
             }
         }
