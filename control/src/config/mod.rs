@@ -696,6 +696,12 @@ impl Config {
         let peers: Vec<&str> = self.tunnel.peer.iter().map(|p| p.name.as_str()).collect();
         let ports: Vec<&str> = self.port.iter().map(|p| p.name.as_str()).collect();
         errs.extend(paths::validate(loc, &self.paths, &self.path, &self.bfd, &self.policy, &peers, &ports, apps.as_deref()));
+        if !self.policy.is_empty() && !self.dpi.enabled {
+            errs.push(loc.error(
+                &[Seg::from("policy")],
+                "policy rules are matched by the classifier: set [dpi] enabled = true (or remove the [[policy]] rules)",
+            ));
+        }
         errs
     }
 
