@@ -281,6 +281,8 @@ fn voip_keeps_the_low_latency_link_bulk_takes_the_cheap_one_and_voip_moves_on_sl
     // The call alone: 50 × ~250 B/s for ~5 s.
     assert!(mpls > 20_000 && mpls < 500_000, "only the call went by mpls: {mpls} bytes\n{after}");
     assert!(LabSh::path(&after, "mpls")["rules"].as_array().unwrap().iter().any(|r| r == "voip"), "{after}");
+    assert!(LabSh::path(&after, "mpls")["applications"].as_array().unwrap().iter().any(|r| r == "category voip"), "{after}");
+    assert!(LabSh::path(&after, "inet")["applications"].as_array().unwrap().iter().any(|r| r == "ports 5201"), "{after}");
 
     // Queueing delay on mpls (A to B): shaped to 2 Mbit/s with a deep
     // buffer, loaded at 2.6 Mbit/s: the delay grows ~250 ms a second.

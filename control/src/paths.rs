@@ -80,6 +80,8 @@ pub struct PathControl {
     bfd: Vec<Bfd>,
     /// Rule 0 is the default rule; then the `[[policy]]` rules in match order.
     rule_names: Vec<String>,
+    /// What each rule matches, for `show paths` ("applications on a path").
+    rule_matches: Vec<String>,
     /// Per tunnel peer: the rule confs for its paths (by rule), and choices.
     rules: Vec<Vec<RuleConf>>,
     choices: Vec<Vec<Choice>>,
@@ -114,6 +116,7 @@ impl PathControl {
             paths: Vec::new(),
             bfd: Vec::new(),
             rule_names: vec!["default".into()],
+            rule_matches: vec!["everything no rule matches".into()],
             rules: Vec::new(),
             choices: Vec::new(),
             by_peer: Vec::new(),
@@ -208,6 +211,8 @@ impl PathControl {
         }
         let rules = ordered(policy);
         self.rule_names = std::iter::once("default".to_owned()).chain(rules.iter().map(|r| r.name.clone())).collect();
+        self.rule_matches =
+            std::iter::once("everything no rule matches".to_owned()).chain(rules.iter().map(|r| describe(r))).collect();
         self.rules = (0..self.by_peer.len())
             .map(|peer| {
                 let mine: Vec<&PathOpts> = paths.iter().filter(|p| tunnel.peer_index(&p.peer) == Some(peer)).collect();
@@ -479,13 +484,12 @@ impl PathControl {
             .iter()
             .map(|p| {
                 let f = p.monitor.figures(now);
-                let rules: Vec<&str> = match p.peer {
-                    Some(peer) => (0..self.rule_names.len())
-                        .filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot)))
-                        .map(|r| self.rule_names[r].as_str())
-                        .collect(),
+                let on: Vec<usize> = match p.peer {
+                    Some(peer) => (0..self.rule_names.len()).filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot))).collect(),
                     None => Vec::new(),
                 };
+                let rules: Vec<&str> = on.iter().map(|&r| self.rule_names[r].as_str()).collect();
+                let applications: Vec<&str> = on.iter().map(|&r| self.rule_matches[r].as_str()).collect();
                 let ms = |v: Option<f64>| v.map(|s| (s * 1e6).round() / 1e3);
                 json!({
                     "path": p.name, "peer": p.peer_name, "port": p.port, "endpoint": p.endpoint.to_string(),
@@ -509,6 +513,7 @@ impl PathControl {
                     "tx_packets": p.live.tx_packets.load(Relaxed), "tx_bytes": p.live.tx_bytes.load(Relaxed),
                     "rx_packets": p.live.rx_packets.load(Relaxed), "rx_bytes": p.live.rx_bytes.load(Relaxed),
                     "rules": rules,
+                    "applications": applications,
                 })
             })
             .collect();
@@ -603,6 +608,31 @@ impl PathControl {
             metrics::gauge!("patronus_bfd_session_status", "peer" => b.name.clone(), "address" => b.peer.to_string())
                 .set(if b.session.is_up() { 1.0 } else { 0.0 });
         }
+    }
+}
+
+/// What a rule matches, in words: "category voip; ports 5060".
+fn describe(r: &PolicyOpts) -> String {
+    let mut parts = Vec::new();
+    for (what, list) in [
+        ("application", &r.application),
+        ("category", &r.category),
+        ("source", &r.source),
+        ("destination", &r.destination),
+        ("ports", &r.ports),
+        ("protocol", &r.protocol),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("{what} {}", list.join(",")));
+        }
+    }
+    if !r.dscp.is_empty() {
+        parts.push(format!("dscp {}", r.dscp.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")));
+    }
+    if parts.is_empty() {
+        "everything".into()
+    } else {
+        parts.join("; ")
     }
 }
 

@@ -90,6 +90,7 @@ fn paths(v: &Value) -> String {
                 "jitter_ms": ms(&p["jitter_ms"]), "loss_pct": p["loss_pct"], "avail_pct": p["availability_pct"],
                 "tx_bytes": p["tx_bytes"], "rx_bytes": p["rx_bytes"],
                 "rules": list(&p["rules"]).join(","),
+                "applications": list(&p["applications"]).join(" | "),
             })
         })
         .collect();
@@ -113,6 +114,7 @@ fn paths(v: &Value) -> String {
             col("tx_bytes", "tx_bytes"),
             col("rx_bytes", "rx_bytes"),
             col("rules", "rules"),
+            col("applications", "applications"),
         ],
     );
     s.push_str("\nrule choices:\n");

@@ -475,8 +475,8 @@ mod tests {
     }
 
     #[test]
-    fn meta_is_four_bytes_and_round_trips_every_reason() {
-        assert_eq!(std::mem::size_of::<Meta>(), 4);
+    fn meta_is_eight_bytes_and_round_trips_every_reason() {
+        assert_eq!(std::mem::size_of::<Meta>(), 8);
         for r in DropReason::ALL {
             let mut m = Meta::NEW;
             assert_eq!(m.dropped(), None);
@@ -486,6 +486,13 @@ mod tests {
             assert_eq!(m.dropped(), Some(*r));
             assert_eq!(m.noted(), Some(DropReason::TxFull));
             assert_eq!(m.out_port(), 3);
+            // The class and the policy rule leave the rest alone.
+            m.set_class(crate::qos::Class::RealTime);
+            m.set_rule(253);
+            assert_eq!((m.dropped(), m.noted(), m.out_port()), (Some(*r), Some(DropReason::TxFull), 3));
+            assert_eq!((m.class(), m.rule()), (Some(crate::qos::Class::RealTime), 253));
+            m.set_rule(0);
+            assert_eq!((m.class(), m.rule()), (Some(crate::qos::Class::RealTime), 0));
             let mut n = Meta::NEW;
             n.set_noted(*r);
             assert_eq!((n.noted(), n.dropped(), n.out_port()), (Some(*r), None, NO_PORT));
