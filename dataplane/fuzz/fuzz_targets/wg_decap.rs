@@ -3,8 +3,10 @@
 //! port carrying arbitrary messages; transport messages sealed with the
 //! live session around arbitrary inner bytes (a fuzzer cannot forge a tag,
 //! so this is how it reaches the post-decryption checks); and arbitrary
-//! LAN frames through Encap. Nothing may panic; what is forwarded is
-//! well-formed.
+//! LAN frames through Encap, steered by a policy rule over two paths (or
+//! dropped by one). Inner bytes starting 0x10/0x11 reach the SLA probe
+//! reflection and the reply punt; frames to UDP 3784/4784 the BFD punt.
+//! Nothing may panic; what is forwarded is well-formed.
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +36,7 @@ type Stages = (Decap<Fixed>, (Encap<Fixed>, Router<Fixed>));
 struct World {
     stages: Stages,
     peer: Device,
-    _p: (Publisher<Fib>, Publisher<Tunnels>, Device),
+    _p: (Publisher<Fib>, Publisher<Tunnels>, Device, Publisher<dataplane::path::Steering>),
 }
 
 fn world() -> World {
@@ -60,8 +62,16 @@ fn world() -> World {
     peer.handle_response(&msg, "192.0.2.1:51820".parse().unwrap(), now).unwrap();
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let tunnels = Publisher::new(us.snapshot(51820, 1420, &[(ip("10.2.0.0"), 16, 0)], |_| u64::MAX / 2));
-    let stages = (Decap::new(tunnels.reader(), fib.reader(), Fixed), (Encap::new(tunnels.reader(), fib.reader(), Fixed, 1_000_000), Router::new(fib.reader(), Fixed, 1_000_000)));
-    World { stages, peer, _p: (fib, tunnels, us) }
+    use dataplane::path::{PathLive, PathOut, PeerPaths, Steering, DROP};
+    let path = |ep: &str| PathOut { endpoint: ep.parse().unwrap(), live: Arc::new(PathLive::default()) };
+    let steering = Publisher::new(Steering {
+        peers: vec![PeerPaths { paths: vec![path("192.0.2.2:51820"), path("198.51.100.7:51820")], choice: vec![1, 0, DROP] }],
+    });
+    let stages = (
+        Decap::new(tunnels.reader(), fib.reader(), steering.reader(), Fixed, true),
+        (Encap::new(tunnels.reader(), fib.reader(), steering.reader(), Fixed, 1_000_000), Router::new(fib.reader(), Fixed, 1_000_000)),
+    );
+    World { stages, peer, _p: (fib, tunnels, us, steering) }
 }
 
 thread_local! {
@@ -96,6 +106,7 @@ fuzz_target!(|data: &[u8]| {
         let mut p = pool.packet(&frame);
         Stage::<dataplane::packet::HeapPacket>::tick(&mut w.stages);
         let mut m = Meta::NEW;
+        m.set_rule((mode >> 2) % 4);
         if w.stages.process(port, &mut p, &mut m) == Verdict::Continue && m.out_port() < 2 {
             assert!(p.data().len() >= 14, "a forwarded frame has an Ethernet header");
         }
