@@ -36,7 +36,7 @@ scripts/fuzz.sh "${FUZZ_SECONDS:-3}"
 echo
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
 if grep -q '^PENDING' "$skips"; then
-  echo "test.sh: monitoring contract metrics pending (their features are not built yet):"
+  echo "test.sh: monitoring contract metrics pending (features not built yet, or series that appear with their first event):"
   grep '^PENDING' "$skips" | sed 's/^/  /'
   sed -i '/^PENDING/d' "$skips"
 fi
