@@ -269,22 +269,23 @@ impl<C: Clock> Decap<C> {
         // datagram's source is not needed here.
         let Some(outer) = outer_to_us(pkt.data(), t.listen_port, self.bfd, fib) else { return Verdict::Continue };
         let msg = &pkt.data()[outer.msg..outer.msg + outer.len];
+        // BFD and handshakes go to the control thread; transport is opened here.
         let punt_as = if outer.dst_port != t.listen_port {
-            punt::Kind::Bfd
+            Some(punt::Kind::Bfd)
         } else {
             match wg::message_type(msg) {
-                Ok(kind::TRANSPORT) => punt::Kind::Probe, // not punted
-                Ok(_) => punt::Kind::Tunnel,
+                Ok(kind::TRANSPORT) => None,
+                Ok(_) => Some(punt::Kind::Tunnel),
                 Err(_) => return Verdict::Drop(DropReason::TunnelMalformed),
             }
         };
-        if punt_as != punt::Kind::Probe {
+        if let Some(kind) = punt_as {
             let Some(iface) = fib.routes.iface_of(in_port, vlan::Stack::default()) else {
                 return Verdict::Drop(DropReason::UnknownVlan);
             };
             // Trim Ethernet padding so the control thread sees the datagram's length.
             pkt.truncate(outer.msg + outer.len);
-            return match router::punt_frame(pkt, meta, punt_as, in_port, iface, ethernet::HEADER_LEN) {
+            return match router::punt_frame(pkt, meta, kind, in_port, iface, ethernet::HEADER_LEN) {
                 Ok(()) => Verdict::Continue,
                 Err(r) => Verdict::Drop(r),
             };
