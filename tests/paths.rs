@@ -226,7 +226,9 @@ fn failover_within_50_ms_with_10_ms_probes() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(n >= 3.0, "{m}");
-    for series in ["patronus_path_health_score{", "patronus_path_packet_loss_pct{", "patronus_path_rtt_seconds{", "patronus_path_bytes_total{"] {
+    for series in
+        ["patronus_path_health_score{", "patronus_path_packet_loss_pct{", "patronus_path_rtt_seconds{", "patronus_path_bytes_total{"]
+    {
         assert!(m.lines().any(|l| l.starts_with(series) && l.contains("path=\"mpls\"") && l.contains("link=\"wan1\"")), "{series}: {m}");
     }
 }
@@ -270,9 +272,7 @@ fn voip_keeps_the_low_latency_link_bulk_takes_the_cheap_one_and_voip_moves_on_sl
     assert!(ok, "iperf3: {out}");
     let after = lab.show("a", "paths");
     let apps = lab.show("a", "apps");
-    let delta = |p: &str| {
-        LabSh::path(&after, p)["tx_bytes"].as_u64().unwrap() - LabSh::path(&before, p)["tx_bytes"].as_u64().unwrap()
-    };
+    let delta = |p: &str| LabSh::path(&after, p)["tx_bytes"].as_u64().unwrap() - LabSh::path(&before, p)["tx_bytes"].as_u64().unwrap();
     let (mpls, inet) = (delta("mpls"), delta("inet"));
     println!("during bulk: {mpls} bytes on mpls, {inet} bytes on inet");
     assert_eq!(lab.choice("voip").as_deref(), Some("mpls"), "{after}\n{apps}");
@@ -304,11 +304,12 @@ fn voip_keeps_the_low_latency_link_bulk_takes_the_cheap_one_and_voip_moves_on_sl
     }
     let v = lab.show("a", "paths");
     let moved = moved.unwrap_or_else(|| panic!("VoIP stayed on mpls under load: {v}"));
-    println!("VoIP moved to inet {:.1} s after the load began (mpls RTT p95 {} ms)", moved.as_secs_f64(), LabSh::path(&v, "mpls")["rtt_ms"]["p95"]);
-    assert!(
-        v["failovers"].as_array().unwrap().iter().any(|f| f["rule"] == "voip" && f["from"] == "mpls" && f["to"] == "inet"),
-        "{v}"
+    println!(
+        "VoIP moved to inet {:.1} s after the load began (mpls RTT p95 {} ms)",
+        moved.as_secs_f64(),
+        LabSh::path(&v, "mpls")["rtt_ms"]["p95"]
     );
+    assert!(v["failovers"].as_array().unwrap().iter().any(|f| f["rule"] == "voip" && f["from"] == "mpls" && f["to"] == "inet"), "{v}");
     // Bulk was not on mpls and stays where it was.
     assert_eq!(lab.choice("bulk").as_deref(), Some("inet"));
     let _ = wait_output(load, Duration::from_secs(20));
@@ -345,7 +346,8 @@ fn a_link_flapping_every_200_ms_is_damped() {
     let lab = LabSh::up("p", &[("PROBE_MS", "10"), ("HOLD_DOWN_S", "3")]);
     lab.wait_paths_up();
     let flapping = lab.choice("default").unwrap();
-    let rules_on_it = lab.show("a", "paths")["choices"].as_array().unwrap().iter().filter(|c| c["path"] == flapping.as_str()).count() as u64;
+    let rules_on_it =
+        lab.show("a", "paths")["choices"].as_array().unwrap().iter().filter(|c| c["path"] == flapping.as_str()).count() as u64;
     let before = failovers(&lab);
     // 100 ms down, 100 ms up, for 10 s.
     let dev = LabSh::link_dev(&flapping);
@@ -420,7 +422,10 @@ fn bfd_comes_up_with_frr_and_both_detect_a_cut() {
         .unwrap_or_else(|| panic!("FRR logged no down: {log}"));
     let theirs_at = frr_time(line).unwrap_or_else(|| panic!("time of {line}"));
     let (ours_ms, theirs_ms) = ((ours_at - before) * 1e3, (theirs_at - before) * 1e3);
-    println!("cut: Patronus detected down after {ours_ms:.0} ms, FRR after {theirs_ms:.0} ms (limit 3 x 100 ms; the cut took {:.0} ms)", (after - before) * 1e3);
+    println!(
+        "cut: Patronus detected down after {ours_ms:.0} ms, FRR after {theirs_ms:.0} ms (limit 3 x 100 ms; the cut took {:.0} ms)",
+        (after - before) * 1e3
+    );
     assert!(line.contains("control-expired"), "{line}");
     // The cut happened between `before` and `after`; detection within
     // 3 × 100 ms of it.

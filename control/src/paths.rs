@@ -18,7 +18,7 @@ use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::punt;
 use dataplane::tunnel::stage::emit_ip_udp_ttl;
 use dataplane::wire::bfd::{self, Repr, State};
-use dataplane::wire::{ip_proto, ipv4, ipv6, udp, EtherType};
+use dataplane::wire::{ipv4, ipv6, udp};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -133,7 +133,14 @@ impl PathControl {
         }
     }
 
-    pub fn new(opts: &PathsOpts, paths: &[PathOpts], bfd: &[BfdOpts], policy: &[PolicyOpts], tunnel: &TunnelControl, hz: u64) -> PathControl {
+    pub fn new(
+        opts: &PathsOpts,
+        paths: &[PathOpts],
+        bfd: &[BfdOpts],
+        policy: &[PolicyOpts],
+        tunnel: &TunnelControl,
+        hz: u64,
+    ) -> PathControl {
         let mut c = PathControl::off(hz);
         c.configure(opts, paths, bfd, policy, tunnel);
         c
@@ -211,8 +218,7 @@ impl PathControl {
         }
         let rules = ordered(policy);
         self.rule_names = std::iter::once("default".to_owned()).chain(rules.iter().map(|r| r.name.clone())).collect();
-        self.rule_matches =
-            std::iter::once("everything no rule matches".to_owned()).chain(rules.iter().map(|r| describe(r))).collect();
+        self.rule_matches = std::iter::once("everything no rule matches".to_owned()).chain(rules.iter().map(|r| describe(r))).collect();
         self.rules = (0..self.by_peer.len())
             .map(|peer| {
                 let mine: Vec<&PathOpts> = paths.iter().filter(|p| tunnel.peer_index(&p.peer) == Some(peer)).collect();
@@ -294,7 +300,7 @@ impl PathControl {
                 });
                 let p = &mut self.paths[i];
                 if let Some(n) = sent {
-                    p.live.add_tx(n);
+                    p.live.add(false, 1, n as u64, 0);
                     p.probes_sent += 1;
                 } else {
                     p.probes_unsent += 1; // no session yet: counts as unanswered
@@ -425,7 +431,9 @@ impl PathControl {
 
     fn on_bfd(&mut self, h: &punt::Header, pkt: Mbuf, now: Duration) {
         let refuse = |s: &mut Self, why: &'static str| *s.refused.by_reason.entry(why).or_default() += 1;
-        let Some((src, dst_port, ttl, payload)) = udp_in(pkt.data(), h.l2_len as usize) else { return refuse(self, "malformed") };
+        let Some((src, dst_port, ttl, payload)) = crate::slowpath::udp_datagram(pkt.data(), h.l2_len as usize) else {
+            return refuse(self, "malformed");
+        };
         let r = match Repr::parse(payload) {
             Ok(r) => r,
             Err(e) => return refuse(self, e.name()),
@@ -634,30 +642,4 @@ fn describe(r: &PolicyOpts) -> String {
     } else {
         parts.join("; ")
     }
-}
-
-/// Source, destination port, TTL and payload of a UDP datagram in a frame
-/// with an L2 header of `l2` bytes.
-fn udp_in(d: &[u8], l2: usize) -> Option<(SocketAddr, u16, u8, &[u8])> {
-    let et = EtherType(u16::from_be_bytes([*d.get(l2.checked_sub(2)?)?, *d.get(l2 - 1)?]));
-    let ip = d.get(l2..)?;
-    let (src, ttl, l4): (IpAddr, u8, &[u8]) = match et {
-        EtherType::IPV4 => {
-            let p = ipv4::Packet::new_checked(ip).ok()?;
-            if p.protocol() != ip_proto::UDP {
-                return None;
-            }
-            (IpAddr::V4(p.src_addr().into()), p.ttl(), ip.get(p.header_len()..p.total_len() as usize)?)
-        }
-        EtherType::IPV6 => {
-            let p = ipv6::Packet::new_checked(ip).ok()?;
-            if p.next_header() != ip_proto::UDP {
-                return None;
-            }
-            (IpAddr::V6(p.src_addr().into()), p.hop_limit(), ip.get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + p.payload_len() as usize)?)
-        }
-        _ => return None,
-    };
-    let u = udp::Packet::new_checked(l4).ok()?;
-    Some((SocketAddr::new(src, u.src_port()), u.dst_port(), ttl, l4.get(udp::HEADER_LEN..u.len() as usize)?))
 }

@@ -314,12 +314,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     }
     let paths = crate::paths::PathControl::new(&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, &tunnel, hz);
     if !cfg.path.is_empty() || !cfg.bfd.is_empty() {
-        println!(
-            "patronus: paths: {} path(s), {} policy rule(s), {} BFD session(s)",
-            cfg.path.len(),
-            cfg.policy.len(),
-            cfg.bfd.len()
-        );
+        println!("patronus: paths: {} path(s), {} policy rule(s), {} BFD session(s)", cfg.path.len(), cfg.policy.len(), cfg.bfd.len());
     }
     let lcores = engine.worker_lcores();
     let flows: Vec<Arc<FlowCounters>> = lcores.iter().map(|_| Arc::default()).collect();

@@ -119,11 +119,17 @@ fn paths(v: &Value) -> String {
     );
     s.push_str("\nrule choices:\n");
     let choices: Vec<Value> = v["choices"].as_array().cloned().unwrap_or_default();
-    s.push_str(&table(&choices, &[col("peer", "peer"), col("rule", "rule"), col("path", "path"), Col { head: "for_s", key: "for_seconds", fmt: Fmt::Seconds }]));
+    s.push_str(&table(
+        &choices,
+        &[col("peer", "peer"), col("rule", "rule"), col("path", "path"), Col { head: "for_s", key: "for_seconds", fmt: Fmt::Seconds }],
+    ));
     let f: Vec<Value> = v["failovers"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(s, "\nfailovers: {}", v["failovers_total"]);
     if !f.is_empty() {
-        s.push_str(&table(&f, &[col("rule", "rule"), col("from", "from"), col("to", "to"), col("reason", "reason"), col("count", "count")]));
+        s.push_str(&table(
+            &f,
+            &[col("rule", "rule"), col("from", "from"), col("to", "to"), col("reason", "reason"), col("count", "count")],
+        ));
     }
     if v["bfd"]["sessions"].as_array().is_some_and(|a| !a.is_empty()) {
         s.push('\n');

@@ -3,6 +3,7 @@
 //! resolves through the neighbour cache, sends from its own TX queues, and
 //! publishes a new forwarding snapshot whenever the neighbours change.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::fib::{Fib, Iface, IfaceIdx, Routes};
 use dataplane::router::neighbor::{Action, NeighborCache, NeighborConf, NeighborKey, Resolve};
 use dataplane::router::punt;
-use dataplane::wire::{arp, icmpv6, ip_proto, ipv6, EtherType, EthernetAddress, Ipv4Address, Ipv6Address};
+use dataplane::wire::{arp, icmpv6, ip_proto, ipv4, ipv6, udp, EtherType, EthernetAddress, Ipv4Address, Ipv6Address};
 use dataplane::worker::PuntRing;
 use dataplane::PortIdx;
 
@@ -379,4 +380,30 @@ fn owned(r: icmpv6::Repr) -> Nd {
         icmpv6::Repr::NeighborAdvert { target, target_lladdr, .. } => Nd::Advert { target, target_lladdr },
         _ => Nd::Other,
     }
+}
+
+/// Source, destination port, TTL (hop limit) and payload of a UDP datagram
+/// in a punted frame with an L2 header of `l2` bytes (handshakes, BFD).
+pub fn udp_datagram(d: &[u8], l2: usize) -> Option<(SocketAddr, u16, u8, &[u8])> {
+    let et = EtherType(u16::from_be_bytes([*d.get(l2.checked_sub(2)?)?, *d.get(l2 - 1)?]));
+    let ip = d.get(l2..)?;
+    let (src, ttl, l4): (IpAddr, u8, &[u8]) = match et {
+        EtherType::IPV4 => {
+            let p = ipv4::Packet::new_checked(ip).ok()?;
+            if p.protocol() != ip_proto::UDP {
+                return None;
+            }
+            (IpAddr::V4(p.src_addr().into()), p.ttl(), ip.get(p.header_len()..p.total_len() as usize)?)
+        }
+        EtherType::IPV6 => {
+            let p = ipv6::Packet::new_checked(ip).ok()?;
+            if p.next_header() != ip_proto::UDP {
+                return None;
+            }
+            (IpAddr::V6(p.src_addr().into()), p.hop_limit(), ip.get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + p.payload_len() as usize)?)
+        }
+        _ => return None,
+    };
+    let u = udp::Packet::new_checked(l4).ok()?;
+    Some((SocketAddr::new(src, u.src_port()), u.dst_port(), ttl, l4.get(udp::HEADER_LEN..u.len() as usize)?))
 }

@@ -16,7 +16,7 @@ use dataplane::router::punt;
 use dataplane::tunnel::device::{Device, InitiationOutcome, PeerConfig, ResponseOutcome, TimerAction};
 use dataplane::tunnel::stage::{emit_ip_udp, Tunnels};
 use dataplane::wire::wireguard::{self as wg, kind};
-use dataplane::wire::{ip_proto, ipv4, ipv6, udp, EtherType};
+use dataplane::wire::{ipv4, ipv6, udp};
 use serde_json::{json, Value};
 
 use crate::config::keys::encode_base64_32;
@@ -336,7 +336,7 @@ impl TunnelControl {
 
     /// One punted handshake message.
     fn on_message(&mut self, engine: &mut Engine, slow: &mut SlowPath, h: &punt::Header, pkt: Mbuf, at: Instant) {
-        let Some((src, msg)) = datagram(pkt.data(), h.l2_len as usize) else { return };
+        let Some((src, _, _, msg)) = crate::slowpath::udp_datagram(pkt.data(), h.l2_len as usize) else { return };
         let now = self.now(at);
         let msg = msg.to_vec();
         drop(pkt);
@@ -450,27 +450,4 @@ impl TunnelControl {
             metrics::counter!("patronus_tunnel_handshake_refused_total", "reason" => *reason).absolute(*n);
         }
     }
-}
-
-/// The source and payload of a UDP datagram in a frame with an L2 header
-/// of `l2` bytes (the worker checked it was to our listen port).
-fn datagram(d: &[u8], l2: usize) -> Option<(SocketAddr, &[u8])> {
-    let et = EtherType(u16::from_be_bytes([*d.get(l2 - 2)?, *d.get(l2 - 1)?]));
-    let ip = d.get(l2..)?;
-    let (src, l4): (IpAddr, &[u8]) = match et {
-        EtherType::IPV4 => {
-            let p = ipv4::Packet::new_checked(ip).ok()?;
-            (IpAddr::V4(p.src_addr().into()), ip.get(p.header_len()..p.total_len() as usize)?)
-        }
-        EtherType::IPV6 => {
-            let p = ipv6::Packet::new_checked(ip).ok()?;
-            if p.next_header() != ip_proto::UDP {
-                return None;
-            }
-            (IpAddr::V6(p.src_addr().into()), ip.get(ipv6::HEADER_LEN..ipv6::HEADER_LEN + p.payload_len() as usize)?)
-        }
-        _ => return None,
-    };
-    let u = udp::Packet::new_checked(l4).ok()?;
-    Some((SocketAddr::new(src, u.src_port()), &l4[udp::HEADER_LEN..u.len() as usize]))
 }

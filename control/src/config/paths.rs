@@ -108,7 +108,13 @@ pub struct DampingOpts {
 impl Default for DampingOpts {
     fn default() -> Self {
         let d = DampingConf::default();
-        DampingOpts { penalty: d.penalty, suppress: d.suppress, reuse: d.reuse, max_penalty: d.max_penalty, half_life_s: d.half_life.as_secs_f64() }
+        DampingOpts {
+            penalty: d.penalty,
+            suppress: d.suppress,
+            reuse: d.reuse,
+            max_penalty: d.max_penalty,
+            half_life_s: d.half_life.as_secs_f64(),
+        }
     }
 }
 
@@ -347,7 +353,11 @@ pub(super) fn validate(
             errs.push(loc.error(&path, msg));
         }
     };
-    check(opts.hold_down_s >= 0.0 && opts.hold_down_s <= 3600.0, cfg_path!("paths", "hold_down_s"), format!("{} is out of range 0..=3600", opts.hold_down_s));
+    check(
+        opts.hold_down_s >= 0.0 && opts.hold_down_s <= 3600.0,
+        cfg_path!("paths", "hold_down_s"),
+        format!("{} is out of range 0..=3600", opts.hold_down_s),
+    );
     check(opts.hysteresis_pct <= 90, cfg_path!("paths", "hysteresis_pct"), format!("{} is out of range 0..=90", opts.hysteresis_pct));
     check((1..=1000).contains(&opts.sla_probes), cfg_path!("paths", "sla_probes"), format!("{} is out of range 1..=1000", opts.sla_probes));
     check(
@@ -401,14 +411,21 @@ pub(super) fn validate(
             cfg_path!("path", i, "probe_interval_ms"),
             format!("{} is out of range 10..=10000", p.probe_interval_ms),
         );
-        check((10..=10_000).contains(&p.probe_window), cfg_path!("path", i, "probe_window"), format!("{} is out of range 10..=10000", p.probe_window));
+        check(
+            (10..=10_000).contains(&p.probe_window),
+            cfg_path!("path", i, "probe_window"),
+            format!("{} is out of range 10..=10000", p.probe_window),
+        );
         check((1..=100).contains(&p.down_after), cfg_path!("path", i, "down_after"), format!("{} is out of range 1..=100", p.down_after));
         check((1..=100).contains(&p.up_after), cfg_path!("path", i, "up_after"), format!("{} is out of range 1..=100", p.up_after));
         if let Some(b) = &p.bfd {
             check(
                 bfd.iter().any(|s| &s.name == b),
                 cfg_path!("path", i, "bfd"),
-                format!("no [[bfd]] session named {b:?}; expected one of: {}", bfd.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "no [[bfd]] session named {b:?}; expected one of: {}",
+                    bfd.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             );
         }
     }
@@ -419,8 +436,16 @@ pub(super) fn validate(
             check(false, cfg_path!("bfd", i, "name"), format!("{:?} is also the name of bfd[{j}]", b.name));
         }
         check(b.peer.parse::<IpAddr>().is_ok(), cfg_path!("bfd", i, "peer"), format!("{:?} is not an IP address", b.peer));
-        check((10..=60_000).contains(&b.min_tx_ms), cfg_path!("bfd", i, "min_tx_ms"), format!("{} is out of range 10..=60000", b.min_tx_ms));
-        check((10..=60_000).contains(&b.min_rx_ms), cfg_path!("bfd", i, "min_rx_ms"), format!("{} is out of range 10..=60000", b.min_rx_ms));
+        check(
+            (10..=60_000).contains(&b.min_tx_ms),
+            cfg_path!("bfd", i, "min_tx_ms"),
+            format!("{} is out of range 10..=60000", b.min_tx_ms),
+        );
+        check(
+            (10..=60_000).contains(&b.min_rx_ms),
+            cfg_path!("bfd", i, "min_rx_ms"),
+            format!("{} is out of range 10..=60000", b.min_rx_ms),
+        );
         check((1..=50).contains(&b.multiplier), cfg_path!("bfd", i, "multiplier"), format!("{} is out of range 1..=50", b.multiplier));
     }
     check(policy.len() <= MAX_RULES, cfg_path!("policy"), format!("at most {MAX_RULES} rules"));
@@ -432,13 +457,21 @@ pub(super) fn validate(
         }
         for (j, a) in r.application.iter().enumerate() {
             if apps.is_some_and(|list| !list.iter().any(|n| n.eq_ignore_ascii_case(a))) {
-                check(false, cfg_path!("policy", i, "application", j), format!("no application named {a:?} in the signatures (`patronus show apps` lists them)"));
+                check(
+                    false,
+                    cfg_path!("policy", i, "application", j),
+                    format!("no application named {a:?} in the signatures (`patronus show apps` lists them)"),
+                );
             }
         }
         for (j, c) in r.category.iter().enumerate() {
             if dataplane::dpi::Category::parse(c).is_none() {
                 let cats: Vec<&str> = dataplane::dpi::Category::ALL.iter().map(|c| c.name()).collect();
-                check(false, cfg_path!("policy", i, "category", j), format!("unknown category {c:?}; expected one of: {}", cats.join(", ")));
+                check(
+                    false,
+                    cfg_path!("policy", i, "category", j),
+                    format!("unknown category {c:?}; expected one of: {}", cats.join(", ")),
+                );
             }
         }
         for (field, list) in [("source", &r.source), ("destination", &r.destination)] {
@@ -452,7 +485,11 @@ pub(super) fn validate(
             check(parse_ports(p).is_some(), cfg_path!("policy", i, "ports", j), format!("{p:?} is not a port or a range like 10000-20000"));
         }
         for (j, p) in r.protocol.iter().enumerate() {
-            check(parse_proto(p).is_some(), cfg_path!("policy", i, "protocol", j), format!("{p:?} is not tcp, udp, icmp or a protocol number"));
+            check(
+                parse_proto(p).is_some(),
+                cfg_path!("policy", i, "protocol", j),
+                format!("{p:?} is not tcp, udp, icmp or a protocol number"),
+            );
         }
         for (j, &v) in r.dscp.iter().enumerate() {
             check(v < 64, cfg_path!("policy", i, "dscp", j), format!("{v} is out of range 0..=63"));
@@ -470,8 +507,11 @@ pub(super) fn validate(
         for (j, n) in r.prefer.iter().enumerate() {
             check(names.contains_key(n.as_str()), cfg_path!("policy", i, "prefer", j), format!("no [[path]] named {n:?}"));
         }
-        for (field, v, max) in [("max_latency_ms", r.max_latency_ms, 60_000.0), ("max_loss_pct", r.max_loss_pct, 100.0), ("max_jitter_ms", r.max_jitter_ms, 60_000.0)]
-        {
+        for (field, v, max) in [
+            ("max_latency_ms", r.max_latency_ms, 60_000.0),
+            ("max_loss_pct", r.max_loss_pct, 100.0),
+            ("max_jitter_ms", r.max_jitter_ms, 60_000.0),
+        ] {
             if let Some(v) = v {
                 check(v > 0.0 && v <= max, cfg_path!("policy", i, field), format!("{v} is out of range (0, {max}]"));
             }

@@ -379,7 +379,8 @@ mod tests {
 
     #[test]
     fn remote_multiplier_sets_our_detection_time() {
-        let (mut a, mut b) = (Session::new(fast(), 1, Duration::ZERO), Session::new(Timers { detect_mult: 5, ..fast() }, 2, Duration::ZERO));
+        let (mut a, mut b) =
+            (Session::new(fast(), 1, Duration::ZERO), Session::new(Timers { detect_mult: 5, ..fast() }, 2, Duration::ZERO));
         run(&mut a, &mut b, Duration::ZERO, 3000 * MS, None);
         assert_eq!(a.detection_time(), 250 * MS);
         assert_eq!(b.detection_time(), 150 * MS);

@@ -46,17 +46,16 @@ pub struct PathLive {
 }
 
 impl PathLive {
-    #[inline(always)]
-    pub fn add_tx(&self, bytes: usize) {
-        self.tx_packets.fetch_add(1, Relaxed);
-        self.tx_bytes.fetch_add(bytes as u64, Relaxed);
-    }
-
-    #[inline(always)]
-    pub fn add_rx(&self, bytes: usize, now: u64) {
-        self.rx_packets.fetch_add(1, Relaxed);
-        self.rx_bytes.fetch_add(bytes as u64, Relaxed);
-        self.last_rx.store(now, Relaxed);
+    /// Adds `packets` and `bytes` one way; `now` (the worker clock) marks
+    /// the last receive. The workers call it once per burst and path.
+    #[inline]
+    pub fn add(&self, rx: bool, packets: u64, bytes: u64, now: u64) {
+        let (p, b) = if rx { (&self.rx_packets, &self.rx_bytes) } else { (&self.tx_packets, &self.tx_bytes) };
+        p.fetch_add(packets, Relaxed);
+        b.fetch_add(bytes, Relaxed);
+        if rx {
+            self.last_rx.store(now, Relaxed);
+        }
     }
 }
 
@@ -77,21 +76,21 @@ pub struct PeerPaths {
 }
 
 impl PeerPaths {
-    /// The path a packet of `rule` takes: `Ok(None)` for the peer's own
-    /// endpoint, `Err(())` to drop it.
+    /// The path (index and path) a packet of `rule` takes: `Ok(None)` for
+    /// the peer's own endpoint, `Err(())` to drop it.
     #[inline(always)]
-    pub fn pick(&self, rule: usize) -> Result<Option<&PathOut>, ()> {
+    pub fn pick(&self, rule: usize) -> Result<Option<(usize, &PathOut)>, ()> {
         match self.choice.get(rule).or_else(|| self.choice.first()).copied().unwrap_or(NO_PATH) {
             DROP => Err(()),
-            i => Ok(self.paths.get(i as usize)),
+            i => Ok(self.paths.get(i as usize).map(|p| (i as usize, p))),
         }
     }
 
-    /// The path whose endpoint address is `src` (how the receiver tells
-    /// paths apart without moving the peer's endpoint).
+    /// The index of the path whose endpoint address is `src` (how the
+    /// receiver tells paths apart without moving the peer's endpoint).
     #[inline(always)]
-    pub fn by_source(&self, src: IpAddr) -> Option<&PathOut> {
-        self.paths.iter().find(|p| p.endpoint.ip() == src)
+    pub fn by_source(&self, src: IpAddr) -> Option<usize> {
+        self.paths.iter().position(|p| p.endpoint.ip() == src)
     }
 }
 
@@ -288,14 +287,14 @@ mod tests {
         let live = Arc::new(PathLive::default());
         let path = |a: &str| PathOut { endpoint: a.parse().unwrap(), live: live.clone() };
         let pp = PeerPaths { paths: vec![path("10.0.1.2:51820"), path("10.0.2.2:51820")], choice: vec![1, 0, DROP, NO_PATH] };
-        assert_eq!(pp.pick(0).unwrap().unwrap().endpoint.port(), 51820);
-        assert_eq!(pp.pick(0).unwrap().unwrap().endpoint.ip(), "10.0.2.2".parse::<IpAddr>().unwrap());
-        assert_eq!(pp.pick(1).unwrap().unwrap().endpoint.ip(), "10.0.1.2".parse::<IpAddr>().unwrap());
+        assert_eq!(pp.pick(0).unwrap().unwrap().1.endpoint.port(), 51820);
+        assert_eq!(pp.pick(0).unwrap().unwrap().0, 1);
+        assert_eq!(pp.pick(1).unwrap().unwrap().1.endpoint.ip(), "10.0.1.2".parse::<IpAddr>().unwrap());
         assert!(pp.pick(2).is_err());
         assert!(pp.pick(3).unwrap().is_none());
         // A rule past the table (a reload in flight) takes the default.
-        assert_eq!(pp.pick(9).unwrap().unwrap().endpoint.ip(), "10.0.2.2".parse::<IpAddr>().unwrap());
-        assert!(pp.by_source("10.0.2.2".parse().unwrap()).is_some());
+        assert_eq!(pp.pick(9).unwrap().unwrap().1.endpoint.ip(), "10.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(pp.by_source("10.0.2.2".parse().unwrap()), Some(1));
         assert!(pp.by_source("10.0.3.2".parse().unwrap()).is_none());
     }
 

@@ -445,7 +445,13 @@ fn clearly_better(rule: &RuleConf, paths: &[PathView], b: usize, cur: usize, h: 
 /// The path for one rule now: the current choice (`cur`, a path index or
 /// `None`) is kept while it is usable and meets the SLA. Returns the new
 /// choice (`Some(i)` a path, `None` drop) and why, when it changes.
-pub fn select(rule: &RuleConf, paths: &[PathView], cur: Option<Option<usize>>, conf: &SelectConf, now: Duration) -> Option<(Option<usize>, Reason)> {
+pub fn select(
+    rule: &RuleConf,
+    paths: &[PathView],
+    cur: Option<Option<usize>>,
+    conf: &SelectConf,
+    now: Duration,
+) -> Option<(Option<usize>, Reason)> {
     let order = ranked(rule, paths);
     let h = conf.hysteresis.clamp(0.0, 0.9);
     let settled = |i: usize| paths[i].usable_since.is_some_and(|s| now.saturating_sub(s) >= conf.hold_down);
@@ -502,7 +508,13 @@ mod tests {
     }
 
     /// Probes every `interval`, answered after `rtt` while `alive(t)`.
-    fn drive(m: &mut Monitor, from: Duration, to: Duration, rtt: Duration, alive: impl Fn(Duration) -> bool) -> Vec<(Duration, Transition)> {
+    fn drive(
+        m: &mut Monitor,
+        from: Duration,
+        to: Duration,
+        rtt: Duration,
+        alive: impl Fn(Duration) -> bool,
+    ) -> Vec<(Duration, Transition)> {
         let mut pending: Vec<(u32, Duration)> = Vec::new();
         let mut out = Vec::new();
         let mut t = from;

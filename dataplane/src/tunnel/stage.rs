@@ -168,33 +168,43 @@ fn outer_to_us(d: &[u8], listen: u16, bfd: bool, fib: &Fib) -> Option<Outer> {
     }
     let msg = l4 + udp::HEADER_LEN;
     let plain_ip = l4 == ETH + if src.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
-    Some(Outer { msg, len: u.len() as usize - udp::HEADER_LEN, src: SocketAddr::new(src, u.src_port()), dst, dst_port: u.dst_port(), plain_ip })
+    Some(Outer {
+        msg,
+        len: u.len() as usize - udp::HEADER_LEN,
+        src: SocketAddr::new(src, u.src_port()),
+        dst,
+        dst_port: u.dst_port(),
+        plain_ip,
+    })
 }
 
-/// One burst's traffic for the peer its packets belong to, written to the
-/// peer's shared counters once (when the peer changes, and at the end)
-/// rather than per packet.
+/// One burst's traffic for the peer (and the WAN path, when paths are
+/// configured) its packets belong to, written to the shared counters once
+/// (when the peer or path changes, and at the end) rather than per packet.
 struct Tally {
     peer: usize,
+    /// Index among the peer's paths; `usize::MAX`: none.
+    path: usize,
     packets: u64,
     bytes: u64,
 }
 
 impl Tally {
-    const NONE: Tally = Tally { peer: usize::MAX, packets: 0, bytes: 0 };
+    const NONE: Tally = Tally { peer: usize::MAX, path: usize::MAX, packets: 0, bytes: 0 };
 
     #[inline(always)]
-    fn add(&mut self, t: &Tunnels, peer: usize, bytes: usize, rx: bool, now: u64) {
-        if peer != self.peer {
-            self.flush(t, rx, now);
-            self.peer = peer;
+    fn add(&mut self, c: (&Tunnels, &Steering), peer: usize, path: Option<usize>, bytes: usize, rx: bool, now: u64) {
+        let path = path.unwrap_or(usize::MAX);
+        if (peer, path) != (self.peer, self.path) {
+            self.flush(c, rx, now);
+            (self.peer, self.path) = (peer, path);
         }
         self.packets += 1;
         self.bytes += bytes as u64;
     }
 
     #[inline]
-    fn flush(&mut self, t: &Tunnels, rx: bool, now: u64) {
+    fn flush(&mut self, (t, steering): (&Tunnels, &Steering), rx: bool, now: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         if self.packets > 0 {
             if let Some(p) = t.peers.get(self.peer) {
@@ -204,6 +214,9 @@ impl Tally {
                 packets.fetch_add(self.packets, Relaxed);
                 bytes.fetch_add(self.bytes, Relaxed);
                 last.store(now, Relaxed);
+            }
+            if let Some(p) = steering.peers.get(self.peer).and_then(|pp| pp.paths.get(self.path)) {
+                p.live.add(rx, self.packets, self.bytes, now);
             }
         }
         self.packets = 0;
@@ -240,7 +253,7 @@ impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         let (now, mut tally) = (self.clock.now(), Tally::NONE);
         let v = self.open_one(in_port, pkt, meta, now, &mut tally);
-        tally.flush(self.tunnels.get(), true, now);
+        tally.flush((self.tunnels.get(), self.steering.get()), true, now);
         v
     }
 
@@ -253,7 +266,7 @@ impl<P: Packet, C: Clock> Stage<P> for Decap<C> {
         let (now, mut tally) = (self.clock.now(), Tally::NONE);
         let this = &*self;
         each_packet(pkts, metas, |pkt: &mut P, meta: &mut Meta| this.open_one(in_port, pkt, meta, now, &mut tally));
-        tally.flush(self.tunnels.get(), true, now);
+        tally.flush((self.tunnels.get(), self.steering.get()), true, now);
     }
 }
 
@@ -300,11 +313,10 @@ impl<C: Clock> Decap<C> {
             Err(r) => return Verdict::Drop(r),
         };
         let peer = s.session.peer;
-        tally.add(t, peer, outer.len, true, now);
         // Passive measurement: what arrives on each path.
-        if let Some(p) = self.steering.get().peer(peer).and_then(|pp| pp.by_source(outer.src.ip())) {
-            p.live.add_rx(outer.len, now);
-        }
+        let steering = self.steering.get();
+        let path = steering.peer(peer).and_then(|pp| pp.by_source(outer.src.ip()));
+        tally.add((t, steering), peer, path, outer.len, true, now);
         if now >= s.rekey_at {
             t.peers[peer].live.ask_handshake();
         }
@@ -456,8 +468,16 @@ pub fn emit_ip_udp_ttl(src: IpAddr, src_port: u16, dst: SocketAddr, ttl: u8, b: 
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let (s, d): (Ipv6Address, Ipv6Address) = (s.into(), d.into());
-            ipv6::Repr { src: s, dst: d, next_header: ip_proto::UDP, hop_limit: ttl, traffic_class: 0, flow_label: 0, payload_len: udp_len }
-                .emit(&mut ipv6::Packet::new_unchecked(ip));
+            ipv6::Repr {
+                src: s,
+                dst: d,
+                next_header: ip_proto::UDP,
+                hop_limit: ttl,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: udp_len,
+            }
+            .emit(&mut ipv6::Packet::new_unchecked(ip));
             repr.emit(&mut u, Some(checksum::pseudo_v6(s, d, ip_proto::UDP, udp_len as u32)));
         }
         _ => return false,
@@ -539,7 +559,7 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
         let (now, mut tally) = (self.clock.now(), Tally::NONE);
         let v = self.seal_one(in_port, pkt, meta, now, &mut tally);
-        tally.flush(self.tunnels.get(), false, now);
+        tally.flush((self.tunnels.get(), self.steering.get()), false, now);
         v
     }
 
@@ -551,7 +571,7 @@ impl<P: Packet, C: Clock> Stage<P> for Encap<C> {
         }
         let (now, mut tally) = (self.clock.now(), Tally::NONE);
         each_packet(pkts, metas, |pkt: &mut P, meta: &mut Meta| self.seal_one(in_port, pkt, meta, now, &mut tally));
-        tally.flush(self.tunnels.get(), false, now);
+        tally.flush((self.tunnels.get(), self.steering.get()), false, now);
     }
 }
 
@@ -599,7 +619,7 @@ impl<C: Clock> Encap<C> {
         };
         // The WAN path the flow's policy rule uses now, else the peer's endpoint.
         let (endpoint, via) = match self.steering.get().peer(peer).map(|pp| pp.pick(meta.rule())) {
-            Some(Ok(Some(p))) => (p.endpoint, Some(&p.live)),
+            Some(Ok(Some((i, p)))) => (p.endpoint, Some(i)),
             Some(Err(())) => return Verdict::Drop(DropReason::PathPolicyDrop),
             None | Some(Ok(None)) => match path.endpoint {
                 Some(e) => (e, None),
@@ -638,10 +658,7 @@ impl<C: Clock> Encap<C> {
         if !emit_ip_udp(egress.src, t.listen_port, endpoint, &mut d[ETH..msg_at + msg_len]) {
             return Verdict::Drop(DropReason::NoRoute);
         }
-        tally.add(t, peer, msg_len, false, now);
-        if let Some(live) = via {
-            live.add_tx(msg_len);
-        }
+        tally.add((t, self.steering.get()), peer, via, msg_len, false, now);
         match router::output(fib, pkt, meta, in_port, &egress) {
             Ok(()) => Verdict::Continue,
             Err(r) => Verdict::Drop(r),

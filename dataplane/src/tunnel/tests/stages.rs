@@ -395,7 +395,10 @@ fn rules_steer_packets_to_paths_and_probes_are_answered_in_place() {
 
     // B reflects A's probe: same path back, reply sealed with B's keys.
     w.b.steering.publish(Steering {
-        peers: vec![PeerPaths { paths: vec![PathOut { endpoint: "192.0.2.1:51820".parse().unwrap(), live: live[0].clone() }], choice: vec![0] }],
+        peers: vec![PeerPaths {
+            paths: vec![PathOut { endpoint: "192.0.2.1:51820".parse().unwrap(), live: live[0].clone() }],
+            choice: vec![0],
+        }],
     });
     let msg = w.da.encapsulate(0, &probe::request(1, 7, 1234), w.now).unwrap();
     let mut p = w.pool.packet(&udp_frame(B_WAN, A_WAN, "192.0.2.1:51820", "192.0.2.2:51820", &msg));
