@@ -7,6 +7,7 @@ pub mod config;
 pub mod ctl;
 pub mod paths;
 pub mod reload;
+pub mod replay;
 pub mod run;
 pub mod show;
 pub mod slowpath;

@@ -107,6 +107,53 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Be the LAN hosts of a lab: replay a capture into DPDK ports at a
+    /// fixed rate.
+    ///
+    /// Each --port is one LAN, with the --hosts prefix behind it and its
+    /// --gateway (the appliance's LAN address), given in the same order.
+    /// Every IPv4 packet of the capture leaves by the port whose prefix holds
+    /// its source address, so both directions of a captured conversation
+    /// cross the appliances between the LANs. Like a host, it resolves the
+    /// gateway by ARP first, answers ARP for its prefix, and counts the
+    /// IPv4 packets that arrive for it. Ends with what was sent and
+    /// received per port (also as JSON with --summary). Used by
+    /// scripts/demo.sh.
+    Replay {
+        /// The capture (pcap or pcapng, Ethernet).
+        #[arg(long, value_name = "FILE")]
+        pcap: PathBuf,
+        /// A DPDK device for one LAN, e.g. net_memif0,role=server,socket=/tmp/lan-a.sock,socket-abstract=no.
+        #[arg(long = "port", value_name = "DEVARGS", required = true)]
+        ports: Vec<String>,
+        /// The hosts behind each port, e.g. 10.1.0.0/24 (one per --port, in order).
+        #[arg(long = "hosts", value_name = "PREFIX", required = true)]
+        hosts: Vec<String>,
+        /// The gateway of each port's hosts, e.g. 10.1.0.1 (one per --port).
+        #[arg(long = "gateway", value_name = "IPV4", required = true)]
+        gateways: Vec<std::net::Ipv4Addr>,
+        /// Packets per second over all ports.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        pps: u32,
+        /// Times to replay the capture; 0 repeats until --duration or a signal.
+        #[arg(long, default_value_t = 1)]
+        loops: u32,
+        /// Stop sending after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+        /// Keep counting arrivals this long after the last packet.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+        drain: f64,
+        /// EAL --file-prefix (distinct from the appliances').
+        #[arg(long, default_value = "patronus-replay")]
+        file_prefix: String,
+        /// The CPU to run on.
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+        /// Write the summary as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+    },
     /// Show the running appliance's state.
     ///
     /// WHAT is one of: status, ports, counters (per core and port), drops
@@ -275,6 +322,32 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_BAD_CONFIG)
                 }
             }
+        }
+        Command::Replay { pcap, ports, hosts, gateways, pps, loops, duration, drain, file_prefix, cpu, summary } => {
+            if hosts.len() != ports.len() || gateways.len() != ports.len() {
+                eprintln!("patronus: error: give one --hosts and one --gateway per --port ({} port(s), {} hosts, {} gateways)", ports.len(), hosts.len(), gateways.len());
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+            let mut sides = Vec::new();
+            for ((device, h), gateway) in ports.into_iter().zip(&hosts).zip(gateways) {
+                match patronus::replay::parse_prefix(h) {
+                    Ok((prefix, len)) => sides.push(patronus::replay::Side { device, prefix, len, gateway }),
+                    Err(e) => {
+                        eprintln!("patronus: error: --hosts {e}");
+                        return ExitCode::from(EXIT_BAD_CONFIG);
+                    }
+                }
+            }
+            let secs = |x: f64| Duration::try_from_secs_f64(x).ok();
+            let (duration, drain) = match (duration.map(secs), secs(drain)) {
+                (Some(None), _) | (_, None) => {
+                    eprintln!("patronus: error: --duration and --drain must be non-negative numbers of seconds");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+                (d, Some(drain)) => (d.flatten(), drain),
+            };
+            let o = patronus::replay::Options { pcap, sides, pps, loops, duration, drain, file_prefix, cpu, summary };
+            ExitCode::from(patronus::replay::main(&o))
         }
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),

@@ -780,8 +780,10 @@ fn app_rows(flows: &[Arc<FlowCounters>], dpi: &Dpi) -> Vec<Value> {
     let mut rows = Vec::new();
     for (id, app) in dpi.apps.iter().enumerate().take(dataplane::flow::stage::COUNTED_APPS) {
         let n: u64 = flows.iter().map(|c| c.apps[id].get()).sum();
-        if n > 0 {
-            rows.push(json!({ "application": app.name, "category": app.category.name(), "flows": n }));
+        let packets: u64 = flows.iter().map(|c| c.app_traffic[id].packets.get()).sum();
+        let bytes: u64 = flows.iter().map(|c| c.app_traffic[id].bytes.get()).sum();
+        if n > 0 || packets > 0 {
+            rows.push(json!({ "application": app.name, "category": app.category.name(), "flows": n, "packets": packets, "bytes": bytes }));
         }
     }
     rows.sort_by(|a, b| b["flows"].as_u64().cmp(&a["flows"].as_u64()));

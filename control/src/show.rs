@@ -280,7 +280,10 @@ fn show(what: &str, data: &Value) -> String {
         "neighbors" => table(&rows, &[col("iface", "iface"), col("ip", "ip"), col("mac", "mac"), col("state", "state")]),
         "status" => status(data),
         "flows" => flows(data),
-        "apps" => table(&rows, &[col("application", "application"), col("category", "category"), col("flows", "flows")]),
+        "apps" => table(
+            &rows,
+            &[col("application", "application"), col("category", "category"), col("flows", "flows"), col("packets", "packets"), col("bytes", "bytes")],
+        ),
         "qos" => table(
             &rows,
             &[

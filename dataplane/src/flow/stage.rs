@@ -32,6 +32,9 @@ pub struct FlowCounters {
     /// Flows decided, by application id ([`COUNTED_APPS`] slots; 0 is
     /// Unknown: flows that stayed unidentified).
     pub apps: Box<[Counter]>,
+    /// Packets and IP bytes by the application their flow has at the time
+    /// (Unknown while DPI is still deciding), same slots as `apps`.
+    pub app_traffic: Box<[AppTraffic]>,
     /// Packets inspected by DPI.
     pub inspected: Counter,
     /// TLS/QUIC hellos that did not fit a reassembly slot.
@@ -48,10 +51,19 @@ impl Default for FlowCounters {
             active: Counter::default(),
             unparsed: Counter::default(),
             apps: (0..COUNTED_APPS).map(|_| Counter::default()).collect(),
+            app_traffic: (0..COUNTED_APPS).map(|_| AppTraffic::default()).collect(),
             inspected: Counter::default(),
             reasm_overflows: Counter::default(),
         }
     }
+}
+
+/// One application's traffic on one worker: both counters in one line.
+#[derive(Default)]
+#[repr(align(16))]
+pub struct AppTraffic {
+    pub packets: Counter,
+    pub bytes: Counter,
 }
 
 /// Sizes of a worker's classification state.
@@ -248,6 +260,9 @@ impl<C: Clock> Classifier<C> {
                 self.counters.apps[slot].add(1);
             }
         }
+        let t = &self.counters.app_traffic[(flow.dpi.app as usize).min(COUNTED_APPS - 1)];
+        t.packets.add(1);
+        t.bytes.add(p.ip_len as u64);
         let policy = &self.dpi.get().policy;
         if policy.rules.is_empty() {
             return (flow.dpi.class, 0);
