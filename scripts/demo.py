@@ -45,7 +45,7 @@ def memif(n, sock, role, mac):
     return f"net_memif{n},role={role},socket={sock},socket-abstract=no,mac={mac}"
 
 
-def site_config(d, site, peer_pub, metrics_port):
+def site_config(d, site, peer_pub, metrics_port, prefix):
     a = site == "a"
     other = "site-b" if a else "site-a"
     role = "server" if a else "client"  # the WAN links: A listens, B connects
@@ -58,7 +58,7 @@ main_lcore = 0
 worker_lcores = [1]
 memory_mb = 256
 hugepages = false
-file_prefix = "patronus-demo-{site}"
+file_prefix = "{prefix}-{site}"
 log_level = "warning"
 extra_args = ["--no-telemetry"]
 
@@ -241,7 +241,7 @@ class Demo:
         os.umask(old)
         for s, peer, port in (("a", "b", self.a.metrics_a), ("b", "a", self.a.metrics_b)):
             with open(f"{d}/site-{s}.toml", "w") as f:
-                f.write(site_config(d, s, pubs[peer], port))
+                f.write(site_config(d, s, pubs[peer], port, self.a.prefix))
             self.patronus("check", "--config", f"{d}/site-{s}.toml")
         r = subprocess.run([sys.executable, f"{ROOT}/scripts/demo-capture.py", f"{d}/lan.pcap",
                             "--source", f"{ROOT}/tests/captures/lab-traffic.pcap"], capture_output=True, text=True)
@@ -269,7 +269,7 @@ class Demo:
         self.setup()
         print(f"demo: starting the LAN hosts and two appliances in {d} (logs: *.log there)")
         replay = ["replay", "--pcap", f"{d}/lan.pcap", "--pps", str(a.pps), "--loops", str(a.loops),
-                  "--duration", str(a.duration), "--file-prefix", "patronus-demo-hosts", "--cpu", "0",
+                  "--duration", str(a.duration), "--file-prefix", f"{a.prefix}-hosts", "--cpu", "0",
                   "--summary", f"{d}/replay.json", "--drain", "2",
                   "--port", memif(0, f"{d}/lan-a.sock", "server", MACS["hosts-a"]), "--hosts", "10.1.0.0/24", "--gateway", "10.1.0.1",
                   "--port", memif(1, f"{d}/lan-b.sock", "server", MACS["hosts-b"]), "--hosts", "10.2.0.0/24", "--gateway", "10.2.0.1"]
@@ -462,6 +462,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"patronus-demo-{os.getuid()}"),
                     help="working directory: configs, keys, sockets, logs (recreated)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/patronus"))
+    ap.add_argument("--prefix", default="patronus-demo", help="DPDK --file-prefix stem of the three processes")
     ap.add_argument("--metrics-a", type=int, default=9181)
     ap.add_argument("--metrics-b", type=int, default=9182)
     ap.add_argument("--no-live", action="store_true", help="print each table below the last instead of redrawing")

@@ -1,0 +1,107 @@
+//! The two-site demo (scripts/demo.py, the README's first command) runs to
+//! completion, and its summary says what it should: every packet the hosts
+//! sent arrived at the other site, the tunnel was up, each application was
+//! classified with the exact packet count the capture holds, the policy put
+//! each class of traffic on its path, no drop but the expected ones, and
+//! both appliances exited cleanly with every mbuf back. No root needed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// Packets of the demo capture per transport port, both directions.
+fn packets_with_port(pcap: &Path, proto: u8, port: u16) -> u64 {
+    let b = std::fs::read(pcap).unwrap();
+    let mut off = 24;
+    let mut n = 0;
+    while off + 16 <= b.len() {
+        let len = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
+        let f = &b[off + 16..off + 16 + len];
+        off += 16 + len;
+        if f.len() < 38 || f[12..14] != [8, 0] || f[23] != proto {
+            continue;
+        }
+        let l4 = 14 + (f[14] as usize & 15) * 4;
+        let sp = u16::from_be_bytes([f[l4], f[l4 + 1]]);
+        let dp = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        n += (sp == port || dp == port) as u64;
+    }
+    n
+}
+
+#[test]
+fn demo_runs_and_its_summary_holds() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        skip("demo_runs_and_its_summary_holds", "python3 is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let s = Scratch::new("demo");
+    let dir = s.path("run");
+    let summary = s.path("summary.json");
+    let loops = 2u64;
+    let out = run_with_timeout(
+        Command::new("python3")
+            .arg(root.join("scripts/demo.py"))
+            .args(["--loops", &loops.to_string(), "--pps", "3000", "--no-live", "--prefix", &prefix("demo")])
+            .args(["--metrics-a", "19181", "--metrics-b", "19182", "--binary", env!("CARGO_BIN_EXE_patronus")])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--summary-json")
+            .arg(&summary),
+        Duration::from_secs(240),
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "demo failed ({}):\n{stdout}\n{stderr}", code(out.status));
+    assert!(stdout.contains("result: OK"), "{stdout}");
+    assert!(stdout.contains("application") && stdout.contains("rtt p50"), "no live table:\n{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+
+    assert_eq!(v["tunnel_up"], true);
+    assert_eq!(v["ok"], true);
+    // Nothing lost either way.
+    assert_eq!(v["delivered"]["site-a->site-b"], v["sent"]["site-a"]);
+    assert_eq!(v["delivered"]["site-b->site-a"], v["sent"]["site-b"]);
+    assert!(v["sent"]["site-a"].as_u64().unwrap() > 2000, "{v}");
+    assert_eq!(v["unexpected_drops"], serde_json::json!({}), "{v}");
+    assert_eq!(v["exit_codes"]["site-a"], 0);
+    assert_eq!(v["exit_codes"]["site-b"], 0);
+
+    // Every application of the capture, classified at site A; for the
+    // long-lived flows, the packet count of `loops` replays, less the few
+    // a flow sends before DPI decides it (counted as Unknown; at most 8
+    // each way).
+    let pcap = dir.join("lan.pcap");
+    let apps = &v["apps"];
+    let exact = [("RTP", 17u8, 6000u16), ("SIP", 17, 5060), ("Dropbox", 6, 41000)];
+    for (app, proto, port) in exact {
+        let want = loops * packets_with_port(&pcap, proto, port);
+        assert!(want > 0);
+        let got = apps[app]["packets"].as_u64().unwrap_or(0);
+        assert!(got <= want && got + 16 >= want, "{app}: {got} packets, expected {want} (less up to 16): {apps}");
+    }
+    for app in ["YouTube", "Netflix", "SSH", "MySQL", "PostgreSQL", "Redis"] {
+        assert!(apps[app]["flows"].as_u64().unwrap_or(0) >= 1, "{app} not classified: {apps}");
+    }
+    assert_eq!(apps["Dropbox"]["category"], "Cloud");
+    assert_eq!(apps["RTP"]["category"], "VoIP");
+
+    // The policy: calls on the private line, bulk and video on the internet link.
+    let paths = &v["paths"];
+    let on = |p: &str| paths[p]["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert!(on("mpls").contains(&"voip".to_owned()), "{paths}");
+    assert!(on("inet").contains(&"bulk".to_owned()) && on("inet").contains(&"video".to_owned()), "{paths}");
+    assert_eq!(paths["mpls"]["state"], "up");
+    assert_eq!(paths["inet"]["state"], "up");
+    // RTP (200-byte packets, site A's half) went out on mpls.
+    let rtp_out = loops * packets_with_port(&pcap, 17, 6000) / 2 * 200;
+    assert!(paths["mpls"]["tx_bytes"].as_u64().unwrap() >= rtp_out, "{paths}");
+    assert!(paths["inet"]["tx_bytes"].as_u64().unwrap() > 0, "{paths}");
+    assert_eq!(v["failovers"], 0);
+}
