@@ -162,6 +162,15 @@ def main():
     # The call's media follows its signalling (the last SDP in the source).
     sdp = max((i for i, p in enumerate(base) if b"m=audio" in p), default=0)
     pkts = interleave(base, (sdp + 1, rtp_stream(a.rtp)), (0, bulk_download(a.bulk)))
+    # ...by at least 30 other packets (10 ms at 3000 pps), so that the
+    # answer has crossed the tunnel before the first media packet, as in a
+    # real call (DPI learns the media ports from the SDP).
+    j = max(i for i, p in enumerate(pkts) if b"m=audio" in p)
+    media = lambda p: p[9] == 17 and 6000 in struct.unpack("!HH", p[20:24])
+    other = [i for i in range(j + 1, len(pkts)) if not media(pkts[i])]
+    floor = other[min(29, len(other) - 1)] + 0.5
+    keyed = [(max(i, floor) if i > j and media(p) else i, i, p) for i, p in enumerate(pkts)]
+    pkts = [p for _, _, p in sorted(keyed, key=lambda t: (t[0], t[1]))]
     eth = bytes.fromhex("020000000002" "020000000001" "0800")
     with open(a.out, "wb") as o:
         o.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))

@@ -215,7 +215,8 @@ fn check_accepts_every_shipped_config() {
         // The DPI signatures are not an appliance config: tests/classify.rs
         // loads them.
         if path.extension().is_some_and(|e| e == "toml") && !path.ends_with("signatures.toml") {
-            let out = run_with_timeout(patronus().arg("check").arg("--config").arg(&path), LIMIT);
+            // The file only: conf/appliance.toml names PCI NICs this machine lacks.
+            let out = run_with_timeout(patronus().args(["check", "--no-env", "--config"]).arg(&path), LIMIT);
             assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
             assert!(text(&out.stdout).contains(": OK ("), "{}", text(&out.stdout));
             n += 1;

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod classify;
 pub mod config;
 pub mod ctl;
+pub mod envcheck;
 pub mod paths;
 pub mod reload;
 pub mod replay;

@@ -49,14 +49,23 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         duration: Option<f64>,
     },
-    /// Validate a configuration without starting anything.
+    /// Validate a configuration, then check that this machine can run it,
+    /// without starting anything.
     ///
-    /// Exit status 0 when the file is valid, 2 otherwise; each problem is
-    /// printed as FILE:LINE:COLUMN: FIELD: MESSAGE.
+    /// Each problem in the file is printed as FILE:LINE:COLUMN: FIELD:
+    /// MESSAGE (exit status 2). Then the machine: the config's lcores
+    /// against the CPUs that exist and their isolation, hugepages (reserved,
+    /// free, mounted), and for PCI ports the NIC's driver binding, vfio-pci
+    /// and the IOMMU. Each finding is ok, warning (runs, but not at its
+    /// best) or problem (will not start), with the command that fixes it.
+    /// Exit status 1 when there is a problem, 0 otherwise.
     Check {
         /// Configuration file (TOML; see docs/CONFIG.md).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Validate the file only; do not look at this machine.
+        #[arg(long)]
+        no_env: bool,
     },
     /// Make a running appliance re-read its config file and apply it.
     ///
@@ -242,10 +251,19 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match load(&config) {
+        Command::Check { config, no_env } => match load(&config) {
             Ok(c) => {
                 println!("{}: OK ({} port(s), {} worker(s))", config.display(), c.port.len(), c.eal.worker_lcores.len());
-                ExitCode::SUCCESS
+                if no_env {
+                    return ExitCode::SUCCESS;
+                }
+                let (text, bad) = patronus::envcheck::report(&patronus::envcheck::inspect(&c, &patronus::envcheck::here()));
+                print!("{text}");
+                if bad {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(code) => code,
         },
