@@ -44,7 +44,12 @@ fn tree(dir: &Path) -> Vec<(String, u64, i64, u32)> {
             if m.is_dir() {
                 stack.push(p);
             } else {
-                v.push((p.strip_prefix(dir).unwrap().display().to_string(), m.size(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.mode()));
+                v.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    m.size(),
+                    m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                    m.mode(),
+                ));
             }
         }
     }
@@ -76,7 +81,11 @@ fn install_stages_files_is_idempotent_keeps_config_and_uninstalls() {
     let sysctl = std::fs::read_to_string(d.join("etc/sysctl.d/80-patronus.conf")).unwrap();
     assert!(sysctl.contains("vm.nr_hugepages = 1024"), "{sysctl}");
     assert!(std::fs::read_to_string(d.join("etc/modules-load.d/patronus.conf")).unwrap().contains("vfio-pci"));
-    for f in ["usr/local/share/patronus/prometheus/alerts.yml", "usr/local/share/patronus/grafana/dashboards/patronus-failover.json", "usr/local/share/doc/patronus/OPERATIONS.md"] {
+    for f in [
+        "usr/local/share/patronus/prometheus/alerts.yml",
+        "usr/local/share/patronus/grafana/dashboards/patronus-failover.json",
+        "usr/local/share/doc/patronus/OPERATIONS.md",
+    ] {
         assert_eq!(mode(&d.join(f)), 0o644, "{f}");
     }
     // The running system is left alone, and says so.
@@ -88,7 +97,15 @@ fn install_stages_files_is_idempotent_keeps_config_and_uninstalls() {
 
     // The unit: what DPDK needs, and systemd accepts it.
     let u = std::fs::read_to_string(&unit).unwrap();
-    for want in ["Restart=on-failure", "LimitMEMLOCK=infinity", "CAP_IPC_LOCK", "CAP_SYS_RAWIO", "ExecReload=/usr/local/bin/patronus reload", "isolcpus", "WantedBy=multi-user.target"] {
+    for want in [
+        "Restart=on-failure",
+        "LimitMEMLOCK=infinity",
+        "CAP_IPC_LOCK",
+        "CAP_SYS_RAWIO",
+        "ExecReload=/usr/local/bin/patronus reload",
+        "isolcpus",
+        "WantedBy=multi-user.target",
+    ] {
         assert!(u.contains(want), "unit lacks {want}:\n{u}");
     }
     if Command::new("systemd-analyze").arg("--version").output().is_ok() {

@@ -99,7 +99,9 @@ fn cpus(cfg: &Config, m: &Machine, out: &mut Vec<Finding>) {
     let cpu_of = |l: u32| map.iter().find(|(lc, _)| *lc == l).map_or(l, |(_, c)| *c);
     let workers: Vec<(u32, u32)> = e.worker_lcores.iter().map(|&l| (l, cpu_of(l))).collect();
     let mut bad = Vec::new();
-    for (role, l, c) in std::iter::once(("main_lcore", e.main_lcore, cpu_of(e.main_lcore))).chain(workers.iter().map(|&(l, c)| ("worker_lcores", l, c))) {
+    for (role, l, c) in
+        std::iter::once(("main_lcore", e.main_lcore, cpu_of(e.main_lcore))).chain(workers.iter().map(|&(l, c)| ("worker_lcores", l, c)))
+    {
         if !online.contains(&c) {
             bad.push(format!("eal.{role}: lcore {l} runs on CPU {c}, which this machine does not have (online: {})", list_ranges(&online)));
         }
@@ -114,7 +116,13 @@ fn cpus(cfg: &Config, m: &Machine, out: &mut Vec<Finding>) {
     } else {
         let free: Vec<u32> = online.iter().copied().filter(|&c| c != cpu_of(e.main_lcore)).collect();
         for b in bad {
-            out.push(problem(b, format!("set [eal] worker_lcores to CPUs that exist, e.g. [{}]", list(&free[..free.len().min(e.worker_lcores.len().max(1))]))));
+            out.push(problem(
+                b,
+                format!(
+                    "set [eal] worker_lcores to CPUs that exist, e.g. [{}]",
+                    list(&free[..free.len().min(e.worker_lcores.len().max(1))])
+                ),
+            ));
         }
         return;
     }

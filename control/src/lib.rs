@@ -6,6 +6,7 @@ pub mod classify;
 pub mod config;
 pub mod ctl;
 pub mod envcheck;
+pub mod log;
 pub mod paths;
 pub mod reload;
 pub mod replay;

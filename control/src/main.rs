@@ -48,6 +48,10 @@ enum Command {
         /// Stop by itself after this many seconds.
         #[arg(long, value_name = "SECS")]
         duration: Option<f64>,
+        /// Log as text (`patronus: message key=value`) or as JSON lines for
+        /// journald/Loki [default: $PATRONUS_LOG_FORMAT, else text].
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<patronus::log::Format>,
     },
     /// Validate a configuration, then check that this machine can run it,
     /// without starting anything.
@@ -267,7 +271,8 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config, duration } => {
+        Command::Run { config, duration, log_format } => {
+            patronus::log::init(log_format.unwrap_or_else(patronus::log::Format::from_env));
             let cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -343,7 +348,12 @@ fn main() -> ExitCode {
         }
         Command::Replay { pcap, ports, hosts, gateways, pps, loops, duration, drain, file_prefix, cpu, summary } => {
             if hosts.len() != ports.len() || gateways.len() != ports.len() {
-                eprintln!("patronus: error: give one --hosts and one --gateway per --port ({} port(s), {} hosts, {} gateways)", ports.len(), hosts.len(), gateways.len());
+                eprintln!(
+                    "patronus: error: give one --hosts and one --gateway per --port ({} port(s), {} hosts, {} gateways)",
+                    ports.len(),
+                    hosts.len(),
+                    gateways.len()
+                );
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
             let mut sides = Vec::new();

@@ -326,7 +326,7 @@ impl PathControl {
                         Transition::BfdDown => "down (BFD)",
                     },
                 ));
-                eprintln!("patronus: path {} to {}: {}", p.name, p.peer_name, p.last_transition.unwrap().1);
+                tracing::info!(path = %p.name, peer = %p.peer_name, state = p.last_transition.unwrap().1, "path {} to {}: {}", p.name, p.peer_name, p.last_transition.unwrap().1);
             }
             changed |= was != p.monitor.usable();
         }
@@ -386,7 +386,7 @@ impl PathControl {
                     let (from, to) = (name(cur), name(Some(next)));
                     if reason != Reason::Initial {
                         *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason.name())).or_default() += 1;
-                        eprintln!("patronus: rule {} moved from path {from} to {to} ({})", self.rule_names[r], reason.name());
+                        tracing::warn!(rule = %self.rule_names[r], from = %from, to = %to, reason = reason.name(), "rule {} moved from path {from} to {to} ({})", self.rule_names[r], reason.name());
                     }
                     let c = &mut self.choices[peer][r];
                     c.cur = Some(next);
@@ -459,8 +459,10 @@ impl PathControl {
 
     fn on_bfd_change(&mut self, b: usize, to: State, now: Duration) {
         let s = &self.bfd[b];
-        eprintln!(
-            "patronus: bfd {} ({}): {} at {:.3} s ({})",
+        tracing::info!(
+            bfd = %s.name,
+            state = to.name(),
+            "bfd {} ({}): {} at {:.3} s ({})",
             s.name,
             s.peer,
             to.name(),

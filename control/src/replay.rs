@@ -172,8 +172,7 @@ fn replay(o: &Options) -> Result<(), String> {
         let mut port = Port::by_name(name).map_err(|e| format!("{name}: {e}"))?;
         // Two queues each way: a memif peer with a worker and a control
         // thread has two rings each way, and memif pairs rings one to one.
-        port.configure(&PortSetup { rx_queues: 2, tx_queues: 2, rx_desc: 512, tx_desc: 512 }, &pool)
-            .map_err(|e| format!("{name}: {e}"))?;
+        port.configure(&PortSetup { rx_queues: 2, tx_queues: 2, rx_desc: 512, tx_desc: 512 }, &pool).map_err(|e| format!("{name}: {e}"))?;
         port.start().map_err(|e| format!("{name}: {e}"))?;
         let mac = port.mac().map_err(|e| format!("{name}: {e}"))?;
         let rx: Vec<_> = (0..2).filter_map(|q| port.take_rx_queue(q)).collect();
@@ -189,9 +188,7 @@ fn replay(o: &Options) -> Result<(), String> {
 
     // Everything the hosts receive: ARP is answered, IPv4 for a host counted.
     type Queues = Vec<(Vec<dataplane::dpdk::EthRxQueue>, dataplane::dpdk::EthTxQueue, [u8; 6])>;
-    let mut poll = |queues: &mut Queues,
-                    stats: &mut Vec<SideStats>,
-                    gw_mac: &mut Vec<Option<[u8; 6]>>| {
+    let mut poll = |queues: &mut Queues, stats: &mut Vec<SideStats>, gw_mac: &mut Vec<Option<[u8; 6]>>| {
         for i in 0..n {
             let (qs, txq, mac) = &mut queues[i];
             let mac = *mac;
@@ -241,7 +238,10 @@ fn replay(o: &Options) -> Result<(), String> {
         if Instant::now() > deadline {
             let missing: Vec<String> =
                 o.sides.iter().zip(&gw_mac).filter(|(_, m)| m.is_none()).map(|(s, _)| format!("{} on {}", s.gateway, s.device)).collect();
-            return Err(format!("no ARP reply from gateway {} within 30 s (is the appliance running and its port up?)", missing.join(", ")));
+            return Err(format!(
+                "no ARP reply from gateway {} within 30 s (is the appliance running and its port up?)",
+                missing.join(", ")
+            ));
         }
         if Instant::now() >= next_ask {
             for (i, s) in o.sides.iter().enumerate() {

@@ -169,7 +169,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let sig = match signals() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("patronus: cannot install signal handlers: {e}");
+            tracing::error!("cannot install signal handlers: {e}");
             return EXIT_FAILURE;
         }
     };
@@ -179,17 +179,17 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let mut engine = match Engine::init(&spec) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("patronus: {}: {e}", config_path.display());
+            tracing::error!("{}: {e}", config_path.display());
             return EXIT_FAILURE;
         }
     };
     for note in engine.notes() {
-        eprintln!("patronus: note: {note}");
+        tracing::warn!("{note}");
     }
     let mut infos = Vec::new();
     for (p, c) in engine.ports().iter().zip(&cfg.port) {
-        println!(
-            "patronus: port {} = {} (driver {}, mac {}{}), role {}, {} RX / {} TX queues, rings {}/{}{}",
+        tracing::info!(
+            "port {} = {} (driver {}, mac {}{}), role {}, {} RX / {} TX queues, rings {}/{}{}",
             c.name,
             c.device,
             p.info.driver,
@@ -214,25 +214,25 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let routes = match compile(cfg, &macs) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("patronus: {}: {e}", config_path.display());
+            tracing::error!("{}: {e}", config_path.display());
             engine.shutdown();
             return EXIT_FAILURE;
         }
     };
     for f in &routes.ifaces {
         let addrs: Vec<String> = f.v4.iter().map(|(a, l)| format!("{a}/{l}")).chain(f.v6.iter().map(|(a, l)| format!("{a}/{l}"))).collect();
-        println!("patronus: interface {} on {} (mtu {}): {}", f.name, cfg.port[f.port as usize].name, f.mtu, addrs.join(" "));
+        tracing::info!("interface {} on {} (mtu {}): {}", f.name, cfg.port[f.port as usize].name, f.mtu, addrs.join(" "));
     }
 
     // Servers first: a port or socket clash stops the start before workers run.
     if let Err(e) = telemetry::install() {
-        eprintln!("patronus: cannot install the metrics recorder: {e}");
+        tracing::error!("cannot install the metrics recorder: {e}");
     }
     let cpu = Some(main_cpu(cfg));
     let exporter = match cfg.metrics_addr().map(|a| Exporter::start(a, cpu)).transpose() {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("patronus: {}: {e}", config_path.display());
+            tracing::error!("{}: {e}", config_path.display());
             engine.shutdown();
             return EXIT_FAILURE;
         }
@@ -242,7 +242,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     let server = match cfg.socket_path().map(|p| ctl::Server::start(&p, cpu, call_tx, reply_timeout)).transpose() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("patronus: {}: {e}", config_path.display());
+            tracing::error!("{}: {e}", config_path.display());
             engine.shutdown();
             return EXIT_FAILURE;
         }
@@ -278,14 +278,14 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         }) {
         Ok(d) => Publisher::new(d),
         Err(e) => {
-            eprintln!("patronus: {e}");
+            tracing::error!("{e}");
             engine.shutdown();
             return EXIT_FAILURE;
         }
     };
     if cfg.dpi.enabled {
-        println!(
-            "patronus: classifying with {} applications, {} flows per worker, decision within {} packets per direction",
+        tracing::info!(
+            "classifying with {} applications, {} flows per worker, decision within {} packets per direction",
             dpi.current().apps.len() - 1,
             cfg.dpi.flows.next_power_of_two(),
             cfg.dpi.max_packets
@@ -298,15 +298,15 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         match TunnelControl::new(&cfg.tunnel, &config_dir(config_path), cfg.private_key_path(config_path).as_deref(), hz, dpdk::tsc()) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("patronus: {}: {e}", config_path.display());
+                tracing::error!("{}: {e}", config_path.display());
                 drop(slowpath);
                 engine.shutdown();
                 return EXIT_FAILURE;
             }
         };
     if tunnel.enabled() {
-        println!(
-            "patronus: tunnel: public key {}, listening on UDP {}, {} peer(s)",
+        tracing::info!(
+            "tunnel: public key {}, listening on UDP {}, {} peer(s)",
             tunnel.public_key(),
             tunnel.listen_port(),
             cfg.tunnel.peer.len()
@@ -314,7 +314,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     }
     let paths = crate::paths::PathControl::new(&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, &tunnel, hz);
     if !cfg.path.is_empty() || !cfg.bfd.is_empty() {
-        println!("patronus: paths: {} path(s), {} policy rule(s), {} BFD session(s)", cfg.path.len(), cfg.policy.len(), cfg.bfd.len());
+        tracing::info!("paths: {} path(s), {} policy rule(s), {} BFD session(s)", cfg.path.len(), cfg.policy.len(), cfg.bfd.len());
     }
     let lcores = engine.worker_lcores();
     let flows: Vec<Arc<FlowCounters>> = lcores.iter().map(|_| Arc::default()).collect();
@@ -327,8 +327,8 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     for (i, p) in cfg.port.iter().enumerate() {
         if let Some(q) = &p.qos {
             let conf = q.conf();
-            println!(
-                "patronus: port {} shaped to {} Mbit/s (priority cap {}%), 6 classes",
+            tracing::info!(
+                "port {} shaped to {} Mbit/s (priority cap {}%), 6 classes",
                 p.name,
                 conf.rate_bps as f64 / 1e6,
                 conf.priority_cap_pct
@@ -354,7 +354,7 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         book.add(lcore, Measure::Stage("forward".into()), slot);
     }
     if let Err(e) = launched {
-        eprintln!("patronus: {e}");
+        tracing::error!("{e}");
         engine.stop_workers();
         drop(slowpath);
         engine.shutdown();
@@ -364,17 +364,17 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
         PollModeName::Poll => "busy polling",
         PollModeName::Adaptive => "adaptive polling",
     };
-    println!(
-        "patronus: running: {} worker(s) on lcore(s) {:?} ({mode}), control on lcore {}; Ctrl-C stops, SIGHUP reloads",
+    tracing::info!(
+        "running: {} worker(s) on lcore(s) {:?} ({mode}), control on lcore {}; Ctrl-C stops, SIGHUP reloads",
         cfg.eal.worker_lcores.len(),
         cfg.eal.worker_lcores,
         cfg.eal.main_lcore
     );
     if let Some(s) = &server {
-        println!("patronus: control socket {}", s.path().display());
+        tracing::info!("control socket {}", s.path().display());
     }
     if let Some(x) = &exporter {
-        println!("patronus: metrics on http://{}/metrics", x.addr());
+        tracing::info!("metrics on http://{}/metrics", x.addr());
     }
 
     let metrics = Metrics::new(infos, &lcores, Duration::from_micros(cfg.worker.stall_us as u64));
@@ -453,7 +453,7 @@ impl Control {
                 let cur = self.engine.snapshot();
                 let secs = prev_at.elapsed().as_secs_f64();
                 let up = self.started.elapsed().as_secs_f64();
-                println!("{}", summary_line(&self.names, &prev, &cur, secs, up, &cpu.sample(&cur, secs)));
+                crate::log::report(&summary_line(&self.names, &prev, &cur, secs, up, &cpu.sample(&cur, secs)));
                 prev = cur;
                 prev_at = Instant::now();
             }
@@ -479,20 +479,22 @@ impl Control {
         self.settle(Instant::now() + Duration::from_secs(3600));
         let n = self.slowpath.neighbors();
         if !n.is_empty() {
-            println!("neighbors: {}", n.iter().filter(|e| e.1.is_some()).count());
+            crate::log::report(&format!("neighbors: {}", n.iter().filter(|e| e.1.is_some()).count()));
             for (k, mac, state) in n {
                 let mac = mac.map_or("-".into(), |m| m.to_string());
-                println!("  {} {} {mac} {state}", self.slowpath.routes().ifaces[k.iface as usize].name, k.ip());
+                crate::log::report(&format!("  {} {} {mac} {state}", self.slowpath.routes().ifaces[k.iface as usize].name, k.ip()));
             }
         }
         let Control { engine, slowpath, names, reloads, .. } = self;
         drop(slowpath);
         let report = engine.shutdown();
-        println!("patronus: stopped after {secs:.1} s ({} reload(s) applied, {} rejected)", reloads.ok, reloads.failed);
-        print!("{}", final_report(&names, &report, tsc_hz, secs, &cpu_avg));
+        tracing::info!("stopped after {secs:.1} s ({} reload(s) applied, {} rejected)", reloads.ok, reloads.failed);
+        for line in final_report(&names, &report, tsc_hz, secs, &cpu_avg).lines() {
+            crate::log::report(line);
+        }
         let leaked = report.pools.iter().any(|p| p.leaked() > 0);
         if !report.failed_workers.is_empty() {
-            eprintln!("patronus: workers on lcores {:?} failed", report.failed_workers);
+            tracing::error!("workers on lcores {:?} failed", report.failed_workers);
         }
         if leaked || !report.failed_workers.is_empty() {
             EXIT_FAILURE
@@ -513,7 +515,7 @@ impl Control {
                 self.reloads.last_ok = Some(true);
                 self.reloads.last_error = None;
                 self.reloads.restart_pending = plan.restart.clone();
-                let mut msg = format!("patronus: reload ({why}) applied as snapshot {version}");
+                let mut msg = format!("reload ({why}) applied as snapshot {version}");
                 if plan.applied.is_empty() {
                     msg.push_str(": nothing changed");
                 } else {
@@ -522,7 +524,7 @@ impl Control {
                 if !plan.restart.is_empty() {
                     msg.push_str(&format!("; requires restart: {}", plan.restart.join(", ")));
                 }
-                println!("{msg}");
+                tracing::info!(reload = why, snapshot = version, "{msg}");
                 self.pending.push(Pending {
                     version,
                     deadline: started + Duration::from_millis(self.cfg.control.reload_timeout_ms as u64),
@@ -539,9 +541,9 @@ impl Control {
                 self.reloads.failed += 1;
                 self.reloads.last_ok = Some(false);
                 self.reloads.last_error = Some(errors.clone());
-                eprintln!("patronus: reload ({why}) rejected; the running config stays:");
+                tracing::warn!(reload = why, "reload ({why}) rejected; the running config stays:");
                 for line in errors.lines() {
-                    eprintln!("patronus: error: {line}");
+                    tracing::error!("{line}");
                 }
                 if let Some(r) = reply {
                     let _ = r.send(json!({ "ok": false, "error": "config rejected; the running config stays", "errors": errors.lines().collect::<Vec<_>>() }));

@@ -282,7 +282,13 @@ fn show(what: &str, data: &Value) -> String {
         "flows" => flows(data),
         "apps" => table(
             &rows,
-            &[col("application", "application"), col("category", "category"), col("flows", "flows"), col("packets", "packets"), col("bytes", "bytes")],
+            &[
+                col("application", "application"),
+                col("category", "category"),
+                col("flows", "flows"),
+                col("packets", "packets"),
+                col("bytes", "bytes"),
+            ],
         ),
         "qos" => table(
             &rows,

@@ -525,8 +525,10 @@ pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>
         let packets: u64 = flows.iter().map(|c| c.app_traffic[id].packets.get()).sum();
         if packets > 0 {
             let bytes: u64 = flows.iter().map(|c| c.app_traffic[id].bytes.get()).sum();
-            counter!("patronus_application_packets_total", "application" => app.name.clone(), "category" => app.category.name()).absolute(packets);
-            counter!("patronus_application_bytes_total", "application" => app.name.clone(), "category" => app.category.name()).absolute(bytes);
+            counter!("patronus_application_packets_total", "application" => app.name.clone(), "category" => app.category.name())
+                .absolute(packets);
+            counter!("patronus_application_bytes_total", "application" => app.name.clone(), "category" => app.category.name())
+                .absolute(bytes);
         }
     }
 }

@@ -1,0 +1,89 @@
+//! The appliance's log: `tracing` events, as text for a terminal or as
+//! JSON lines for journald, Loki and friends.
+//!
+//! Text: `patronus: [warning: |error: ]MESSAGE key=value...`, information
+//! on stdout and warnings and errors on stderr. JSON (`--log-format json`
+//! or `PATRONUS_LOG_FORMAT=json`): one object per line with `timestamp`,
+//! `level`, `target`, `message` and the event's fields, on the same two
+//! streams. The periodic summary and the final report are log events too in
+//! JSON, so every line of the output parses.
+//!
+//! Nothing secret is ever an event field or in a message: the site's
+//! private key and preshared keys stay in their files and in memory (the
+//! tunnel logs public keys only).
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `patronus: message key=value`: for people.
+    Text,
+    /// One JSON object per line: for machines.
+    Json,
+}
+
+impl Format {
+    /// From `PATRONUS_LOG_FORMAT` (text, json), text when unset or unknown.
+    pub fn from_env() -> Format {
+        match std::env::var("PATRONUS_LOG_FORMAT").as_deref() {
+            Ok("json") => Format::Json,
+            _ => Format::Text,
+        }
+    }
+}
+
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+struct Text;
+
+impl<S, N> FormatEvent<S, N> for Text
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, ev: &Event<'_>) -> fmt::Result {
+        let level = match *ev.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            _ => "",
+        };
+        write!(w, "patronus: {level}")?;
+        ctx.field_format().format_fields(w.by_ref(), ev)?;
+        writeln!(w)
+    }
+}
+
+/// Installs the global subscriber (once; later calls keep the first).
+pub fn init(format: Format) {
+    if FORMAT.set(format).is_err() {
+        return;
+    }
+    let max = match std::env::var("PATRONUS_LOG").as_deref() {
+        Ok("debug") => Level::DEBUG,
+        Ok("warn") | Ok("warning") => Level::WARN,
+        _ => Level::INFO,
+    };
+    let out = std::io::stderr.with_max_level(Level::WARN).or_else(std::io::stdout);
+    let b = tracing_subscriber::fmt().with_max_level(max).with_writer(out);
+    let _ = match format {
+        Format::Text => b.event_format(Text).try_init(),
+        Format::Json => b.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
+    };
+}
+
+/// A line of the periodic summary or the final report: printed as is in
+/// text, an event (target `patronus::report`) in JSON.
+pub fn report(line: &str) {
+    if FORMAT.get() == Some(&Format::Json) {
+        tracing::info!(target: "patronus::report", "{line}");
+    } else {
+        println!("{line}");
+    }
+}

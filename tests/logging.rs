@@ -1,0 +1,95 @@
+//! The appliance's log: JSON lines when asked (`--log-format json` or
+//! PATRONUS_LOG_FORMAT=json), every line an object with a timestamp, a
+//! level and a message, the periodic summary and final report included;
+//! text otherwise; and in neither the site's private key or a preshared key.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A cross-connect on net_null with a tunnel peer (never reachable), a
+/// preshared key and a one-second summary.
+fn setup(s: &Scratch, pfx: &str) -> (std::path::PathBuf, String, String) {
+    let bin = env!("CARGO_BIN_EXE_patronus");
+    let key = sh(&format!("{bin} genkey")).trim().to_owned();
+    let psk = sh(&format!("{bin} genkey")).trim().to_owned();
+    for (f, k) in [("site.key", &key), ("peer.psk", &psk)] {
+        let p = s.write(f, &format!("{k}\n"));
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let peer = sh(&format!("{bin} genkey | {bin} pubkey")).trim().to_owned();
+    let cfg = s.write(
+        "patronus.toml",
+        &format!(
+            "[eal]\nworker_lcores = [1]\nmemory_mb = 512\nfile_prefix = \"{pfx}\"\nlog_level = \"warning\"\nextra_args = [\"--no-telemetry\"]\n\n\
+             [worker]\npoll_mode = \"adaptive\"\n\n[stats]\ninterval_s = 1\n\n\
+             [[port]]\nname = \"lan0\"\ndevice = \"net_null0\"\nrole = \"lan\"\nforward = \"wan0\"\n\n\
+             [[port]]\nname = \"wan0\"\ndevice = \"net_null1\"\nrole = \"wan\"\nforward = \"lan0\"\n{}\n\
+             [site]\nprivate_key_file = \"site.key\"\n\n\
+             [[tunnel.peer]]\nname = \"site-b\"\npublic_key = \"{peer}\"\npreshared_key = \"peer.psk\"\nendpoint = \"192.0.2.2:51820\"\nallowed_ips = [\"10.2.0.0/16\"]\n",
+            control_section(pfx)
+        ),
+    );
+    (cfg, key, psk)
+}
+
+#[test]
+fn json_logs_parse_line_by_line_and_hold_no_secret() {
+    let s = Scratch::new("log-json");
+    let pfx = prefix("logjson");
+    let (cfg, key, psk) = setup(&s, &pfx);
+    for how in ["flag", "env"] {
+        let mut cmd = patronus();
+        cmd.args(["run", "--duration", "2.5", "--config"]).arg(&cfg);
+        match how {
+            "flag" => cmd.args(["--log-format", "json"]),
+            _ => cmd.env("PATRONUS_LOG_FORMAT", "json"),
+        };
+        let out = run_with_timeout(&mut cmd, LIMIT);
+        assert!(out.status.success(), "{how}: {}\n{}", text(&out.stdout), text(&out.stderr));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains(&key) && !all.contains(&psk), "{how}: a secret was logged:\n{all}");
+        let mut messages = Vec::new();
+        for line in all.lines() {
+            // DPDK's own EAL lines are not ours.
+            if line.starts_with("EAL:") || line.starts_with("TELEMETRY:") {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{how}: not JSON ({e}): {line}"));
+            assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+            messages.push(v["message"].as_str().unwrap_or_else(|| panic!("no message: {line}")).to_owned());
+        }
+        let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+        assert!(has("running: 1 worker(s)"), "{how}: {messages:?}");
+        assert!(has("tunnel: public key "), "{how}: {messages:?}");
+        assert!(has("lan0 rx "), "{how}: the periodic summary: {messages:?}");
+        assert!(has("stopped after") && has("mbufs returned"), "{how}: the final report: {messages:?}");
+    }
+}
+
+#[test]
+fn text_logs_are_prefixed_lines_and_hold_no_secret() {
+    let s = Scratch::new("log-text");
+    let pfx = prefix("logtext");
+    let (cfg, key, psk) = setup(&s, &pfx);
+    let out = run_with_timeout(patronus().args(["run", "--duration", "1.5", "--config"]).arg(&cfg).env_remove("PATRONUS_LOG_FORMAT"), LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let all = format!("{stdout}{}", text(&out.stderr));
+    assert!(!all.contains(&key) && !all.contains(&psk), "a secret was logged:\n{all}");
+    assert!(stdout.lines().any(|l| l.starts_with("patronus: running: 1 worker(s)")), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with('{')), "{stdout}");
+
+    // A refused reload is a warning plus the error, on stderr.
+    let mut app = Appliance::start(&cfg, socket_path(&pfx));
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, good.replace("[stats]", "[stats]\ninterval_z = 1")).unwrap();
+    let _ = app.cli(&["reload"]);
+    let line = app.wait_for("rejected; the running config stays", LIMIT);
+    assert!(line.starts_with("patronus: warning: reload (control socket) rejected"), "{line}");
+    app.wait_for("patronus: error: ", LIMIT);
+}
