@@ -154,7 +154,7 @@ if [ $uninstall = 1 ]; then
       fi
     done < "$state/nic-drivers"
   fi
-  for f in "$unit" "$bin" "$sysctl_conf" "$modules_conf" "$state/nic-drivers"; do
+  for f in "$unit" "$bin" "$bin.prev" "$sysctl_conf" "$modules_conf" "$state/nic-drivers"; do
     if [ -e "$f" ]; then say "removing $f"; run rm -f "$f"; fi
   done
   for d in "$share" "$doc"; do
@@ -194,6 +194,12 @@ if [ $dry = 0 ] && [ ! -x "$binary" ]; then
 fi
 
 # --- 2. binary, dashboards, docs -----------------------------------------------
+# An upgrade keeps the binary it replaces as patronus.prev (rollback:
+# docs/OPERATIONS.md, "Upgrade").
+if [ -f "$bin" ] && ! cmp -s "$binary" "$bin"; then
+  say "keeping the running version as $bin.prev"
+  run cp -p "$bin" "$bin.prev"
+fi
 put 0755 "$binary" "$bin"
 for f in $(cd "$here/conf" && find grafana prometheus -type f | sort); do
   rel=$f

@@ -251,7 +251,7 @@ fn eal_and_device_failures_are_clear_messages_not_aborts() {
         let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&file), LIMIT);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: exit {}\n{stderr}", code(out.status));
-        let ours = format!("patronus: {}: ", file.display());
+        let ours = format!("patronus: error: {}: ", file.display());
         let line = stderr.lines().find(|l| l.starts_with(&ours)).unwrap_or_else(|| panic!("{name}: no line naming the config:\n{stderr}"));
         assert!(line.contains(expect), "{name}: {line}");
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");

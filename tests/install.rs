@@ -135,10 +135,17 @@ fn install_stages_files_is_idempotent_keeps_config_and_uninstalls() {
     assert!(text(&out.stdout).contains("installing"), "{}", text(&out.stdout));
     assert_eq!(std::fs::read_to_string(&unit).unwrap(), u);
 
+    // An upgrade keeps the binary it replaces, for a rollback.
+    std::fs::write(&bin, "old build\n").unwrap();
+    install(&d, &[]);
+    assert_eq!(std::fs::read_to_string(d.join("usr/local/bin/patronus.prev")).unwrap(), "old build\n");
+    assert_eq!(std::fs::read(&bin).unwrap(), std::fs::read(env!("CARGO_BIN_EXE_patronus")).unwrap());
+    assert_eq!(mode(&bin), 0o755);
+
     // Uninstall: everything but the config and keys goes.
     let out = install(&d, &["--uninstall"]);
     assert!(text(&out.stdout).contains("kept"), "{}", text(&out.stdout));
-    for gone in [&bin, &unit, &d.join("etc/sysctl.d/80-patronus.conf"), &d.join("usr/local/share/patronus")] {
+    for gone in [&bin, &d.join("usr/local/bin/patronus.prev"), &unit, &d.join("etc/sysctl.d/80-patronus.conf"), &d.join("usr/local/share/patronus")] {
         assert!(!gone.exists(), "{} survived --uninstall", gone.display());
     }
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "# mine\n");
