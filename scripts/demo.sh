@@ -13,6 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
-scripts/setup.sh
+scripts/setup.sh --run
 cargo build --release --locked -q -p patronus
 exec python3 scripts/demo.py "$@"

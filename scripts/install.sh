@@ -176,9 +176,9 @@ fi
 # --- 1. packages and build ----------------------------------------------------
 if [ -z "$binary" ]; then
   if [ $system = 1 ] && [ $dry = 0 ]; then
-    "$here/scripts/setup.sh"
+    "$here/scripts/setup.sh" --run
   else
-    echo "not run (DESTDIR or --dry-run): $here/scripts/setup.sh"
+    echo "not run (DESTDIR or --dry-run): $here/scripts/setup.sh --run"
   fi
   [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
   if [ $dry = 1 ]; then

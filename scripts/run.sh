@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
-scripts/setup.sh
+scripts/setup.sh --run
 cargo build --release --locked -q -p patronus
 config=conf/patronus.toml
 args=()

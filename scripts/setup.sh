@@ -2,7 +2,18 @@
 # Installs what Patronus needs to build, run and test on Debian 12:
 # DPDK 22.11 (libraries, headers, testpmd), pkg-config and libclang for
 # bindgen, and the tools the tests drive (Prometheus, ping, iperf3). Idempotent, and quick when everything is already there.
+#
+#   scripts/setup.sh            # build, run and test (scripts/test.sh)
+#   scripts/setup.sh --run      # build and run only (demo.sh, run.sh, install.sh)
 set -euo pipefail
+
+# What building and running needs; the rest is for the tests.
+run_packages=(
+  libdpdk-dev dpdk             # DPDK 22.11 libraries and headers, dpdk-devbind.py
+  pkg-config clang libclang-dev build-essential  # bindgen and the C shim
+  libhyperscan-dev libipsec-mb-dev               # DPI patterns, the tunnel AEAD
+  python3                      # scripts/demo.py
+)
 
 packages=(
   libdpdk-dev dpdk dpdk-dev   # DPDK 22.11: libraries and headers, dpdk-testpmd
@@ -21,6 +32,10 @@ packages=(
   wireguard-tools wireguard-go # wg and a userspace WireGuard peer for the interop tests
   frr                         # bfdd and vtysh: the BFD interop test (tests/paths.rs)
 )
+
+if [ "${1:-}" = --run ]; then
+  packages=("${run_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
