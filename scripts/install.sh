@@ -58,6 +58,12 @@ share=$DESTDIR/usr/local/share/patronus
 doc=$DESTDIR/usr/local/share/doc/patronus
 system=1   # touch the running system (not when staging into DESTDIR)
 [ -n "$DESTDIR" ] && system=0
+# NIC binding reads sysfs; PATRONUS_SYSFS points it at a fake one (with a
+# fake dpdk-devbind.py on PATH), which tests/install.rs uses together with
+# DESTDIR.
+sysfs=${PATRONUS_SYSFS:-/sys}
+bind=$system
+[ -n "${PATRONUS_SYSFS:-}" ] && bind=1
 changed=0
 
 say() { echo "install.sh: $*"; }
@@ -146,9 +152,9 @@ if [ $uninstall = 1 ]; then
   if [ -f "$state/nic-drivers" ]; then
     while read -r addr driver; do
       [ -n "$addr" ] || continue
-      if [ -e "/sys/bus/pci/devices/$addr" ] && [ $system = 1 ]; then
+      if [ -e "$sysfs/bus/pci/devices/$addr" ] && [ $bind = 1 ]; then
         say "giving $addr back to $driver"
-        if [ "$driver" = none ]; then run dpdk-devbind.py -u "$addr"; else run dpdk-devbind.py --bind="$driver" "$addr"; fi
+        if [ "$driver" = none ]; then run dpdk-devbind.py -u "$addr" </dev/null; else run dpdk-devbind.py --bind="$driver" "$addr" </dev/null; fi
       else
         echo "DESTDIR set or device absent, not run: dpdk-devbind.py --bind=$driver $addr"
       fi
@@ -260,7 +266,7 @@ src_cfg=$cfg
 [ -e "$src_cfg" ] || src_cfg=$here/conf/appliance.toml
 pci=$(sed -n 's/^[[:space:]]*device[[:space:]]*=[[:space:]]*"\([0-9a-fA-F]\{4\}:[0-9a-fA-F]\{2\}:[0-9a-fA-F]\{2\}\.[0-7]\)".*/\1/p' "$src_cfg" | sort -u)
 for addr in $pci; do
-  dev=/sys/bus/pci/devices/$addr
+  dev=$sysfs/bus/pci/devices/$addr
   if [ ! -e "$dev" ]; then
     echo "install.sh: warning: $addr (in $cfg) is not on this host: put your NICs' addresses in the config (lspci -D | grep -i ether) and rerun"
     continue
@@ -268,7 +274,7 @@ for addr in $pci; do
   driver=none
   [ -e "$dev/driver" ] && driver=$(basename "$(readlink "$dev/driver")")
   [ "$driver" = vfio-pci ] && continue
-  if [ $system = 0 ]; then
+  if [ $bind = 0 ]; then
     echo "DESTDIR set, not run: dpdk-devbind.py --bind=vfio-pci $addr (now $driver)"
     continue
   fi

@@ -313,6 +313,9 @@ fn devices_with_few_queues_are_reported() {
     let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg).arg("--duration").arg("1"), LIMIT);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}\n{}", text(&out.stdout));
-    assert!(stderr.contains("patronus: warning: port lan0: device offers 1 RX queue(s) for 2 workers; only the first 1 poll it"), "{stderr}");
+    assert!(
+        stderr.contains("patronus: warning: port lan0: device offers 1 RX queue(s) for 2 workers; only the first 1 poll it"),
+        "{stderr}"
+    );
     assert!(stderr.contains("patronus: warning: port lan0: no spare TX queue for the control thread"), "{stderr}");
 }

@@ -145,10 +145,76 @@ fn install_stages_files_is_idempotent_keeps_config_and_uninstalls() {
     // Uninstall: everything but the config and keys goes.
     let out = install(&d, &["--uninstall"]);
     assert!(text(&out.stdout).contains("kept"), "{}", text(&out.stdout));
-    for gone in [&bin, &d.join("usr/local/bin/patronus.prev"), &unit, &d.join("etc/sysctl.d/80-patronus.conf"), &d.join("usr/local/share/patronus")] {
+    for gone in
+        [&bin, &d.join("usr/local/bin/patronus.prev"), &unit, &d.join("etc/sysctl.d/80-patronus.conf"), &d.join("usr/local/share/patronus")]
+    {
         assert!(!gone.exists(), "{} survived --uninstall", gone.display());
     }
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "# mine\n");
     install(&d, &["--uninstall", "--purge"]);
     assert!(!d.join("etc/patronus").exists());
+}
+
+/// NIC binding against a fake sysfs and a fake dpdk-devbind.py that
+/// records its calls and rebinds the fake device: the config's NIC on a
+/// kernel driver is bound to vfio-pci and its driver remembered, one
+/// already on vfio-pci is left alone, a second run binds nothing, and
+/// --uninstall gives the NIC back to its kernel driver.
+#[test]
+fn nics_are_bound_to_vfio_and_given_back_on_uninstall() {
+    let s = Scratch::new("install-nics");
+    let d = s.path("dest");
+    let sys = s.path("sys");
+    let dev = |a: &str| sys.join("bus/pci/devices").join(a);
+    for (addr, driver) in [("0000:01:00.0", "ixgbe"), ("0000:02:00.0", "vfio-pci")] {
+        std::fs::create_dir_all(dev(addr)).unwrap();
+        std::fs::create_dir_all(sys.join("bus/pci/drivers").join(driver)).unwrap();
+        std::os::unix::fs::symlink(format!("../../drivers/{driver}"), dev(addr).join("driver")).unwrap();
+    }
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = s.path("devbind.log");
+    // Records its arguments; `--bind=DRV ADDR` repoints the device's driver link.
+    let fake = s.write(
+        "bin/dpdk-devbind.py",
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\nfor a; do case $a in --bind=*) drv=${{a#--bind=}};; 0000:*) ln -sfn ../../drivers/$drv {sys}/bus/pci/devices/$a/driver;; esac; done\n",
+            log = log.display(),
+            sys = sys.display()
+        ),
+    );
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |args: &[&str]| {
+        let out = run_with_timeout(
+            Command::new(root().join("scripts/install.sh"))
+                .env("DESTDIR", &d)
+                .env("PATRONUS_SYSFS", &sys)
+                .env("PATH", &path)
+                .args(["--binary", env!("CARGO_BIN_EXE_patronus")])
+                .args(args),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    };
+    let out = run(&[]);
+    assert!(out.contains("binding 0000:01:00.0 to vfio-pci (was ixgbe)"), "{out}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "--force --bind=vfio-pci 0000:01:00.0\n");
+    let remembered = d.join("var/lib/patronus/nic-drivers");
+    assert_eq!(std::fs::read_to_string(&remembered).unwrap(), "0000:01:00.0 ixgbe\n");
+    assert_eq!(std::fs::read_link(dev("0000:01:00.0").join("driver")).unwrap().file_name().unwrap(), "vfio-pci");
+
+    // Again: both are on vfio-pci now; nothing is bound, the record stays.
+    let out = run(&[]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(&remembered).unwrap(), "0000:01:00.0 ixgbe\n");
+
+    // Uninstall: back to ixgbe, and the record is gone.
+    let out = run(&["--uninstall"]);
+    assert!(out.contains("giving 0000:01:00.0 back to ixgbe"), "{out}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().last(), Some("--bind=ixgbe 0000:01:00.0"));
+    assert_eq!(std::fs::read_link(dev("0000:01:00.0").join("driver")).unwrap().file_name().unwrap(), "ixgbe");
+    assert!(!remembered.exists());
 }

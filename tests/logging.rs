@@ -76,7 +76,8 @@ fn text_logs_are_prefixed_lines_and_hold_no_secret() {
     let s = Scratch::new("log-text");
     let pfx = prefix("logtext");
     let (cfg, key, psk) = setup(&s, &pfx);
-    let out = run_with_timeout(patronus().args(["run", "--duration", "1.5", "--config"]).arg(&cfg).env_remove("PATRONUS_LOG_FORMAT"), LIMIT);
+    let out =
+        run_with_timeout(patronus().args(["run", "--duration", "1.5", "--config"]).arg(&cfg).env_remove("PATRONUS_LOG_FORMAT"), LIMIT);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let all = format!("{stdout}{}", text(&out.stderr));
