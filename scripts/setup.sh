@@ -31,6 +31,7 @@ packages=(
   libipsec-mb-dev             # the tunnel AEAD (intel-ipsec-mb ChaCha20-Poly1305)
   wireguard-tools wireguard-go # wg and a userspace WireGuard peer for the interop tests
   frr                         # bfdd and vtysh: the BFD interop test (tests/paths.rs)
+  systemd                     # systemd-analyze verify on the unit install.sh writes (tests/install.rs)
 )
 
 if [ "${1:-}" = --run ]; then

@@ -105,3 +105,53 @@ fn demo_runs_and_its_summary_holds() {
     assert!(paths["inet"]["tx_bytes"].as_u64().unwrap() > 0, "{paths}");
     assert_eq!(v["failovers"], 0);
 }
+
+/// `patronus replay` refuses bad arguments and a bad capture before it
+/// starts DPDK, naming what is wrong.
+#[test]
+fn replay_refuses_bad_input_clearly() {
+    let s = Scratch::new("replay-bad");
+    let out = run_with_timeout(
+        patronus().args([
+            "replay",
+            "--pcap",
+            "x.pcap",
+            "--port",
+            "net_null0",
+            "--port",
+            "net_null1",
+            "--hosts",
+            "10.1.0.0/24",
+            "--gateway",
+            "10.1.0.1",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("give one --hosts and one --gateway per --port (2 port(s), 1 hosts, 1 gateways)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_with_timeout(
+        patronus().args(["replay", "--pcap", "x.pcap", "--port", "net_null0", "--hosts", "10.1.0.0/33", "--gateway", "10.1.0.1"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("prefix length must be 0..=32"), "{}", text(&out.stderr));
+    let missing = s.path("missing.pcap");
+    let out = run_with_timeout(
+        patronus().args(["replay", "--port", "net_null0", "--hosts", "10.1.0.0/24", "--gateway", "10.1.0.1", "--pcap"]).arg(&missing),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("patronus: replay: error: {}", missing.display())) && !err.contains("EAL"), "{err}");
+    let junk = s.write("junk.pcap", "not a capture");
+    let out = run_with_timeout(
+        patronus().args(["replay", "--port", "net_null0", "--hosts", "10.1.0.0/24", "--gateway", "10.1.0.1", "--pcap"]).arg(&junk),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a pcap or pcapng file"), "{}", text(&out.stderr));
+}
