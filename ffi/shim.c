@@ -1,5 +1,10 @@
 /* See shim.h: thin exported wrappers over DPDK's static inline functions. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fopencookie */
+#endif
+#include <stdio.h>
 #include <rte_config.h>
+#include <rte_log.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_cycles.h>
@@ -203,4 +208,25 @@ int shim_sched_dequeue(struct rte_sched_port *port, struct rte_mbuf **pkts, uint
 void shim_sched_free(struct rte_sched_port *port)
 {
 	rte_sched_port_free(port);
+}
+
+static shim_log_fn log_fn;
+
+static ssize_t log_write(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	if (log_fn)
+		log_fn((uint32_t)rte_log_cur_msg_loglevel(), buf, size);
+	return (ssize_t)size;
+}
+
+int shim_log_redirect(shim_log_fn fn)
+{
+	cookie_io_functions_t io = { .read = NULL, .write = log_write, .seek = NULL, .close = NULL };
+	FILE *f = fopencookie(NULL, "w", io);
+	if (f == NULL)
+		return -1;
+	setvbuf(f, NULL, _IOLBF, 0);
+	log_fn = fn;
+	return rte_openlog_stream(f);
 }

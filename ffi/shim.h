@@ -6,6 +6,7 @@
 #ifndef PATRONUS_DPDK_SHIM_H
 #define PATRONUS_DPDK_SHIM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct rte_mbuf;
@@ -51,5 +52,10 @@ void shim_imb_chacha_seal(void *mgr, const uint8_t *key, const uint8_t *iv, cons
                           uint8_t *buf, uint64_t len, uint8_t *tag);
 void shim_imb_chacha_open(void *mgr, const uint8_t *key, const uint8_t *iv, const uint8_t *aad, uint64_t aad_len,
                           uint8_t *buf, uint64_t len, uint8_t *tag_out);
+/* DPDK's own log (EAL, drivers) goes to `fn` instead of stderr, a line at a
+ * time with the message's level (RTE_LOG_EMERG 1 .. RTE_LOG_DEBUG 8), so the
+ * appliance's JSON log carries it too. Call before rte_eal_init. */
+typedef void (*shim_log_fn)(uint32_t level, const char *buf, size_t len);
+int shim_log_redirect(shim_log_fn fn);
 
 #endif

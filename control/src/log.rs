@@ -5,8 +5,9 @@
 //! on stdout and warnings and errors on stderr. JSON (`--log-format json`
 //! or `PATRONUS_LOG_FORMAT=json`): one object per line with `timestamp`,
 //! `level`, `target`, `message` and the event's fields, on the same two
-//! streams. The periodic summary and the final report are log events too in
-//! JSON, so every line of the output parses.
+//! streams. The periodic summary, the final report and DPDK's own log lines
+//! (target `dpdk`, through `rte_openlog_stream`) are events too in JSON, so
+//! every line of the output parses.
 //!
 //! Nothing secret is ever an event field or in a message: the site's
 //! private key and preshared keys stay in their files and in memory (the
@@ -76,6 +77,29 @@ pub fn init(format: Format) {
         Format::Text => b.event_format(Text).try_init(),
         Format::Json => b.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
     };
+    if format == Format::Json {
+        // DPDK's own lines become events too (target `dpdk`), so every
+        // line parses. (getopt's complaints about EAL arguments still go
+        // straight to stderr.)
+        if let Err(e) = dataplane::dpdk::redirect_log(dpdk_line) {
+            tracing::warn!("DPDK's log stays on stderr: {e}");
+        }
+    }
+}
+
+extern "C" fn dpdk_line(level: u32, buf: *const std::ffi::c_char, len: usize) {
+    if buf.is_null() {
+        return;
+    }
+    // SAFETY: DPDK hands the bytes it writes, `len` of them at `buf`.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+    for line in String::from_utf8_lossy(bytes).lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        match level {
+            0..=4 => tracing::error!(target: "dpdk", "{line}"),
+            5 => tracing::warn!(target: "dpdk", "{line}"),
+            _ => tracing::info!(target: "dpdk", "{line}"),
+        }
+    }
 }
 
 /// A line of the periodic summary or the final report: printed as is in

@@ -107,6 +107,19 @@ impl Clock for Tsc {
     }
 }
 
+/// Sends DPDK's own log lines (EAL, drivers) to `f` instead of stderr:
+/// `f(level, bytes, len)`, level as DPDK's (1 emergency .. 4 error, 5
+/// warning, 6 notice, 7 info, 8 debug), one line (or a few) per call. Call
+/// before [`Eal::init`] to catch its messages too.
+pub fn redirect_log(f: extern "C" fn(u32, *const c_char, usize)) -> Result<()> {
+    // SAFETY: f is a plain function pointer that lives for the process.
+    let ret = unsafe { ffi::shim_log_redirect(Some(f)) };
+    if ret < 0 {
+        return Err(rte_errno("rte_openlog_stream"));
+    }
+    Ok(())
+}
+
 static EAL_STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The initialised Environment Abstraction Layer. One per process; the
