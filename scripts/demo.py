@@ -412,6 +412,12 @@ def summarize(final, replay_sum, codes, startup):
                          "rules": p.get("rules", []), "rtt_p50_ms": (p.get("rtt_ms") or {}).get("p50")}
              for p in pa.get("paths", [])}
     up = lambda s: tunnel_up((final[s]["peers"] or {}).get("peers"))
+    qos = {}
+    for row in ((final["a"]["qos"] or {}).get("qos") or []):
+        if row.get("sent_packets"):
+            qos.setdefault(row["port"], {})[row["class"]] = {
+                "packets": row["sent_packets"], "bytes": row["sent_bytes"],
+                "drops": row.get("tail_drops", 0) + row.get("codel_drops", 0)}
     s = {
         "seconds": replay_sum["seconds"],
         "tunnel_up": up("a") and up("b"),
@@ -420,6 +426,7 @@ def summarize(final, replay_sum, codes, startup):
         "delivered": {"site-a->site-b": recv_b, "site-b->site-a": recv_a},
         "apps": apps,
         "paths": paths,
+        "qos": qos,
         "drops": drops,
         "startup_drops": before,
         "unexpected_drops": unexpected,
@@ -439,6 +446,9 @@ def format_summary(s):
         f"{k} {v['packets']}" for k, v in sorted(s["apps"].items(), key=lambda kv: -kv[1]["packets"])))
     lines.append("  paths: " + ", ".join(f"{k} tx {human(v['tx_bytes'])}B ({','.join(v['rules']) or 'default'})"
                                          for k, v in s["paths"].items()))
+    lines.append("  QoS classes leaving site A: " + "; ".join(
+        f"{port} " + ", ".join(f"{c} {v['packets']}" for c, v in sorted(cls.items(), key=lambda kv: -kv[1]["packets"]))
+        for port, cls in sorted(s["qos"].items())))
     lines.append("  drops while traffic ran: " + (", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none")
                  + (f" (expected: {', '.join(sorted(EXPECTED_DROPS))})" if EXPECTED_DROPS else ""))
     if s["startup_drops"]:

@@ -33,28 +33,72 @@ fn packets_with_port(pcap: &Path, proto: u8, port: u16) -> u64 {
     n
 }
 
+fn demo_cmd(user: Option<&str>, dir: &Path, summary: &Path, loops: u64, tag: &str, metrics: (u16, u16)) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut c = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--", "python3"]);
+            c
+        }
+        None => Command::new("python3"),
+    };
+    c.arg(root.join("scripts/demo.py"))
+        .args(["--loops", &loops.to_string(), "--pps", "3000", "--no-live", "--prefix", &prefix(tag)])
+        .args(["--metrics-a", &metrics.0.to_string(), "--metrics-b", &metrics.1.to_string(), "--binary", env!("CARGO_BIN_EXE_patronus")])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--summary-json")
+        .arg(summary);
+    c
+}
+
+/// The demo as an ordinary user: no root, as the README says. Run when
+/// the tests run as root (CI), as `nobody`.
+#[test]
+fn demo_runs_without_root() {
+    const NAME: &str = "demo_runs_without_root";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root already: the other test is the unprivileged run.
+        skip(NAME, "not root, so demo_runs_and_its_summary_holds already ran without root");
+        return;
+    }
+    if Command::new("runuser").arg("--version").output().is_err() || Command::new("python3").arg("--version").output().is_err() {
+        skip(NAME, "needs runuser (util-linux) and python3");
+        return;
+    }
+    // `nobody` must reach the binary and the scripts.
+    let probe = Command::new("runuser").args(["-u", "nobody", "--", "test", "-x", env!("CARGO_BIN_EXE_patronus")]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        skip(NAME, "user nobody cannot reach the built binary (a parent directory is not world-searchable)");
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("patronus-demo-nobody-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let summary = base.join("summary.json");
+    let out = run_with_timeout(&mut demo_cmd(Some("nobody"), &base.join("run"), &summary, 1, "demo-nobody", (19183, 19184)), Duration::from_secs(240));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "demo as nobody failed ({}):\n{stdout}\n{}", code(out.status), text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["delivered"]["site-a->site-b"], v["sent"]["site-a"]);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 #[test]
 fn demo_runs_and_its_summary_holds() {
     if Command::new("python3").arg("--version").output().is_err() {
         skip("demo_runs_and_its_summary_holds", "python3 is not installed (scripts/setup.sh installs it)");
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let s = Scratch::new("demo");
     let dir = s.path("run");
     let summary = s.path("summary.json");
     let loops = 2u64;
-    let out = run_with_timeout(
-        Command::new("python3")
-            .arg(root.join("scripts/demo.py"))
-            .args(["--loops", &loops.to_string(), "--pps", "3000", "--no-live", "--prefix", &prefix("demo")])
-            .args(["--metrics-a", "19181", "--metrics-b", "19182", "--binary", env!("CARGO_BIN_EXE_patronus")])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--summary-json")
-            .arg(&summary),
-        Duration::from_secs(240),
-    );
+    let out = run_with_timeout(&mut demo_cmd(None, &dir, &summary, loops, "demo", (19181, 19182)), Duration::from_secs(240));
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "demo failed ({}):\n{stdout}\n{stderr}", code(out.status));
@@ -104,6 +148,12 @@ fn demo_runs_and_its_summary_holds() {
     assert!(paths["mpls"]["tx_bytes"].as_u64().unwrap() >= rtp_out, "{paths}");
     assert!(paths["inet"]["tx_bytes"].as_u64().unwrap() > 0, "{paths}");
     assert_eq!(v["failovers"], 0);
+
+    // QoS: site A's calls left in the realtime class on mpls, the bulk
+    // download's acknowledgements in the bulk class on inet.
+    let qos = &v["qos"];
+    assert!(qos["mpls"]["realtime"]["packets"].as_u64().unwrap_or(0) >= loops * packets_with_port(&pcap, 17, 6000) / 2, "{qos}");
+    assert!(qos["inet"]["bulk"]["packets"].as_u64().unwrap_or(0) > 0, "{qos}");
 }
 
 /// `patronus replay` refuses bad arguments and a bad capture before it
