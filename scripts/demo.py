@@ -81,7 +81,7 @@ enabled = true
 # The site's LAN: the replayed hosts connect here.
 [[port]]
 name = "lan0"
-device = "{memif(0, f'{d}/lan-{site}.sock', 'client', MACS[site + '-lan'])}"
+device = "{memif(0, f'{d}/lan-{site}.sock', 'server', MACS[site + '-lan'])}"
 rx_queues = 2
 role = "lan"
 addresses = ["{lan}"]
@@ -271,14 +271,7 @@ class Demo:
     def run(self):
         a, d = self.a, self.dir
         self.setup()
-        print(f"demo: starting the LAN hosts and two appliances in {d} (logs: *.log there)")
-        replay = ["replay", "--pcap", f"{d}/lan.pcap", "--pps", str(a.pps), "--loops", str(a.loops),
-                  "--duration", str(a.duration), "--file-prefix", f"{a.prefix}-hosts", "--cpu", "0",
-                  "--summary", f"{d}/replay.json", "--drain", "2",
-                  "--port", memif(0, f"{d}/lan-a.sock", "server", MACS["hosts-a"]), "--hosts", "10.1.0.0/24", "--gateway", "10.1.0.1",
-                  "--port", memif(1, f"{d}/lan-b.sock", "server", MACS["hosts-b"]), "--hosts", "10.2.0.0/24", "--gateway", "10.2.0.1"]
-        self.start("hosts", replay)
-        time.sleep(1.0)
+        print(f"demo: starting two appliances in {d} (logs: *.log there)")
         self.start("site-a", ["run", "--config", f"{d}/site-a.toml"])
         time.sleep(1.0)
         self.start("site-b", ["run", "--config", f"{d}/site-b.toml"])
@@ -289,6 +282,13 @@ class Demo:
         self.startup_drops = {s: self.show(s, "drops") for s in "ab"}
         print(f"demo: tunnel up and both paths measured after {time.time() - t0:.1f} s; "
               f"metrics: http://127.0.0.1:{a.metrics_a}/metrics (site A), http://127.0.0.1:{a.metrics_b}/metrics (site B)")
+        # The hosts come last: nothing they send meets a tunnel still coming up.
+        replay = ["replay", "--pcap", f"{d}/lan.pcap", "--pps", str(a.pps), "--loops", str(a.loops),
+                  "--duration", str(a.duration), "--file-prefix", f"{a.prefix}-hosts", "--cpu", "0",
+                  "--summary", f"{d}/replay.json", "--drain", "2",
+                  "--port", memif(0, f"{d}/lan-a.sock", "client", MACS["hosts-a"]), "--hosts", "10.1.0.0/24", "--gateway", "10.1.0.1",
+                  "--port", memif(1, f"{d}/lan-b.sock", "client", MACS["hosts-b"]), "--hosts", "10.2.0.0/24", "--gateway", "10.2.0.1"]
+        self.start("hosts", replay)
         try:
             self.watch(sys.stdout.isatty() and not a.no_live, t0)
         except KeyboardInterrupt:

@@ -79,7 +79,10 @@ fn demo_runs_without_root() {
     std::fs::create_dir_all(&base).unwrap();
     std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let summary = base.join("summary.json");
-    let out = run_with_timeout(&mut demo_cmd(Some("nobody"), &base.join("run"), &summary, 1, "demo-nobody", (19183, 19184)), Duration::from_secs(240));
+    let out = run_with_timeout(
+        &mut demo_cmd(Some("nobody"), &base.join("run"), &summary, 1, "demo-nobody", (19183, 19184)),
+        Duration::from_secs(240),
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "demo as nobody failed ({}):\n{stdout}\n{}", code(out.status), text(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{Eal, Mbuf, Mempool, Port, PortSetup};
 use dataplane::packet::{Burst, Packet};
+use dataplane::wire::ethernet::{self, EtherType, EthernetAddress};
+use dataplane::wire::{arp, ipv4, Ipv4Address};
 use dataplane::worker::{RxQueue, TxQueue};
 
 use crate::capture::Capture;
@@ -72,7 +74,7 @@ struct SideStats {
     tx_full: u64,
 }
 
-const ETH: usize = 14;
+const ETH: usize = ethernet::HEADER_LEN;
 
 /// Runs the replay; returns the process exit status.
 pub fn main(o: &Options) -> u8 {
@@ -115,17 +117,20 @@ fn load(o: &Options) -> Result<(Vec<(usize, Vec<u8>)>, u64), String> {
     Ok((pkts, skipped))
 }
 
-fn arp(op: u16, src_mac: [u8; 6], src_ip: Ipv4Addr, dst_mac: [u8; 6], dst_ip: Ipv4Addr) -> [u8; 42] {
-    let mut f = [0u8; 42];
-    f[..6].copy_from_slice(if op == 1 { &[0xff; 6] } else { &dst_mac });
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, op as u8]);
-    f[22..28].copy_from_slice(&src_mac);
-    f[28..32].copy_from_slice(&src_ip.octets());
-    f[32..38].copy_from_slice(if op == 1 { &[0; 6] } else { &dst_mac });
-    f[38..42].copy_from_slice(&dst_ip.octets());
-    f
+/// An ARP frame from `eth_src`, built with the wire codecs the slow path uses.
+fn arp_frame(pool: &Mempool, eth_dst: EthernetAddress, a: &arp::Repr) -> Option<Mbuf> {
+    let mut b = [0u8; ethernet::HEADER_LEN + arp::PACKET_LEN];
+    let eth = ethernet::Repr { src: a.source_hardware_addr, dst: eth_dst, ethertype: EtherType::ARP };
+    eth.emit(&mut ethernet::Frame::new_unchecked(&mut b[..]));
+    a.emit(&mut arp::Packet::new_unchecked(&mut b[ethernet::HEADER_LEN..]));
+    frame(pool, &[&b])
+}
+
+/// An IPv4 frame's Ethernet header.
+fn ipv4_header(src: EthernetAddress, dst: EthernetAddress) -> [u8; ETH] {
+    let mut b = [0u8; ETH];
+    ethernet::Repr { src, dst, ethertype: EtherType::IPV4 }.emit(&mut ethernet::Frame::new_unchecked(&mut b[..]));
+    b
 }
 
 fn frame(pool: &Mempool, parts: &[&[u8]]) -> Option<Mbuf> {
@@ -174,7 +179,7 @@ fn replay(o: &Options) -> Result<(), String> {
         // thread has two rings each way, and memif pairs rings one to one.
         port.configure(&PortSetup { rx_queues: 2, tx_queues: 2, rx_desc: 512, tx_desc: 512 }, &pool).map_err(|e| format!("{name}: {e}"))?;
         port.start().map_err(|e| format!("{name}: {e}"))?;
-        let mac = port.mac().map_err(|e| format!("{name}: {e}"))?;
+        let mac = EthernetAddress(port.mac().map_err(|e| format!("{name}: {e}"))?);
         let rx: Vec<_> = (0..2).filter_map(|q| port.take_rx_queue(q)).collect();
         let tx = port.take_tx_queue(0).ok_or("no TX queue")?;
         queues.push((rx, tx, mac));
@@ -182,13 +187,13 @@ fn replay(o: &Options) -> Result<(), String> {
     }
     let n = o.sides.len();
     let mut stats = vec![SideStats::default(); n];
-    let mut gw_mac: Vec<Option<[u8; 6]>> = vec![None; n];
+    let mut gw_mac: Vec<Option<EthernetAddress>> = vec![None; n];
     let mut rx = Burst::<Mbuf>::new();
     let mut out: Vec<Burst<Mbuf>> = (0..n).map(|_| Burst::new()).collect();
 
     // Everything the hosts receive: ARP is answered, IPv4 for a host counted.
-    type Queues = Vec<(Vec<dataplane::dpdk::EthRxQueue>, dataplane::dpdk::EthTxQueue, [u8; 6])>;
-    let mut poll = |queues: &mut Queues, stats: &mut Vec<SideStats>, gw_mac: &mut Vec<Option<[u8; 6]>>| {
+    type Queues = Vec<(Vec<dataplane::dpdk::EthRxQueue>, dataplane::dpdk::EthTxQueue, EthernetAddress)>;
+    let mut poll = |queues: &mut Queues, stats: &mut Vec<SideStats>, gw_mac: &mut Vec<Option<EthernetAddress>>| {
         for i in 0..n {
             let (qs, txq, mac) = &mut queues[i];
             let mac = *mac;
@@ -198,30 +203,42 @@ fn replay(o: &Options) -> Result<(), String> {
             let mut replies = Burst::<Mbuf>::new();
             for m in rx.drain() {
                 let d = m.data();
-                if d.len() >= 42 && d[12..14] == [0x08, 0x06] && d[14..20] == [0, 1, 8, 0, 6, 4] {
-                    let op = d[21];
-                    let sha: [u8; 6] = d[22..28].try_into().unwrap();
-                    let spa = Ipv4Addr::new(d[28], d[29], d[30], d[31]);
-                    let tpa = Ipv4Addr::new(d[38], d[39], d[40], d[41]);
-                    if spa == o.sides[i].gateway {
-                        gw_mac[i] = Some(sha);
-                    }
-                    if op == 1 && o.sides[i].holds(tpa) && tpa != o.sides[i].gateway {
-                        if let Some(r) = frame(&pool, &[&arp(2, mac, tpa, sha, spa)]) {
-                            let _ = replies.push(r);
-                            stats[i].arp_answered += 1;
+                let Ok(f) = ethernet::Frame::new_checked(d) else {
+                    stats[i].other += 1;
+                    continue;
+                };
+                match f.ethertype() {
+                    EtherType::ARP => {
+                        let Ok(a) = arp::Packet::new_checked(f.payload()).and_then(|p| arp::Repr::parse(&p)) else {
+                            stats[i].other += 1;
+                            continue;
+                        };
+                        let (spa, tpa) = (Ipv4Addr::from(a.source_protocol_addr.0), Ipv4Addr::from(a.target_protocol_addr.0));
+                        if spa == o.sides[i].gateway {
+                            gw_mac[i] = Some(a.source_hardware_addr);
+                        }
+                        // Every host of the prefix answers, as the hosts themselves would.
+                        if a.operation == arp::Operation::Request && o.sides[i].holds(tpa) && tpa != o.sides[i].gateway {
+                            let reply = arp::Repr {
+                                operation: arp::Operation::Reply,
+                                source_hardware_addr: mac,
+                                source_protocol_addr: a.target_protocol_addr,
+                                target_hardware_addr: a.source_hardware_addr,
+                                target_protocol_addr: a.source_protocol_addr,
+                            };
+                            if let Some(r) = arp_frame(&pool, a.source_hardware_addr, &reply) {
+                                let _ = replies.push(r);
+                                stats[i].arp_answered += 1;
+                            }
                         }
                     }
-                } else if d.len() >= ETH + 20 && d[12..14] == [0x08, 0x00] {
-                    let dst = Ipv4Addr::new(d[ETH + 16], d[ETH + 17], d[ETH + 18], d[ETH + 19]);
-                    if o.sides[i].holds(dst) {
+                    EtherType::IPV4
+                        if ipv4::Packet::new_checked(f.payload()).is_ok_and(|p| o.sides[i].holds(Ipv4Addr::from(p.dst_addr().0))) =>
+                    {
                         stats[i].received += 1;
                         stats[i].received_bytes += (d.len() - ETH) as u64;
-                    } else {
-                        stats[i].other += 1;
                     }
-                } else {
-                    stats[i].other += 1;
+                    _ => stats[i].other += 1,
                 }
             }
             txq.tx_burst(&mut replies);
@@ -248,7 +265,14 @@ fn replay(o: &Options) -> Result<(), String> {
                 if gw_mac[i].is_none() {
                     // Ask as the side's first host in the capture.
                     let me = pkts.iter().find(|(j, _)| *j == i).map_or(s.prefix, |(_, ip)| Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
-                    if let Some(r) = frame(&pool, &[&arp(1, queues[i].2, me, [0; 6], s.gateway)]) {
+                    let ask = arp::Repr {
+                        operation: arp::Operation::Request,
+                        source_hardware_addr: queues[i].2,
+                        source_protocol_addr: Ipv4Address(me.octets()),
+                        target_hardware_addr: EthernetAddress::default(),
+                        target_protocol_addr: Ipv4Address(s.gateway.octets()),
+                    };
+                    if let Some(r) = arp_frame(&pool, EthernetAddress::BROADCAST, &ask) {
                         let mut b = Burst::new();
                         let _ = b.push(r);
                         queues[i].1.tx_burst(&mut b);
@@ -270,11 +294,7 @@ fn replay(o: &Options) -> Result<(), String> {
         let now = Instant::now();
         while k < total && start + per.mul_f64(k as f64) <= now {
             let (i, ip) = &pkts[(k % pkts.len() as u64) as usize];
-            let gw = gw_mac[*i].unwrap();
-            let mut eth = [0u8; ETH];
-            eth[..6].copy_from_slice(&gw);
-            eth[6..12].copy_from_slice(&queues[*i].2);
-            eth[12..14].copy_from_slice(&[0x08, 0x00]);
+            let eth = ipv4_header(queues[*i].2, gw_mac[*i].unwrap_or(EthernetAddress::BROADCAST));
             if let Some(m) = frame(&pool, &[&eth, ip]) {
                 stats[*i].sent += 1;
                 stats[*i].sent_bytes += ip.len() as u64;
