@@ -15,21 +15,20 @@ use common::*;
 
 /// Packets of the demo capture per transport port, both directions.
 fn packets_with_port(pcap: &Path, proto: u8, port: u16) -> u64 {
-    let b = std::fs::read(pcap).unwrap();
-    let mut off = 24;
     let mut n = 0;
-    while off + 16 <= b.len() {
-        let len = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
-        let f = &b[off + 16..off + 16 + len];
-        off += 16 + len;
-        if f.len() < 38 || f[12..14] != [8, 0] || f[23] != proto {
-            continue;
-        }
-        let l4 = 14 + (f[14] as usize & 15) * 4;
-        let sp = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        let dp = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
-        n += (sp == port || dp == port) as u64;
-    }
+    patronus::capture::Capture::open(pcap)
+        .unwrap()
+        .for_each(|p| {
+            let f = p.data;
+            if f.len() < 38 || f[12..14] != [8, 0] || f[23] != proto {
+                return;
+            }
+            let l4 = 14 + (f[14] as usize & 15) * 4;
+            let sp = u16::from_be_bytes([f[l4], f[l4 + 1]]);
+            let dp = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+            n += (sp == port || dp == port) as u64;
+        })
+        .unwrap();
     n
 }
 
