@@ -72,6 +72,23 @@ fn json_logs_parse_line_by_line_and_hold_no_secret() {
     }
 }
 
+/// A bad config under `run --log-format json` is a JSON error naming the
+/// file, line and field; nothing starts.
+#[test]
+fn a_bad_config_is_a_json_error() {
+    let s = Scratch::new("log-bad");
+    let cfg = s.write("bad.toml", "[eal]\nworker_lcores = [1]\nmemroy_mb = 512\n");
+    let out = run_with_timeout(patronus().args(["run", "--log-format", "json", "--config"]).arg(&cfg), LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"));
+    assert_eq!(v["level"], "ERROR");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with(&format!("{}:3:1: eal.memroy_mb: unknown field `memroy_mb`", cfg.display())), "{msg}");
+}
+
 #[test]
 fn text_logs_are_prefixed_lines_and_hold_no_secret() {
     let s = Scratch::new("log-text");

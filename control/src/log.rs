@@ -111,3 +111,14 @@ pub fn report(line: &str) {
         println!("{line}");
     }
 }
+
+/// An error line of a command: through the log once `init` ran (so `run`
+/// in JSON mode reports a bad config as JSON), else `patronus: error: ...`
+/// on stderr, which is also what the text log prints.
+pub fn error(line: &str) {
+    if FORMAT.get().is_some() {
+        tracing::error!("{line}");
+    } else {
+        eprintln!("patronus: error: {line}");
+    }
+}

@@ -246,7 +246,7 @@ fn call(target: &Target, req: Request) -> ExitCode {
 fn load(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         for line in e.to_string().lines() {
-            eprintln!("patronus: error: {line}");
+            patronus::log::error(line);
         }
         ExitCode::from(EXIT_BAD_CONFIG)
     })
@@ -281,7 +281,7 @@ fn main() -> ExitCode {
                 None => None,
                 Some(Ok(d)) => Some(d),
                 Some(Err(_)) => {
-                    eprintln!("patronus: error: --duration must be a non-negative number of seconds");
+                    patronus::log::error("--duration must be a non-negative number of seconds");
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
