@@ -65,6 +65,9 @@ sysfs=${PATRONUS_SYSFS:-/sys}
 bind=$system
 [ -n "${PATRONUS_SYSFS:-}" ] && bind=1
 changed=0
+# systemd running (not in a container or chroot): systemctl works.
+systemd_up=0
+[ -d /run/systemd/system ] && systemd_up=1
 
 say() { echo "install.sh: $*"; }
 run() { # a command that changes something
@@ -73,6 +76,13 @@ run() { # a command that changes something
 }
 on_system() { # a command on the running system; only without DESTDIR
   if [ $system = 1 ]; then run "$@"; else echo "DESTDIR set, not run: $*"; fi
+}
+systemctl_() { # systemctl, when systemd runs
+  if [ $system = 1 ] && [ $systemd_up = 0 ]; then
+    echo "install.sh: systemd is not running here, not run: systemctl $*"
+  else
+    on_system systemctl "$@"
+  fi
 }
 put() { # MODE SOURCE DEST: install when missing or different
   local mode=$1 src=$2 dst=$3
@@ -147,7 +157,7 @@ EOF
 # --- uninstall --------------------------------------------------------------
 if [ $uninstall = 1 ]; then
   if [ -f "$unit" ]; then
-    on_system systemctl disable --now patronus.service
+    systemctl_ disable --now patronus.service
   fi
   if [ -f "$state/nic-drivers" ]; then
     while read -r addr driver; do
@@ -167,7 +177,7 @@ if [ $uninstall = 1 ]; then
     if [ -e "$d" ]; then say "removing $d"; run rm -rf "$d"; fi
   done
   [ -d "$state" ] && run rmdir --ignore-fail-on-non-empty "$state"
-  on_system systemctl daemon-reload
+  systemctl_ daemon-reload
   if [ -f "$sysctl_conf" ] || [ $system = 1 ]; then
     echo "install.sh: hugepages stay reserved until reboot (or: sysctl -w vm.nr_hugepages=0)"
   fi
@@ -234,11 +244,13 @@ unit_text > "$tmp"
 if ! { [ -f "$unit" ] && cmp -s "$tmp" "$unit"; }; then
   say "installing $unit"
   run install -D -m 0644 "$tmp" "$unit"
-  on_system systemctl daemon-reload
+  systemctl_ daemon-reload
 fi
 rm -f "$tmp"
-if [ $system = 1 ] && ! systemctl is-enabled --quiet patronus.service 2>/dev/null; then
-  on_system systemctl enable patronus.service
+if [ $system = 1 ] && [ $systemd_up = 1 ] && ! systemctl is-enabled --quiet patronus.service 2>/dev/null; then
+  systemctl_ enable patronus.service
+elif [ $system = 1 ] && [ $systemd_up = 0 ]; then
+  echo "install.sh: systemd is not running here, not run: systemctl enable patronus.service"
 elif [ $system = 0 ]; then
   echo "DESTDIR set, not run: systemctl enable patronus.service"
 fi
@@ -255,7 +267,7 @@ if [ $system = 1 ]; then
     run sysctl -q -w vm.nr_hugepages="$hugepages"
   fi
   if ! [ -d /sys/bus/pci/drivers/vfio-pci ]; then
-    run modprobe vfio-pci
+    run modprobe vfio-pci || echo "install.sh: warning: cannot load vfio-pci now (it loads at boot from $modules_conf); patronus check says more"
   fi
 else
   echo "DESTDIR set, not run: sysctl -w vm.nr_hugepages=$hugepages; modprobe vfio-pci"
