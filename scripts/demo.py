@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -314,8 +315,15 @@ class Demo:
         a, d = self.a, self.dir
         if self.procs["hosts"].returncode != 0:
             self.fail(f"patronus replay failed ({self.procs['hosts'].returncode})")
-        # Final state, then a clean stop of both appliances.
+        # Final state and metrics, then a clean stop of both appliances.
         final = {s: {w: self.show(s, w) for w in ("apps", "paths", "peers", "drops", "qos", "counters")} for s in "ab"}
+        for s, port in (("a", a.metrics_a), ("b", a.metrics_b)):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+                with open(f"{d}/site-{s}.metrics", "wb") as f:
+                    f.write(body)
+            except OSError as e:
+                print(f"demo: site {s.upper()}'s metrics endpoint did not answer: {e}", file=sys.stderr)
         for n in ("site-a", "site-b"):
             self.procs[n].send_signal(signal.SIGINT)
         codes = {}

@@ -151,6 +151,19 @@ fn demo_runs_and_its_summary_holds() {
     assert!(paths["inet"]["tx_bytes"].as_u64().unwrap() > 0, "{paths}");
     assert_eq!(v["failovers"], 0);
 
+    // The metrics endpoint served what the table showed: per-application
+    // traffic and per-path figures (scraped at the end, scripts/demo.py).
+    let metrics = std::fs::read_to_string(dir.join("site-a.metrics")).unwrap();
+    let rtp_bytes = metrics
+        .lines()
+        .find(|l| l.starts_with("patronus_application_bytes_total{") && l.contains("application=\"RTP\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no RTP bytes series:\n{metrics}"));
+    assert_eq!(rtp_bytes as u64, apps["RTP"]["bytes"].as_u64().unwrap());
+    for series in ["patronus_path_health_score{", "patronus_tunnel_status{", "patronus_dpi_flows_total{"] {
+        assert!(metrics.lines().any(|l| l.starts_with(series)), "no {series}: {metrics}");
+    }
+
     // QoS: site A's calls left in the realtime class on mpls, the bulk
     // download's acknowledgements in the bulk class on inet.
     let qos = &v["qos"];
