@@ -170,16 +170,28 @@ fn stream(lab: &LabSh, secs: f64, at: f64, during: impl FnOnce()) -> Value {
 }
 
 /// Cuts the path the default rule uses in the middle of a 1 kpps stream;
-/// returns the largest gap at the receiver (ms) and the path cut.
+/// returns the failover's gap at the receiver (ms) and the path cut.
 fn failover_gap(lab: &LabSh) -> (f64, String) {
     let cut = lab.choice("default").expect("the default rule has a path");
+    let unix = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let cut_at = std::cell::Cell::new(0.0);
     let r = stream(lab, 4.0, 2.0, || {
+        cut_at.set(unix());
         lab.set_link(&cut, false);
     });
-    let gap = r["max_gap_ms"].as_f64().unwrap();
-    let began = r["gap_began_s"].as_f64().unwrap_or(0.0);
+    // The failover is the largest gap that began within a second after the
+    // cut (wall clock: the receiver's first arrival plus the gap's start).
+    // A gap elsewhere is this shared VM descheduling a process, not a
+    // failover; it is held to the 10 ms-probe limit all the same.
+    let first = r["first_wall"].as_f64().unwrap();
+    let gaps: Vec<(f64, f64)> =
+        r["gaps"].as_array().unwrap().iter().map(|g| (first + g[0].as_f64().unwrap(), g[1].as_f64().unwrap())).collect();
+    let at_cut = |g: &&(f64, f64)| (cut_at.get() - 0.05..cut_at.get() + 1.0).contains(&g.0);
+    let gap = gaps.iter().filter(at_cut).map(|g| g.1).fold(f64::NAN, f64::max);
+    assert!(gap.is_finite(), "no gap after the cut at {}: {r}", cut_at.get());
+    let elsewhere = gaps.iter().filter(|g| !at_cut(g)).map(|g| g.1).fold(0.0, f64::max);
+    assert!(elsewhere <= 50.0, "a {elsewhere} ms stall away from the cut at {}: {r}", cut_at.get());
     assert!(r["received"].as_u64().unwrap() > 3500, "{r}");
-    assert!((1.5..3.0).contains(&began), "the largest gap is the failover (at ~2 s), not something else: {r}");
     let moved = lab.choice("default").unwrap();
     assert_ne!(moved, cut, "{}", lab.show("a", "paths"));
     lab.set_link(&cut, true);
@@ -203,7 +215,7 @@ fn failover_within_50_ms_with_10_ms_probes() {
     for _ in 0..3 {
         let (gap, cut) = failover_gap(&lab);
         gaps.push(gap);
-        println!("10 ms probes: cut {cut}, largest gap {gap:.1} ms");
+        println!("10 ms probes: cut {cut}, failover gap {gap:.1} ms");
         // Back up and the hold-down passed before the next round.
         std::thread::sleep(Duration::from_secs(3));
     }
@@ -243,7 +255,7 @@ fn failover_within_350_ms_with_default_probes() {
     let lab = LabSh::up("d", &[]);
     lab.wait_paths_up();
     let (gap, cut) = failover_gap(&lab);
-    println!("100 ms probes: cut {cut}, largest gap {gap:.1} ms");
+    println!("100 ms probes: cut {cut}, failover gap {gap:.1} ms");
     assert!(gap <= 350.0, "largest gap {gap} ms; limit 350 ms\n{}", lab.show("a", "paths"));
     // The cut path reads as down, health 0.
     let v = lab.show("a", "paths");

@@ -6,8 +6,8 @@
 
 The receiver prints one JSON object: packets received, the largest gap
 between two consecutive arrivals (ms) and when it began (seconds since
-the first packet), sequence numbers missing, and the wall-clock time of
-the first packet.
+the first packet), every gap over 5 ms as [began_s, ms], sequence numbers
+missing, and the wall-clock time of the first packet.
 """
 import argparse
 import json
@@ -53,6 +53,7 @@ def recv(a):
     first = last = None
     first_wall = None
     gap, gap_at = 0.0, None
+    gaps = []
     seen = set()
     n = 0
     while time.monotonic() < end:
@@ -65,6 +66,8 @@ def recv(a):
             first, first_wall = t, time.time()
         if last is not None and t - last > gap:
             gap, gap_at = t - last, last - first
+        if last is not None and t - last > 0.005:
+            gaps.append([round(last - first, 3), round((t - last) * 1e3, 3)])
         last = t
         n += 1
         if len(data) >= 4:
@@ -74,6 +77,7 @@ def recv(a):
         "received": n,
         "max_gap_ms": round(gap * 1e3, 3),
         "gap_began_s": None if gap_at is None else round(gap_at, 3),
+        "gaps": gaps,
         "missing": top + 1 - len(seen),
         "first_wall": first_wall,
         "gap_began_wall": None if gap_at is None else first_wall + gap_at,
