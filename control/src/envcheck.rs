@@ -181,16 +181,14 @@ fn hugepages(cfg: &Config, m: &Machine, out: &mut Vec<Finding>) {
         total_mb += n("nr_hugepages") * mb;
     }
     let need = e.memory_mb as u64;
-    let pages = need.div_ceil(2) + 64;
+    // 2 MiB pages for what is reserved now plus this config, with room.
+    let pages = (need.div_ceil(2) + 64).max(total_mb / 2 + need.div_ceil(2));
     if free_mb < need {
         out.push(problem(
             format!("hugepages: {free_mb} MiB free of {total_mb} MiB reserved; [eal] memory_mb needs {need} MiB"),
             format!(
-                "sysctl -w vm.nr_hugepages={} and persist it with `echo vm.nr_hugepages = {} > /etc/sysctl.d/80-patronus.conf` \
-                 (scripts/install.sh --hugepages {} does both); or set [eal] hugepages = false",
-                pages.max(total_mb / 2 + need.div_ceil(2)),
-                pages.max(total_mb / 2 + need.div_ceil(2)),
-                pages.max(total_mb / 2 + need.div_ceil(2)),
+                "sysctl -w vm.nr_hugepages={pages} and persist it with `echo vm.nr_hugepages = {pages} > /etc/sysctl.d/80-patronus.conf` \
+                 (scripts/install.sh --hugepages {pages} does both); or set [eal] hugepages = false"
             ),
         ));
     } else {

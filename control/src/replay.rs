@@ -93,21 +93,25 @@ fn load(o: &Options) -> Result<(Vec<(usize, Vec<u8>)>, u64), String> {
     let mut pkts = Vec::new();
     let mut skipped = 0u64;
     cap.for_each(|p| {
-        let d = p.data;
-        // Ethernet, optionally one VLAN tag; IPv4 only.
-        let (et, off) = match d.get(12..14) {
-            Some([0x81, 0x00]) if d.len() >= 18 => ([d[16], d[17]], 18),
-            Some(&[a, b]) => ([a, b], ETH),
-            _ => ([0, 0], 0),
-        };
-        if !matches!(p.link, Some(dataplane::flow::LinkType::Ethernet)) || et != [0x08, 0x00] || d.len() < off + 20 {
+        // Ethernet, optionally one VLAN tag (dropped: the hosts are untagged); IPv4 only.
+        let Some(f) =
+            matches!(p.link, Some(dataplane::flow::LinkType::Ethernet)).then(|| ethernet::Frame::new_checked(p.data).ok()).flatten()
+        else {
             skipped += 1;
             return;
-        }
-        let src = Ipv4Addr::new(d[off + 12], d[off + 13], d[off + 14], d[off + 15]);
-        match o.sides.iter().position(|s| s.holds(src)) {
-            Some(i) => pkts.push((i, d[off..].to_vec())),
-            None => skipped += 1,
+        };
+        let (et, ip) = match f.ethertype() {
+            EtherType::VLAN if f.payload().len() >= 4 => {
+                (EtherType(u16::from_be_bytes([f.payload()[2], f.payload()[3]])), &f.payload()[4..])
+            }
+            et => (et, f.payload()),
+        };
+        match (et, ipv4::Packet::new_checked(ip)) {
+            (EtherType::IPV4, Ok(h)) => match o.sides.iter().position(|s| s.holds(Ipv4Addr::from(h.src_addr().0))) {
+                Some(i) => pkts.push((i, ip.to_vec())),
+                None => skipped += 1,
+            },
+            _ => skipped += 1,
         }
     })
     .map_err(|e| format!("{}: {e}", o.pcap.display()))?;

@@ -779,15 +779,10 @@ fn qos_rows(engine: &Engine, names: &[String]) -> Vec<Value> {
 
 /// Flows decided per application, summed over the workers.
 fn app_rows(flows: &[Arc<FlowCounters>], dpi: &Dpi) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for (id, app) in dpi.apps.iter().enumerate().take(dataplane::flow::stage::COUNTED_APPS) {
-        let n: u64 = flows.iter().map(|c| c.apps[id].get()).sum();
-        let packets: u64 = flows.iter().map(|c| c.app_traffic[id].packets.get()).sum();
-        let bytes: u64 = flows.iter().map(|c| c.app_traffic[id].bytes.get()).sum();
-        if n > 0 || packets > 0 {
-            rows.push(json!({ "application": app.name, "category": app.category.name(), "flows": n, "packets": packets, "bytes": bytes }));
-        }
-    }
+    let mut rows: Vec<Value> = telemetry::app_totals(flows, dpi)
+        .iter()
+        .map(|t| json!({ "application": t.name, "category": t.category, "flows": t.flows, "packets": t.packets, "bytes": t.bytes }))
+        .collect();
     rows.sort_by(|a, b| b["flows"].as_u64().cmp(&a["flows"].as_u64()));
     rows
 }

@@ -507,7 +507,7 @@ pub fn qos_series(rows: &[serde_json::Value]) {
 }
 
 pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>], dpi: &dataplane::dpi::Dpi) {
-    use dataplane::flow::stage::{FlowCounters, COUNTED_APPS};
+    use dataplane::flow::stage::FlowCounters;
     let sum = |f: fn(&FlowCounters) -> u64| flows.iter().map(|c| f(c)).sum::<u64>();
     gauge!("patronus_flows_active").set(sum(|c| c.active.get()) as f64);
     counter!("patronus_flows_total", "event" => "created").absolute(sum(|c| c.created.get()));
@@ -517,18 +517,44 @@ pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>
     counter!("patronus_dpi_inspected_packets_total").absolute(sum(|c| c.inspected.get()));
     counter!("patronus_dpi_unparsed_packets_total").absolute(sum(|c| c.unparsed.get()));
     counter!("patronus_dpi_reassembly_overflows_total").absolute(sum(|c| c.reasm_overflows.get()));
-    for (id, app) in dpi.apps.iter().enumerate().take(COUNTED_APPS) {
-        let n: u64 = flows.iter().map(|c| c.apps[id].get()).sum();
-        if n > 0 {
-            counter!("patronus_dpi_flows_total", "application" => app.name.clone(), "category" => app.category.name()).absolute(n);
+    for t in app_totals(flows, dpi) {
+        if t.flows > 0 {
+            counter!("patronus_dpi_flows_total", "application" => t.name.to_owned(), "category" => t.category).absolute(t.flows);
         }
-        let packets: u64 = flows.iter().map(|c| c.app_traffic[id].packets.get()).sum();
-        if packets > 0 {
-            let bytes: u64 = flows.iter().map(|c| c.app_traffic[id].bytes.get()).sum();
-            counter!("patronus_application_packets_total", "application" => app.name.clone(), "category" => app.category.name())
-                .absolute(packets);
-            counter!("patronus_application_bytes_total", "application" => app.name.clone(), "category" => app.category.name())
-                .absolute(bytes);
+        if t.packets > 0 {
+            counter!("patronus_application_packets_total", "application" => t.name.to_owned(), "category" => t.category)
+                .absolute(t.packets);
+            counter!("patronus_application_bytes_total", "application" => t.name.to_owned(), "category" => t.category).absolute(t.bytes);
         }
     }
+}
+
+/// One application's figures, summed over the workers.
+pub struct AppTotals<'a> {
+    pub name: &'a str,
+    pub category: &'static str,
+    /// Flows decided as this application.
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Every application with a flow or a packet, summed over the workers
+/// (for `show apps` and the exporter).
+pub fn app_totals<'a>(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>], dpi: &'a dataplane::dpi::Dpi) -> Vec<AppTotals<'a>> {
+    use dataplane::flow::stage::COUNTED_APPS;
+    let sum = |f: &dyn Fn(&dataplane::flow::stage::FlowCounters) -> u64| flows.iter().map(|c| f(c)).sum::<u64>();
+    dpi.apps
+        .iter()
+        .enumerate()
+        .take(COUNTED_APPS)
+        .map(|(id, app)| AppTotals {
+            name: &app.name,
+            category: app.category.name(),
+            flows: sum(&|c| c.apps[id].get()),
+            packets: sum(&|c| c.app_traffic[id].packets.get()),
+            bytes: sum(&|c| c.app_traffic[id].bytes.get()),
+        })
+        .filter(|t| t.flows > 0 || t.packets > 0)
+        .collect()
 }
