@@ -1,15 +1,77 @@
 //! Reading pcap and pcapng captures: every packet with its link type and
 //! time. Malformed files give an error naming the offset, never a panic.
+//! Link types other than Ethernet belong here, not to the workers: a
+//! capture packet's IP header is found by [`Packet::ip_header`].
 
 use std::path::Path;
 
-use dataplane::flow::LinkType;
+use dataplane::wire::frame::{self, Ip};
+
+/// The link layer a capture's packets start with (pcap's LINKTYPE values map here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    /// Linux "cooked" capture v1 (16-byte header).
+    LinuxSll,
+    /// Linux cooked v2 (20-byte header).
+    LinuxSll2,
+    /// Raw IPv4 or IPv6, version from the first nibble.
+    RawIp,
+    /// BSD loopback: a 4-byte address family in host order.
+    Null,
+}
+
+impl LinkType {
+    /// From a pcap/pcapng LINKTYPE number.
+    pub fn from_pcap(n: u32) -> Option<LinkType> {
+        Some(match n {
+            1 => LinkType::Ethernet,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            101 | 12 | 14 => LinkType::RawIp,
+            0 | 108 => LinkType::Null,
+            _ => return None,
+        })
+    }
+
+    /// Where the IP header of a packet of this link type starts: the link
+    /// header read here, then the tags, labels and PPPoE walked by
+    /// [`frame::walk`].
+    pub fn ip_header(self, d: &[u8]) -> Option<Ip> {
+        let be16 = |o: usize| d.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        match self {
+            LinkType::Ethernet => frame::ip_header(d),
+            LinkType::LinuxSll => frame::walk(d, be16(14)?, 16),
+            LinkType::LinuxSll2 => frame::walk(d, be16(0)?, 20),
+            LinkType::RawIp => Ip::by_version(d, 0),
+            LinkType::Null => {
+                // The address family, in the capturing host's byte order:
+                // AF_INET is 2 everywhere, AF_INET6 24, 28 or 30 by OS.
+                let fam: [u8; 4] = d.get(..4)?.try_into().ok()?;
+                let (le, be) = (u32::from_le_bytes(fam), u32::from_be_bytes(fam));
+                match (le.min(be), le.max(be)) {
+                    (2, _) => Some(Ip::V4(4)),
+                    (_, 24 | 28 | 30) | (24 | 28 | 30, _) => Some(Ip::V6(4)),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
 
 pub struct Packet<'a> {
     pub link: Option<LinkType>,
     /// Nanoseconds since the epoch.
     pub ts_ns: u64,
     pub data: &'a [u8],
+}
+
+impl Packet<'_> {
+    /// Where the packet's IP header starts, if it has one and its link
+    /// type is known.
+    pub fn ip_header(&self) -> Option<Ip> {
+        self.link?.ip_header(self.data)
+    }
 }
 
 /// A whole capture in memory.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dataplane::dpi::{Basis, Dpi, Local, Status};
-use dataplane::flow::{account, parse_frame, Dir, Flow, FlowTable, Timeouts};
+use dataplane::flow::{account, parse_at, Flow, FlowTable, Timeouts};
+use dataplane::vocab::Dir;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -100,15 +101,11 @@ fn classify_once(
     let mut last_ts = 0;
     let n = cap
         .for_each(|pkt| {
-            let Some(link) = pkt.link else {
-                not_ip += 1;
-                return;
-            };
             // Timestamps: never backwards (captures merged from several
             // interfaces can step back a little).
             let now = pkt.ts_ns.max(last_ts);
             last_ts = now;
-            let Some(p) = parse_frame(link, pkt.data) else {
+            let Some(p) = pkt.ip_header().and_then(|ip| parse_at(pkt.data, ip)) else {
                 not_ip += 1;
                 return;
             };
@@ -116,7 +113,8 @@ fn classify_once(
             account(flow, d, p.ip_len, &p.l4, now);
             if flow.dpi.wants() {
                 let payload = &pkt.data[p.payload.0..p.payload.0 + p.payload.1];
-                dpi.inspect(flow, d, payload, local, now);
+                let (st, view) = flow.dpi_parts();
+                dpi.inspect(st, view, d, payload, local, now);
             }
         })
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -130,7 +128,8 @@ fn results(dpi: &Dpi, mut table: FlowTable, path: &Path, summary: &mut Summary) 
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut out = Vec::new();
     for mut f in flows {
-        dpi.finish(&mut f);
+        let (st, view) = f.dpi_parts();
+        dpi.finish(st, view);
         let other = if f.orig == Dir::Lo { Dir::Hi } else { Dir::Lo };
         let ep = |d: Dir| {
             let (a, p) = f.key.end(d);

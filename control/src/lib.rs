@@ -13,6 +13,7 @@ pub mod replay;
 pub mod run;
 pub mod show;
 pub mod slowpath;
+pub mod snapshots;
 pub mod stats;
 pub mod telemetry;
 pub mod tunnel;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use dataplane::dpdk::{Eal, Mbuf, Mempool, Port, PortSetup};
 use dataplane::packet::{Burst, Packet};
 use dataplane::wire::ethernet::{self, EtherType, EthernetAddress};
+use dataplane::wire::frame::Ip;
 use dataplane::wire::{arp, ipv4, Ipv4Address};
 use dataplane::worker::{RxQueue, TxQueue};
 
@@ -93,21 +94,16 @@ fn load(o: &Options) -> Result<(Vec<(usize, Vec<u8>)>, u64), String> {
     let mut pkts = Vec::new();
     let mut skipped = 0u64;
     cap.for_each(|p| {
-        // Ethernet, optionally one VLAN tag (dropped: the hosts are untagged); IPv4 only.
-        let Some(f) =
-            matches!(p.link, Some(dataplane::flow::LinkType::Ethernet)).then(|| ethernet::Frame::new_checked(p.data).ok()).flatten()
-        else {
-            skipped += 1;
-            return;
-        };
-        let (et, ip) = match f.ethertype() {
-            EtherType::VLAN if f.payload().len() >= 4 => {
-                (EtherType(u16::from_be_bytes([f.payload()[2], f.payload()[3]])), &f.payload()[4..])
+        // IPv4 behind any link header, tags or labels (dropped: the hosts are untagged).
+        let ip = match p.ip_header() {
+            Some(Ip::V4(o)) => &p.data[o..],
+            _ => {
+                skipped += 1;
+                return;
             }
-            et => (et, f.payload()),
         };
-        match (et, ipv4::Packet::new_checked(ip)) {
-            (EtherType::IPV4, Ok(h)) => match o.sides.iter().position(|s| s.holds(Ipv4Addr::from(h.src_addr().0))) {
+        match ipv4::Packet::new_checked(ip) {
+            Ok(h) => match o.sides.iter().position(|s| s.holds(Ipv4Addr::from(h.src_addr().0))) {
                 Some(i) => pkts.push((i, ip.to_vec())),
                 None => skipped += 1,
             },

@@ -552,7 +552,7 @@ impl Engine {
             let now = dpdk::tsc();
             for pkt in pkts.drain() {
                 let len = pkt.wire_len();
-                if q.enqueue(pkt, len, crate::qos::Class::Control, now).is_err() {
+                if q.enqueue(pkt, len, crate::vocab::Class::Control, now).is_err() {
                     c.drop(DropReason::QosQueueFull, 1);
                 }
             }

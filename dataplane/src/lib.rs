@@ -7,6 +7,7 @@
 //! is the poll loop; [`engine`] brings EAL, pools, ports and workers up and
 //! down; [`counters`] holds per-core counters and the drop-reason enum.
 
+pub mod chain;
 pub mod counters;
 pub mod dpdk;
 pub mod dpi;
@@ -20,6 +21,7 @@ pub mod qos;
 pub mod rcu;
 pub mod router;
 pub mod tunnel;
+pub mod vocab;
 pub mod wire;
 pub mod worker;
 

@@ -34,7 +34,7 @@ const REASON_MASK: u64 = 0x3f;
 const RULE_SHIFT: u32 = 32;
 const CLASS_SHIFT: u32 = 28;
 const _: () = assert!(DropReason::COUNT < REASON_MASK as usize, "drop reasons fit in 6 bits");
-const _: () = assert!(crate::qos::CLASSES < 15, "classes fit in 4 bits");
+const _: () = assert!(crate::vocab::CLASSES < 15, "classes fit in 4 bits");
 
 impl Meta {
     /// A live packet with no egress yet.
@@ -90,15 +90,15 @@ impl Meta {
 
     /// The QoS class a stage gave the packet, if any.
     #[inline(always)]
-    pub fn class(self) -> Option<crate::qos::Class> {
+    pub fn class(self) -> Option<crate::vocab::Class> {
         match (self.0 >> CLASS_SHIFT) & 0xf {
             0 => None,
-            c => crate::qos::Class::ALL.get(c as usize - 1).copied(),
+            c => crate::vocab::Class::ALL.get(c as usize - 1).copied(),
         }
     }
 
     #[inline(always)]
-    pub fn set_class(&mut self, class: crate::qos::Class) {
+    pub fn set_class(&mut self, class: crate::vocab::Class) {
         self.0 = (self.0 & !(0xf << CLASS_SHIFT)) | (class as u64 + 1) << CLASS_SHIFT;
     }
 
@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn meta_carries_a_class_beside_port_and_reasons() {
-        for c in crate::qos::Class::ALL {
+        for c in crate::vocab::Class::ALL {
             let mut m = Meta::NEW;
             assert_eq!(m.class(), None);
             m.set_out_port(5);
@@ -469,8 +469,8 @@ mod tests {
             assert_eq!((m.class(), m.out_port()), (Some(c), 5));
             assert_eq!(m.dropped(), Some(DropReason::ALL[DropReason::COUNT - 1]));
             assert_eq!(m.noted(), Some(DropReason::TxFull));
-            m.set_class(crate::qos::Class::Bulk);
-            assert_eq!(m.class(), Some(crate::qos::Class::Bulk));
+            m.set_class(crate::vocab::Class::Bulk);
+            assert_eq!(m.class(), Some(crate::vocab::Class::Bulk));
         }
     }
 
@@ -487,12 +487,12 @@ mod tests {
             assert_eq!(m.noted(), Some(DropReason::TxFull));
             assert_eq!(m.out_port(), 3);
             // The class and the policy rule leave the rest alone.
-            m.set_class(crate::qos::Class::RealTime);
+            m.set_class(crate::vocab::Class::RealTime);
             m.set_rule(253);
             assert_eq!((m.dropped(), m.noted(), m.out_port()), (Some(*r), Some(DropReason::TxFull), 3));
-            assert_eq!((m.class(), m.rule()), (Some(crate::qos::Class::RealTime), 253));
+            assert_eq!((m.class(), m.rule()), (Some(crate::vocab::Class::RealTime), 253));
             m.set_rule(0);
-            assert_eq!((m.class(), m.rule()), (Some(crate::qos::Class::RealTime), 0));
+            assert_eq!((m.class(), m.rule()), (Some(crate::vocab::Class::RealTime), 0));
             let mut n = Meta::NEW;
             n.set_noted(*r);
             assert_eq!((n.noted(), n.dropped(), n.out_port()), (Some(*r), None, NO_PORT));

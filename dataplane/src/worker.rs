@@ -355,7 +355,7 @@ fn drain_qos<P: Packet, T: TxQueue<P>>(out: &mut Egress<T, P>, counters: &Worker
                 room,
                 |mut pkt, class| {
                     if let Some(d) = marks[class as usize] {
-                        crate::qos::mark_dscp(pkt.data_mut(), d);
+                        crate::wire::frame::set_dscp(pkt.data_mut(), d);
                     }
                     if buf.is_empty() {
                         *since = lat.as_ref().map_or(0, |l| l.t0);
@@ -653,7 +653,7 @@ mod tests {
     impl Stage<HeapPacket> for ClassBy {
         fn process(&mut self, _: PortIdx, pkt: &mut HeapPacket, meta: &mut Meta) -> Verdict {
             meta.set_out_port(1);
-            meta.set_class(if pkt.data()[0] < 100 { crate::qos::Class::RealTime } else { crate::qos::Class::Bulk });
+            meta.set_class(if pkt.data()[0] < 100 { crate::vocab::Class::RealTime } else { crate::vocab::Class::Bulk });
             Verdict::Continue
         }
     }

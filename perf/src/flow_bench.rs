@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use dataplane::dpdk::{DpdkHash, Eal};
-use dataplane::flow::{Dir, FlowKey, FlowTable, Timeouts};
+use dataplane::flow::{FlowTable, Timeouts};
+use dataplane::vocab::{Dir, FlowKey};
 
 use crate::lpm_bench::Rng;
 
@@ -47,8 +48,8 @@ pub fn run(sizes: &[usize], lookups: usize, file_prefix: &str) -> Result<(), Str
         let keys: Vec<(FlowKey, Dir)> = (0..n)
             .map(|_| {
                 let (a, b) = (rng.next(), rng.next());
-                let src = dataplane::flow::key::mapped_v4((a as u32).to_be_bytes());
-                let dst = dataplane::flow::key::mapped_v4((b as u32).to_be_bytes());
+                let src = dataplane::vocab::mapped_v4((a as u32).to_be_bytes());
+                let dst = dataplane::vocab::mapped_v4((b as u32).to_be_bytes());
                 FlowKey::new(src, (a >> 32) as u16, dst, (b >> 32) as u16 | 1, if a & 1 == 0 { 6 } else { 17 })
             })
             .collect();

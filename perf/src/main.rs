@@ -4,6 +4,7 @@
 //! can be compared on the same virtual devices.
 
 mod aead_bench;
+mod appliance;
 mod flow_bench;
 mod lpm_bench;
 mod pattern_bench;
@@ -56,6 +57,11 @@ enum Mode {
     /// Tunnel decryption: open port 0's transport messages, check the
     /// allowed IPs, strip, route out of port 1 (`gen-pcap --wireguard`).
     Decrypt,
+    /// The appliance's own chain (`dataplane::chain::appliance`, the one
+    /// `patronus run` builds): tunnel decap, flow + DPI + policy, DSCP
+    /// trust, encap to a WireGuard peer (10.0.0.0/8 is its allowed IPs),
+    /// route out of port 1 (`gen-pcap --from` a capture).
+    Appliance,
 }
 
 impl Mode {
@@ -70,6 +76,7 @@ impl Mode {
             Mode::Encrypt => "encrypt",
             Mode::Steer => "steer",
             Mode::Decrypt => "decrypt",
+            Mode::Appliance => "appliance",
         }
     }
 }
@@ -303,6 +310,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
     let mut fibs = Vec::new(); // outlives the workers' readers
     let mut dpis = Vec::new();
     let mut tunnel_snaps = Vec::new();
+    let mut appliances = Vec::new();
     let every = a.latency_sample;
     let launched = match a.mode {
         Mode::Io => engine.launch(|_, _| Timed::new(xc.clone(), &Slot::new("forward"), every, dpdk::tsc)),
@@ -349,7 +357,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
             let mut sigs =
                 patronus::config::signatures::DpiOpts::default().compile(dir, &mut Default::default()).map_err(|e| e.to_string())?;
             sigs.set_workers(a.cores as usize)?;
-            let dpi = dataplane::rcu::Publisher::new(sigs);
+            let dpi = dataplane::rcu::Publisher::new(dataplane::flow::stage::DpiSnapshot { dpi: sigs, policy: Default::default() });
             let conf = dataplane::flow::stage::FlowConf { flows: a.flows, ..Default::default() };
             let counters: Vec<Arc<dataplane::flow::stage::FlowCounters>> = (0..a.cores).map(|_| Arc::default()).collect();
             let r = engine.launch(|i, _| {
@@ -358,6 +366,19 @@ fn run(a: &RunArgs) -> Result<(), String> {
             });
             fibs.push(fib);
             dpis.push((dpi, counters));
+            r
+        }
+        Mode::Appliance => {
+            if n != 2 {
+                return Err("appliance mode takes exactly two ports (capture in, peer out)".into());
+            }
+            let hz = engine.tsc_hz();
+            let snaps = appliance::Snapshots::new(macs[1], a.cores as usize)?;
+            let conf = appliance::conf(hz, a.flows, every);
+            let counters: Vec<Arc<dataplane::flow::stage::FlowCounters>> = (0..a.cores).map(|_| Arc::default()).collect();
+            let r = engine.launch(|i, _| dataplane::chain::appliance(&snaps, &conf, i, counters[i].clone(), &Slot::new("forward")));
+            println!("patronus-perf: stage chain: {}", dataplane::chain::STAGES.join(" > "));
+            appliances.push((snaps, counters));
             r
         }
     };

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use dataplane::dpi::Proto;
-use dataplane::flow::parse_frame;
+use dataplane::flow::parse_at;
 
 pub fn run(captures: &[PathBuf], passes: usize) -> Result<(), String> {
     let dpi = patronus::config::signatures::DpiOpts::default()
@@ -23,8 +23,7 @@ pub fn run(captures: &[PathBuf], passes: usize) -> Result<(), String> {
     for c in captures {
         let cap = patronus::capture::Capture::open(c)?;
         cap.for_each(|pkt| {
-            let Some(link) = pkt.link else { return };
-            if let Some(p) = parse_frame(link, pkt.data) {
+            if let Some(p) = pkt.ip_header().and_then(|ip| parse_at(pkt.data, ip)) {
                 if p.payload.1 > 0 {
                     payloads.push((p.key.proto, pkt.data[p.payload.0..p.payload.0 + p.payload.1].to_vec()));
                 }

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use dataplane::dpdk::{DpdkSched, Eal, Mbuf, Mempool};
 use dataplane::packet::Burst;
-use dataplane::qos::{Class, PortQosConf, PortShaper, Scheduler};
+use dataplane::qos::{PortQosConf, PortShaper, Scheduler};
+use dataplane::vocab::Class;
 
 /// Classes of a 32-packet burst: 1 Control, 3 RealTime, 4 Interactive,
 /// 6 Streaming, 10 Standard, 8 Bulk.

@@ -26,7 +26,7 @@ use std::time::Duration;
 use dataplane::path::bfd::Timers;
 use dataplane::path::sla::{DampingConf, Fallback, ProbeConf, RuleConf, SelectConf, Sla, Strategy};
 use dataplane::path::{Match, Policy, MAX_PATHS, MAX_RULES};
-use dataplane::qos::Class;
+use dataplane::vocab::Class;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Locator, Seg};
@@ -321,7 +321,7 @@ pub fn compile_policy(rules: &[PolicyOpts], dpi: &dataplane::dpi::Dpi, generatio
         .map(|r| {
             let m = Match {
                 apps: r.application.iter().filter_map(|a| dpi.app_id(a)).collect(),
-                categories: r.category.iter().filter_map(|c| dataplane::dpi::Category::parse(c)).collect(),
+                categories: r.category.iter().filter_map(|c| dataplane::vocab::Category::parse(c)).collect(),
                 sources: r.source.iter().filter_map(|s| super::router::parse_cidr(s).ok()).collect(),
                 destinations: r.destination.iter().filter_map(|s| super::router::parse_cidr(s).ok()).collect(),
                 ports: r.ports.iter().filter_map(|p| parse_ports(p)).collect(),
@@ -465,8 +465,8 @@ pub(super) fn validate(
             }
         }
         for (j, c) in r.category.iter().enumerate() {
-            if dataplane::dpi::Category::parse(c).is_none() {
-                let cats: Vec<&str> = dataplane::dpi::Category::ALL.iter().map(|c| c.name()).collect();
+            if dataplane::vocab::Category::parse(c).is_none() {
+                let cats: Vec<&str> = dataplane::vocab::Category::ALL.iter().map(|c| c.name()).collect();
                 check(
                     false,
                     cfg_path!("policy", i, "category", j),

@@ -14,7 +14,8 @@
 
 use std::collections::BTreeMap;
 
-use dataplane::qos::{Class, PortQosConf};
+use dataplane::qos::PortQosConf;
+use dataplane::vocab::Class;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Locator, Seg};
@@ -172,7 +173,7 @@ impl QosOpts {
     pub fn apply(&self, dpi: &mut dataplane::dpi::Dpi) {
         for app in dpi.apps.iter_mut() {
             let by_app = self.application.get(&app.name);
-            let by_cat = self.category.iter().find(|(c, _)| dataplane::dpi::Category::parse(c) == Some(app.category)).map(|(_, v)| v);
+            let by_cat = self.category.iter().find(|(c, _)| dataplane::vocab::Category::parse(c) == Some(app.category)).map(|(_, v)| v);
             if let Some(class) = by_app.or(by_cat).and_then(|c| Class::from_name(c)) {
                 app.class = class;
             }
@@ -189,8 +190,8 @@ impl QosOpts {
                 if Class::from_name(v).is_none() {
                     errs.push(loc.error(&at, format!("unknown class {v:?}; expected one of: {}", names.join(", "))));
                 }
-                if table == "category" && dataplane::dpi::Category::parse(k).is_none() {
-                    let cats: Vec<&str> = dataplane::dpi::Category::ALL.iter().map(|c| c.name()).collect();
+                if table == "category" && dataplane::vocab::Category::parse(k).is_none() {
+                    let cats: Vec<&str> = dataplane::vocab::Category::ALL.iter().map(|c| c.name()).collect();
                     errs.push(loc.error(&at, format!("unknown category {k:?}; expected one of: {}", cats.join(", "))));
                 }
                 if table == "application" && apps.is_some_and(|a| !a.iter().any(|n| n == k)) {

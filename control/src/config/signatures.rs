@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use dataplane::dpi::{App, AppSig, Category, Dpi, Pattern, Proto, SignatureSet};
+use dataplane::dpi::{App, AppSig, Dpi, Pattern, Proto, SignatureSet};
+use dataplane::vocab::Category;
 
 use super::{serde_path, ConfigError, ConfigErrors, Locator, Seg};
 
@@ -206,8 +207,8 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
             errors.push(loc.error(&at("category"), format!("unknown category `{}`, expected one of {}", a.category, names.join(", "))));
             Category::Unknown
         });
-        if let Some(c) = a.class.as_deref().filter(|c| dataplane::qos::Class::from_name(c).is_none()) {
-            let names: Vec<&str> = dataplane::qos::Class::ALL.iter().map(|c| c.name()).collect();
+        if let Some(c) = a.class.as_deref().filter(|c| dataplane::vocab::Class::from_name(c).is_none()) {
+            let names: Vec<&str> = dataplane::vocab::Class::ALL.iter().map(|c| c.name()).collect();
             errors.push(loc.error(&at("class"), format!("unknown class {c:?}; expected one of: {}", names.join(", "))));
         }
         let mut ports = Vec::new();
@@ -279,8 +280,8 @@ pub fn parse_into(file: &Path, text: &str, set: &mut SignatureSet) -> Result<(),
                 class: a
                     .class
                     .as_deref()
-                    .and_then(dataplane::qos::Class::from_name)
-                    .unwrap_or(dataplane::qos::Class::for_category(category)),
+                    .and_then(dataplane::vocab::Class::from_name)
+                    .unwrap_or(dataplane::vocab::Class::for_category(category)),
             },
             hosts: a.hosts,
             patterns,

@@ -1,11 +1,14 @@
 //! Flow parsing and every DPI extractor on arbitrary frames: the first
-//! byte picks the link type; the rest is a sequence of frames, each
+//! byte picks where the walk starts (an Ethernet header, raw IP, or an
+//! EtherType in the first two bytes as capture link headers hand over); the rest is a sequence of frames, each
 //! prefixed by a 2-byte length, all fed to one flow table so extractor
 //! state carries over between them (TLS reassembly, RTP, DNS cache).
 #![no_main]
 
-use dataplane::dpi::{App, AppSig, Category, Dpi, Local, Pattern, Proto, SignatureSet};
-use dataplane::flow::{account, parse_frame, FlowTable, LinkType, Timeouts};
+use dataplane::dpi::{App, AppSig, Dpi, Local, Pattern, Proto, SignatureSet};
+use dataplane::flow::{account, parse_at, parse_frame, FlowTable, Timeouts};
+use dataplane::vocab::Category;
+use dataplane::wire::frame::{walk, Ip};
 use libfuzzer_sys::fuzz_target;
 
 fn dpi() -> Dpi {
@@ -26,7 +29,6 @@ fn dpi() -> Dpi {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&l, mut rest)) = data.split_first() else { return };
-    let link = [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Null][l as usize % 5];
     static DPI: std::sync::OnceLock<Dpi> = std::sync::OnceLock::new();
     let dpi = DPI.get_or_init(dpi);
     let mut table = FlowTable::new(64, Timeouts::with_hz(1000));
@@ -37,12 +39,18 @@ fuzz_target!(|data: &[u8]| {
         let frame = &rest[2..2 + n];
         rest = &rest[2 + n..];
         now += 1;
-        let Some(p) = parse_frame(link, frame) else { continue };
+        let parsed = match l % 3 {
+            0 => parse_frame(frame),
+            1 => Ip::by_version(frame, 0).and_then(|ip| parse_at(frame, ip)),
+            _ => frame.get(..2).and_then(|e| walk(frame, u16::from_be_bytes([e[0], e[1]]), 2)).and_then(|ip| parse_at(frame, ip)),
+        };
+        let Some(p) = parsed else { continue };
         assert!(p.payload.0 + p.payload.1 <= frame.len());
         let (f, d) = table.lookup_or_insert(&p.key, p.dir, now);
         account(f, d, p.ip_len, &p.l4, now);
         if f.dpi.wants() {
-            dpi.inspect(f, d, &frame[p.payload.0..p.payload.0 + p.payload.1], &mut local, now);
+            let (st, view) = f.dpi_parts();
+            dpi.inspect(st, view, d, &frame[p.payload.0..p.payload.0 + p.payload.1], &mut local, now);
         }
         table.sweep(now, 1);
     }

@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use super::{AppId, Name};
+use super::Name;
+use crate::vocab::AppId;
 
 /// What a DNS message said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,80 +27,12 @@ use std::collections::HashMap;
 
 use std::cell::UnsafeCell;
 
-use crate::flow::{Dir, Flow};
+use crate::vocab::{AppId, Category, Dir, FlowKey, UNKNOWN};
 use crate::router::lpm::Lpm;
 
 pub use dns::DnsCache;
 pub use extract::{Local, Proto};
 
-/// Application categories.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Category {
-    #[default]
-    Unknown,
-    Web,
-    Video,
-    Music,
-    VoIP,
-    Conferencing,
-    Collaboration,
-    Gaming,
-    FileTransfer,
-    Database,
-    Tunnel,
-    NetworkService,
-    RemoteAccess,
-    Email,
-    Cloud,
-}
-
-impl Category {
-    pub const ALL: [Category; 15] = [
-        Category::Unknown,
-        Category::Web,
-        Category::Video,
-        Category::Music,
-        Category::VoIP,
-        Category::Conferencing,
-        Category::Collaboration,
-        Category::Gaming,
-        Category::FileTransfer,
-        Category::Database,
-        Category::Tunnel,
-        Category::NetworkService,
-        Category::RemoteAccess,
-        Category::Email,
-        Category::Cloud,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Category::Unknown => "Unknown",
-            Category::Web => "Web",
-            Category::Video => "Video",
-            Category::Music => "Music",
-            Category::VoIP => "VoIP",
-            Category::Conferencing => "Conferencing",
-            Category::Collaboration => "Collaboration",
-            Category::Gaming => "Gaming",
-            Category::FileTransfer => "FileTransfer",
-            Category::Database => "Database",
-            Category::Tunnel => "Tunnel",
-            Category::NetworkService => "NetworkService",
-            Category::RemoteAccess => "RemoteAccess",
-            Category::Email => "Email",
-            Category::Cloud => "Cloud",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Category> {
-        Category::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s))
-    }
-}
-
-/// Index of an application in [`Dpi::apps`]; 0 is "Unknown".
-pub type AppId = u16;
-pub const UNKNOWN: AppId = 0;
 
 /// One application as the signatures define it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +40,7 @@ pub struct App {
     pub name: String,
     pub category: Category,
     /// QoS class of its traffic unless a policy says otherwise.
-    pub class: crate::qos::Class,
+    pub class: crate::vocab::Class,
 }
 
 /// A payload pattern of an application.
@@ -242,7 +174,7 @@ pub struct FlowDpi {
     pub proto: Proto,
     pub basis: Basis,
     pub category: Category,
-    pub class: crate::qos::Class,
+    pub class: crate::vocab::Class,
     pub host: Name,
     /// Payload-carrying packets inspected per direction.
     pub inspected: [u8; 2],
@@ -299,6 +231,17 @@ impl AppIds {
     }
 }
 
+/// What DPI reads of the flow it inspects, beside its own state
+/// ([`FlowDpi`]): the flow table owns both.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowView<'a> {
+    pub key: &'a FlowKey,
+    /// The direction of the flow's first packet.
+    pub orig: Dir,
+    /// Packets seen, both directions.
+    pub packets: u64,
+}
+
 /// The compiled, immutable classifier.
 pub struct Dpi {
     pub apps: Vec<App>,
@@ -320,9 +263,6 @@ pub struct Dpi {
     ips6: Option<Lpm<u128>>,
     /// Packets per direction inspected before giving up.
     pub max_packets: u8,
-    /// The path policy's rules (`[[policy]]`), matched per flow by the
-    /// classifier; published with the signatures on every reload.
-    pub policy: crate::path::Policy,
 }
 
 /// Why a signature set does not compile.
@@ -447,7 +387,6 @@ impl Dpi {
             ips4,
             ips6,
             max_packets: max_packets.max(1),
-            policy: crate::path::Policy::default(),
         })
     }
 
@@ -523,24 +462,24 @@ impl Dpi {
         found
     }
 
-    /// Inspects one packet of `flow` in direction `d` (0: as the flow's
-    /// first packet went). Call only while `flow.dpi.wants()`.
+    /// Inspects one packet of a flow (`st` its classification state) in
+    /// direction `d` (0: as the flow's first packet went). Call only while
+    /// `st.wants()`.
     ///
     /// Evidence ranks: a name on the wire (SNI, Host, qname, or one a DNS
     /// answer taught) beats a payload pattern, which beats the server's
     /// address prefix, which beats the bare protocol; a port is a hint only.
-    pub fn inspect(&self, flow: &mut Flow, d: usize, payload: &[u8], local: &mut Local, now: u64) {
+    pub fn inspect(&self, st: &mut FlowDpi, flow: FlowView<'_>, d: usize, payload: &[u8], local: &mut Local, now: u64) {
         let responder = match flow.orig {
             Dir::Lo => Dir::Hi,
             Dir::Hi => Dir::Lo,
         };
-        let st = &mut flow.dpi;
         if st.status != Status::Inspecting {
             if st.watch > 0 && !payload.is_empty() && st.basis == Basis::DnsCache {
                 // Decided from a DNS answer: a name the flow itself carries
                 // (SNI, Host) is better evidence when it names another app.
                 st.watch -= 1;
-                let total = (flow.packets[0] + flow.packets[1]).min(u16::MAX as u64) as u16;
+                let total = flow.packets.min(u16::MAX as u64) as u16;
                 let seen = extract::run(&mut st.ex, payload, flow.key.proto, (flow.key.lo_port, flow.key.hi_port), local, now);
                 if let Some(p) = seen.proto {
                     st.proto = p;
@@ -561,10 +500,10 @@ impl Dpi {
             }
             return;
         }
-        let total = (flow.packets[0] + flow.packets[1]).min(u16::MAX as u64) as u16;
+        let total = flow.packets.min(u16::MAX as u64) as u16;
         // First packet: an address a DNS answer (or SDP, or FTP) taught us,
         // or one in an application's published prefixes.
-        if flow.packets[0] + flow.packets[1] == 1 {
+        if flow.packets == 1 {
             let (server, port) = flow.key.end(responder);
             if let Some(hit) = local.dns.lookup(server, port, now) {
                 match hit {
@@ -637,11 +576,11 @@ impl Dpi {
 
     /// Ends inspection of a flow that is still undecided (its budget is
     /// spent, or it ended).
-    pub fn finish(&self, flow: &mut Flow) {
-        let total = (flow.packets[0] + flow.packets[1]).min(u16::MAX as u64) as u16;
+    pub fn finish(&self, st: &mut FlowDpi, flow: FlowView<'_>) {
+        let total = flow.packets.min(u16::MAX as u64) as u16;
         let (proto, ports) = (flow.key.proto, (flow.key.lo_port, flow.key.hi_port));
-        if flow.dpi.status == Status::Inspecting {
-            self.conclude(&mut flow.dpi, proto, ports, total);
+        if st.status == Status::Inspecting {
+            self.conclude(st, proto, ports, total);
         }
     }
 

@@ -1,5 +1,6 @@
 use super::*;
-use crate::flow::{account, key, FlowKey, FlowTable, L4Info, Timeouts};
+use crate::flow::{account, FlowTable, L4Info, Timeouts};
+use crate::vocab::FlowKey;
 
 /// A ClientHello sent by `openssl s_client -servername www.youtube.com
 /// -alpn h2,http/1.1` (OpenSSL 3.0, Debian 12), captured from the socket.
@@ -39,13 +40,14 @@ impl Rig {
 
     /// A packet from client 10.0.0.1:port to server addr:sport (or back).
     fn packet(&mut self, proto: u8, client: u16, server: [u8; 4], sport: u16, to_server: bool, payload: &[u8]) -> FlowDpi {
-        let c = key::mapped_v4([10, 0, 0, 1]);
-        let s = key::mapped_v4(server);
+        let c = crate::vocab::mapped_v4([10, 0, 0, 1]);
+        let s = crate::vocab::mapped_v4(server);
         let (k, d) = if to_server { FlowKey::new(c, client, s, sport, proto) } else { FlowKey::new(s, sport, c, client, proto) };
         let l4 = if proto == 6 { L4Info::Tcp { flags: 0x18, seq: 0 } } else { L4Info::Udp };
         let (f, dir) = self.table.lookup_or_insert(&k, d, 5);
         account(f, dir, payload.len(), &l4, 5);
-        self.dpi.inspect(f, dir, payload, &mut self.local, 5);
+        let (st, view) = f.dpi_parts();
+        self.dpi.inspect(st, view, dir, payload, &mut self.local, 5);
         f.dpi
     }
 }

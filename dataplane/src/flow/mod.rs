@@ -20,9 +20,10 @@
 pub mod key;
 pub mod stage;
 
-pub use key::{parse_frame, Dir, FlowKey, L4Info, LinkType};
+pub use key::{parse_at, parse_frame, L4Info};
 
-use crate::dpi::FlowDpi;
+use crate::dpi::{FlowDpi, FlowView};
+use crate::vocab::{Dir, FlowKey};
 
 /// Entries per bucket.
 pub const WAYS: usize = 8;
@@ -94,6 +95,12 @@ impl Flow {
     /// TCP ended by RST or by FIN both ways.
     pub fn ended(&self) -> bool {
         self.rst || (self.fin[0] && self.fin[1])
+    }
+
+    /// The flow's classification state, and what DPI reads of the rest.
+    #[inline(always)]
+    pub fn dpi_parts(&mut self) -> (&mut FlowDpi, FlowView<'_>) {
+        (&mut self.dpi, FlowView { key: &self.key, orig: self.orig, packets: self.packets[0] + self.packets[1] })
     }
 }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use crate::counters::Counter;
 use crate::dpi::{Dpi, Local, Status};
+use crate::path::{Facts, Policy};
+use crate::vocab::{AppId, Category, Class, Dir};
 use crate::flow::{account, key, FlowStats, FlowTable, Timeouts};
 use crate::packet::Packet;
 use crate::pipeline::{Meta, Metas, Stage, Verdict};
@@ -105,8 +107,12 @@ impl FlowConf {
     }
 }
 
-/// The snapshot a classifier reads: the compiled signatures.
-pub type DpiSnapshot = Dpi;
+/// The snapshot a classifier reads: the compiled signatures and the path
+/// policy's rules (`[[policy]]`), published together on every reload.
+pub struct DpiSnapshot {
+    pub dpi: Dpi,
+    pub policy: Policy,
+}
 
 pub struct Classifier<C: Clock> {
     dpi: Reader<DpiSnapshot>,
@@ -191,7 +197,7 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
             if metas.get(i).is_dropped() {
                 continue;
             }
-            match key::parse_frame(key::LinkType::Ethernet, pkts[i].data()) {
+            match key::parse_frame(pkts[i].data()) {
                 Some(p) => {
                     hashes[i] = p.key.hash();
                     self.table.prefetch_hashed(hashes[i]);
@@ -210,7 +216,7 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
                 let (class, rule) = self.packet(pkts[i].data(), p, hashes[i]);
                 // Standard and the default rule are what an unmarked packet
                 // gets: a burst of them stays uniform.
-                if class != crate::qos::Class::Standard || rule != 0 {
+                if class != Class::Standard || rule != 0 {
                     let mut m = metas.get(i);
                     m.set_class(class);
                     m.set_rule(rule);
@@ -226,12 +232,12 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
             return Verdict::Continue;
         }
         let data = pkt.data();
-        let Some(p) = key::parse_frame(key::LinkType::Ethernet, data) else {
+        let Some(p) = key::parse_frame(data) else {
             self.counters.unparsed.add(1);
             return Verdict::Continue;
         };
         let (class, rule) = self.packet(data, &p, p.key.hash());
-        if class != crate::qos::Class::Standard || rule != 0 {
+        if class != Class::Standard || rule != 0 {
             meta.set_class(class);
             meta.set_rule(rule);
         }
@@ -245,15 +251,16 @@ impl<C: Clock> Classifier<C> {
     /// class (its policy rule's, else its application's once decided) and
     /// its policy rule.
     #[inline(always)]
-    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) -> (crate::qos::Class, u8) {
+    fn packet(&mut self, data: &[u8], p: &key::Parsed, hash: u64) -> (Class, u8) {
         let now = self.now;
         let (flow, d) = self.table.lookup_or_insert_hashed(&p.key, hash, p.dir, now);
         account(flow, d, p.ip_len, &p.l4, now);
         if flow.dpi.wants() {
-            let dpi = self.dpi.get();
+            let dpi = &self.dpi.get().dpi;
             let payload = &data[p.payload.0..p.payload.0 + p.payload.1];
             let was = flow.dpi.status;
-            dpi.inspect(flow, d, payload, &mut self.local, now);
+            let (st, view) = flow.dpi_parts();
+            dpi.inspect(st, view, d, payload, &mut self.local, now);
             self.counters.inspected.add(1);
             if was == Status::Inspecting && flow.dpi.status != Status::Inspecting {
                 let slot = (flow.dpi.app as usize).min(COUNTED_APPS - 1);
@@ -273,7 +280,7 @@ impl<C: Clock> Classifier<C> {
         let d = p.dir as usize;
         if flow.rule_stamp[d] != stamp {
             flow.rule_stamp[d] = stamp;
-            flow.rule[d] = policy.lookup(&facts(data, p, decided.then_some((flow.dpi.app, flow.dpi.category))));
+            flow.rule[d] = policy.lookup(&facts(p, decided.then_some((flow.dpi.app, flow.dpi.category))));
         }
         let rule = flow.rule[d];
         (policy.class(rule).unwrap_or(flow.dpi.class), rule)
@@ -282,16 +289,11 @@ impl<C: Clock> Classifier<C> {
 
 /// A packet's addresses, ports and DSCP as the policy matches them.
 #[inline]
-fn facts<'a>(data: &[u8], p: &'a key::Parsed, app: Option<(crate::dpi::AppId, crate::dpi::Category)>) -> crate::path::Facts<'a> {
+fn facts(p: &key::Parsed, app: Option<(AppId, Category)>) -> Facts<'_> {
     let k = &p.key;
     let (src, sport, dst, dport) = match p.dir {
-        key::Dir::Lo => (&k.lo_addr, k.lo_port, &k.hi_addr, k.hi_port),
-        key::Dir::Hi => (&k.hi_addr, k.hi_port, &k.lo_addr, k.lo_port),
+        Dir::Lo => (&k.lo_addr, k.lo_port, &k.hi_addr, k.hi_port),
+        Dir::Hi => (&k.hi_addr, k.hi_port, &k.lo_addr, k.lo_port),
     };
-    let dscp = match (data.get(12..16), data.get(14)) {
-        (Some(&[0x08, 0x00, _, tos]), _) => tos >> 2,
-        (Some(&[0x86, 0xdd, b0, b1]), _) => ((b0 & 0x0f) << 4 | b1 >> 4) >> 2,
-        _ => 0,
-    };
-    crate::path::Facts { app, src, dst, is_v4: key::is_mapped_v4(src), sport, dport, proto: k.proto, dscp }
+    Facts { app, src, dst, is_v4: crate::vocab::is_mapped_v4(src), sport, dport, proto: k.proto, dscp: p.dscp }
 }

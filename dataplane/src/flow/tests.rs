@@ -1,7 +1,7 @@
 use super::*;
 
 fn v4(last: u8) -> [u8; 16] {
-    key::mapped_v4([10, 0, 0, last])
+    crate::vocab::mapped_v4([10, 0, 0, last])
 }
 
 fn frame_v4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
@@ -27,8 +27,8 @@ fn frame_v4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, p
 fn both_directions_share_one_key_and_the_payload_excludes_padding() {
     let a = frame_v4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 443, key::TCP_SYN, b"");
     let b = frame_v4_tcp([10, 0, 0, 2], [10, 0, 0, 1], 443, 40000, 0x12, b"hello");
-    let pa = parse_frame(LinkType::Ethernet, &a).unwrap();
-    let pb = parse_frame(LinkType::Ethernet, &b).unwrap();
+    let pa = parse_frame(&a).unwrap();
+    let pb = parse_frame(&b).unwrap();
     assert_eq!(pa.key, pb.key);
     assert_ne!(pa.dir, pb.dir);
     assert_eq!(pa.key.hash(), pb.key.hash());
@@ -43,12 +43,12 @@ fn vlan_raw_ip_and_truncated_frames() {
     let mut tagged = plain[..12].to_vec();
     tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x05, 0x81, 0x00, 0x00, 0x06]);
     tagged.extend_from_slice(&plain[12..]);
-    let (p, t) = (parse_frame(LinkType::Ethernet, &plain).unwrap(), parse_frame(LinkType::Ethernet, &tagged).unwrap());
+    let (p, t) = (parse_frame(&plain).unwrap(), parse_frame(&tagged).unwrap());
     assert_eq!(p.key, t.key);
-    assert_eq!(parse_frame(LinkType::RawIp, &plain[14..]).unwrap().key, p.key);
+    assert_eq!(parse_at(&plain[14..], crate::wire::frame::Ip::V4(0)).unwrap().key, p.key);
     for cut in 0..plain.len() - 7 {
         // Every truncation either parses consistently or is refused; none panics.
-        if let Some(q) = parse_frame(LinkType::Ethernet, &plain[..cut]) {
+        if let Some(q) = parse_frame(&plain[..cut]) {
             assert!(q.payload.0 + q.payload.1 <= cut);
         }
     }
@@ -106,7 +106,7 @@ fn a_half_full_table_keeps_every_live_flow() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let (k, d) = FlowKey::new(key::mapped_v4((x as u32).to_be_bytes()), (x >> 32) as u16, v4(1), (x >> 48) as u16, 17);
+        let (k, d) = FlowKey::new(crate::vocab::mapped_v4((x as u32).to_be_bytes()), (x >> 32) as u16, v4(1), (x >> 48) as u16, 17);
         t.lookup_or_insert(&k, d, 1);
         keys.push((k, d));
     }

@@ -18,8 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::dpi::{AppId, Category};
-use crate::qos::Class;
+use crate::vocab::{AppId, Category, Class};
 
 /// A choice that sends the rule's packets to the peer's own endpoint (no
 /// path configured or none chosen yet).

@@ -20,65 +20,18 @@
 
 pub mod codel;
 pub mod rate;
+pub mod trust;
+
+pub use trust::{class_of_dscp, DscpTrust};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::counters::{Counter, DropReason};
+use crate::vocab::{Class, CLASSES};
 use codel::{Codel, CodelConf};
 use rate::{Credit, SharedRate};
 
-/// Traffic classes, highest priority first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum Class {
-    /// The appliance's own handshakes, probes and BFD.
-    Control = 0,
-    /// VoIP, gaming.
-    RealTime = 1,
-    /// Conferencing.
-    Interactive = 2,
-    /// Video.
-    Streaming = 3,
-    /// Web, databases: the default.
-    #[default]
-    Standard = 4,
-    /// File transfer.
-    Bulk = 5,
-}
-
-pub const CLASSES: usize = 6;
-
-impl Class {
-    pub const ALL: [Class; CLASSES] = [Class::Control, Class::RealTime, Class::Interactive, Class::Streaming, Class::Standard, Class::Bulk];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Control => "control",
-            Class::RealTime => "realtime",
-            Class::Interactive => "interactive",
-            Class::Streaming => "streaming",
-            Class::Standard => "standard",
-            Class::Bulk => "bulk",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Class> {
-        Class::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s))
-    }
-
-    /// The class of an application of `category` that names none.
-    pub fn for_category(category: crate::dpi::Category) -> Class {
-        use crate::dpi::Category as C;
-        match category {
-            C::VoIP | C::Gaming => Class::RealTime,
-            C::Conferencing | C::RemoteAccess => Class::Interactive,
-            C::Video | C::Music => Class::Streaming,
-            C::FileTransfer | C::Cloud => Class::Bulk,
-            _ => Class::Standard,
-        }
-    }
-}
 
 /// One class's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,107 +353,6 @@ impl<P> Scheduler<P> {
             }
         }
         sent
-    }
-}
-
-/// The class a DSCP value asks for, when a trusted port's hosts set it:
-/// EF and CS5 RealTime, AF4x and CS4 Interactive, AF3x and CS3 Streaming,
-/// AF1x and CS1 Bulk; anything else asks for nothing (the flow decides).
-/// Control is the appliance's own and is never granted from outside.
-pub fn class_of_dscp(dscp: u8) -> Option<Class> {
-    match dscp {
-        46 | 40 => Some(Class::RealTime),
-        32 | 34 | 36 | 38 => Some(Class::Interactive),
-        24 | 26 | 28 | 30 => Some(Class::Streaming),
-        8 | 10 | 12 | 14 => Some(Class::Bulk),
-        _ => None,
-    }
-}
-
-/// The DSCP of an untagged IPv4/IPv6 Ethernet frame.
-#[inline(always)]
-fn dscp_of(frame: &[u8]) -> Option<u8> {
-    match (frame.get(12)?, frame.get(13)?) {
-        (0x08, 0x00) => Some(frame.get(15)? >> 2),
-        (0x86, 0xdd) => Some(((frame.get(14)? & 0x0f) << 4 | frame.get(15)? >> 4) >> 2),
-        _ => None,
-    }
-}
-
-/// Honours the DSCP that hosts behind trusted ports set: a packet asking
-/// for a class gets it, whatever its flow's application would give.
-pub struct DscpTrust {
-    trusted: [bool; crate::MAX_PORTS],
-}
-
-impl DscpTrust {
-    pub fn new(trusted_ports: &[crate::PortIdx]) -> Self {
-        let mut trusted = [false; crate::MAX_PORTS];
-        for &p in trusted_ports {
-            if let Some(t) = trusted.get_mut(p as usize) {
-                *t = true;
-            }
-        }
-        DscpTrust { trusted }
-    }
-}
-
-impl<P: crate::packet::Packet> crate::pipeline::Stage<P> for DscpTrust {
-    const KEEPS_LENGTH: bool = true;
-
-    #[inline(always)]
-    fn process(&mut self, in_port: crate::PortIdx, pkt: &mut P, meta: &mut crate::pipeline::Meta) -> crate::pipeline::Verdict {
-        if self.trusted.get(in_port as usize).copied().unwrap_or(false) && !meta.is_dropped() {
-            if let Some(c) = dscp_of(pkt.data()).and_then(class_of_dscp) {
-                meta.set_class(c);
-            }
-        }
-        crate::pipeline::Verdict::Continue
-    }
-
-    /// Untrusted ports (the common case) cost one load per burst.
-    #[inline(always)]
-    fn process_burst(&mut self, in_port: crate::PortIdx, pkts: &mut [P], metas: &mut crate::pipeline::Metas) {
-        if self.trusted.get(in_port as usize).copied().unwrap_or(false) {
-            crate::pipeline::per_packet(self, in_port, pkts, metas);
-        }
-    }
-}
-
-/// Writes `dscp` into the IP header of an Ethernet frame (VLAN tags
-/// walked), fixing the IPv4 header checksum incrementally. False when the
-/// frame is not IP or too short.
-pub fn mark_dscp(frame: &mut [u8], dscp: u8) -> bool {
-    let mut at = 12;
-    loop {
-        let Some(et) = frame.get(at..at + 2) else { return false };
-        match u16::from_be_bytes([et[0], et[1]]) {
-            0x8100 | 0x88a8 => at += 4,
-            0x0800 => {
-                let ip = at + 2;
-                if frame.len() < ip + 20 {
-                    return false;
-                }
-                let old = u16::from_be_bytes([frame[ip], frame[ip + 1]]);
-                frame[ip + 1] = dscp << 2 | frame[ip + 1] & 3;
-                let new = u16::from_be_bytes([frame[ip], frame[ip + 1]]);
-                let c = crate::wire::checksum::update16(u16::from_be_bytes([frame[ip + 10], frame[ip + 11]]), old, new);
-                frame[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
-                return true;
-            }
-            0x86dd => {
-                let ip = at + 2;
-                if frame.len() < ip + 40 {
-                    return false;
-                }
-                // Traffic class straddles bytes 0 and 1.
-                let tc = (dscp << 2) | ((frame[ip + 1] >> 4) & 3);
-                frame[ip] = (frame[ip] & 0xf0) | tc >> 4;
-                frame[ip + 1] = (frame[ip + 1] & 0x0f) | tc << 4;
-                return true;
-            }
-            _ => return false,
-        }
     }
 }
 

@@ -233,20 +233,20 @@ fn dscp_marking_rewrites_the_field_and_keeps_checksums_valid() {
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     f.extend(&ip);
     f.extend([0u8; 20]);
-    assert!(mark_dscp(&mut f, 46));
+    assert!(crate::wire::frame::set_dscp(&mut f, 46));
     assert_eq!(f[19], 46 << 2 | 2, "DSCP EF, ECN bits kept");
     assert_eq!(crate::wire::checksum::sum(&f[18..38]), 0xffff, "header checksum still verifies");
     // IPv6: traffic class across the first two bytes.
     let mut f6 = vec![0u8; 12];
     f6.extend([0x86, 0xdd, 0x60, 0x1f, 0xff, 0xff]);
     f6.extend([0u8; 38]);
-    assert!(mark_dscp(&mut f6, 34));
+    assert!(crate::wire::frame::set_dscp(&mut f6, 34));
     let tc = (f6[14] & 0x0f) << 4 | f6[15] >> 4;
     assert_eq!((tc >> 2, tc & 3, f6[14] >> 4, f6[15] & 0x0f, f6[16]), (34, 1, 6, 0xf, 0xff), "AF41, ECN and flow label kept");
-    assert!(!mark_dscp(&mut [0u8; 13], 1));
+    assert!(!crate::wire::frame::set_dscp(&mut [0u8; 13], 1));
     let mut arp = vec![0u8; 12];
     arp.extend([0x08, 0x06]);
-    assert!(!mark_dscp(&mut arp, 1));
+    assert!(!crate::wire::frame::set_dscp(&mut arp, 1));
 }
 
 #[test]

@@ -10,6 +10,8 @@ pub mod arp;
 pub mod bfd;
 pub mod checksum;
 pub mod ethernet;
+pub mod frame;
+pub mod gtpu;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;

@@ -2,6 +2,10 @@
 //! The appliance sends data (JSON); presentation lives here, so `--json`
 //! and the tables always agree.
 
+mod data;
+
+pub(crate) use data::qos_rows;
+
 use std::fmt::Write;
 
 use serde_json::Value;

@@ -1,0 +1,173 @@
+//! The data behind `patronus show WHAT`, as JSON: what the control socket
+//! answers (the tables are rendered from it by the caller, see the parent
+//! module).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataplane::counters::DropReason;
+use dataplane::dpdk;
+use dataplane::dpi::Dpi;
+use dataplane::engine::{Engine, Snapshot};
+use dataplane::flow::stage::FlowCounters;
+use serde_json::{json, Value};
+
+use crate::ctl;
+use crate::run::{mac, Control};
+use crate::telemetry;
+
+impl Control {
+    /// The data behind `patronus show WHAT`.
+    pub(crate) fn show(&mut self, what: &str) -> Value {
+        let snap = self.engine.snapshot();
+        let names = &self.names;
+        let data = match what {
+            "ports" => json!(self
+                .engine
+                .ports()
+                .iter()
+                .zip(&self.cfg.port)
+                .enumerate()
+                .map(|(i, (p, c))| {
+                    let t = &snap.ports[i];
+                    let e = &snap.eth[i];
+                    json!({
+                        "port": c.name, "device": c.device, "driver": p.info.driver, "mac": mac(&p.mac), "role": c.role.name(),
+                        "rx_queues": p.rx_queues, "tx_queues": p.tx_queues, "forward": c.forward,
+                        "rx_packets": t.rx_packets, "tx_packets": t.tx_packets, "rx_bytes": t.rx_bytes, "tx_bytes": t.tx_bytes,
+                        "drops": t.total_drops(), "punted": t.punted, "icmp_errors": t.icmp_errors,
+                        "nic_rx_packets": e.ipackets, "nic_tx_packets": e.opackets, "nic_rx_bytes": e.ibytes, "nic_tx_bytes": e.obytes,
+                        "nic_missed": e.imissed, "nic_rx_errors": e.ierrors, "nic_tx_errors": e.oerrors, "nic_rx_nombuf": e.rx_nombuf,
+                    })
+                })
+                .collect::<Vec<_>>()),
+            "counters" => json!(per_core(&snap, names)
+                .map(|(core, port, t)| json!({
+                    "core": core, "port": port, "rx_packets": t.rx_packets, "tx_packets": t.tx_packets,
+                    "rx_bytes": t.rx_bytes, "tx_bytes": t.tx_bytes, "drops": t.total_drops(), "punted": t.punted,
+                    "icmp_errors": t.icmp_errors,
+                }))
+                .collect::<Vec<_>>()),
+            "drops" => json!(per_core(&snap, names)
+                .flat_map(|(core, port, t)| {
+                    DropReason::ALL
+                        .iter()
+                        .filter(|r| t.drops[**r as usize] > 0)
+                        .map(move |r| json!({ "port": port, "core": core, "reason": r.name(), "packets": t.drops[*r as usize] }))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()),
+            "workers" => {
+                let hz = self.engine.tsc_hz().max(1) as f64;
+                json!(snap
+                    .workers
+                    .iter()
+                    .map(|w| json!({
+                        "core": w.lcore, "tid": w.tid, "rx_packets": w.rx_packets, "polls": w.polls, "sleeps": w.sleeps,
+                        "busy_seconds": w.busy_cycles as f64 / hz, "cpu_seconds": w.cpu_seconds,
+                        "cycles_per_packet": (w.rx_packets > 0).then(|| w.busy_cycles as f64 / w.rx_packets as f64),
+                        "stalls": self.book.stalls(w.lcore),
+                    }))
+                    .collect::<Vec<_>>())
+            }
+            "latency" => {
+                self.book.collect(Instant::now());
+                json!(self.book.rows())
+            }
+            "neighbors" => json!(self
+                .slowpath
+                .neighbors()
+                .into_iter()
+                .map(|(k, m, state)| json!({
+                    "iface": self.slowpath.routes().ifaces[k.iface as usize].name,
+                    "ip": k.ip().to_string(),
+                    "mac": m.map(|m| m.to_string()),
+                    "state": state,
+                }))
+                .collect::<Vec<_>>()),
+            "status" => json!({
+                "config": self.path.display().to_string(),
+                "snapshots_retired_in_use": self.slowpath.retired(),
+                "uptime_seconds": self.started.elapsed().as_secs_f64(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "dpdk": dpdk::version(),
+                "workers": self.cfg.eal.worker_lcores,
+                "reloads": self.reloads,
+                "resident_memory_bytes": telemetry::resident_bytes(),
+            }),
+            "apps" => json!(app_rows(&self.flows, &self.dpi.current().dpi)),
+            "flows" => {
+                let sum = |f: fn(&FlowCounters) -> u64| self.flows.iter().map(|c| f(c)).sum::<u64>();
+                json!({
+                    "enabled": self.cfg.dpi.enabled,
+                    "active": sum(|c| c.active.get()),
+                    "created": sum(|c| c.created.get()),
+                    "expired": sum(|c| c.expired.get()),
+                    "closed": sum(|c| c.closed.get()),
+                    "evicted": sum(|c| c.evicted.get()),
+                    "capacity_per_worker": self.cfg.dpi.flows.next_power_of_two(),
+                    "inspected_packets": sum(|c| c.inspected.get()),
+                    "unparsed_packets": sum(|c| c.unparsed.get()),
+                    "reassembly_overflows": sum(|c| c.reasm_overflows.get()),
+                })
+            }
+            "peers" => self.tunnel.show(),
+            "qos" => json!(qos_rows(&self.engine, names)),
+            "paths" => self.paths.show(),
+            "bfd" => self.paths.show_bfd(),
+            "queues" => {
+                return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
+            }
+            _ => {
+                return ctl::error(format!(
+                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, paths, bfd, qos"
+            ))
+            }
+        };
+        json!({ "ok": true, what: data })
+    }
+}
+
+/// Each shaped port's classes, summed over the workers.
+pub(crate) fn qos_rows(engine: &Engine, names: &[String]) -> Vec<Value> {
+    use dataplane::vocab::{Class, CLASSES};
+    let mut rows = Vec::new();
+    let ports: std::collections::BTreeSet<u16> = engine.qos_counters().iter().map(|(_, p, _)| *p).collect();
+    for port in ports {
+        for c in 0..CLASSES {
+            let sum = |f: fn(&dataplane::qos::ClassCounters) -> u64| {
+                engine.qos_counters().iter().filter(|(_, p, _)| *p == port).map(|(_, _, q)| f(&q.classes[c])).sum::<u64>()
+            };
+            rows.push(json!({
+                "port": names.get(port as usize).cloned().unwrap_or_default(),
+                "class": Class::ALL[c].name(),
+                "depth": sum(|k| k.depth.get()),
+                "enqueued": sum(|k| k.enqueued.get()),
+                "sent_packets": sum(|k| k.sent_packets.get()),
+                "sent_bytes": sum(|k| k.sent_bytes.get()),
+                "tail_drops": sum(|k| k.tail_drops.get()),
+                "codel_drops": sum(|k| k.codel_drops.get()),
+            }));
+        }
+    }
+    rows
+}
+
+/// Flows decided per application, summed over the workers.
+fn app_rows(flows: &[Arc<FlowCounters>], dpi: &Dpi) -> Vec<Value> {
+    let mut rows: Vec<Value> = telemetry::app_totals(flows, dpi)
+        .iter()
+        .map(|t| json!({ "application": t.name, "category": t.category, "flows": t.flows, "packets": t.packets, "bytes": t.bytes }))
+        .collect();
+    rows.sort_by(|a, b| b["flows"].as_u64().cmp(&a["flows"].as_u64()));
+    rows
+}
+
+/// (core label, port name, counters) for every worker and the control thread.
+fn per_core<'a>(
+    snap: &'a Snapshot,
+    names: &'a [String],
+) -> impl Iterator<Item = (String, &'a str, &'a dataplane::counters::PortTotals)> + 'a {
+    let cores = snap.workers.iter().map(|w| (w.lcore.to_string(), &w.ports)).chain(std::iter::once(("control".to_owned(), &snap.control)));
+    cores.flat_map(move |(core, ports)| ports.iter().zip(names).map(move |(t, n)| (core.clone(), n.as_str(), t)))
+}
