@@ -28,9 +28,8 @@ pub fn classification(cfg: &Config, path: &Path, ids: &mut AppIds, generation: u
     };
     cfg.qos.apply(&mut dpi);
     let policy = crate::config::paths::compile_policy(&cfg.policy, &dpi, generation);
-    dpi.set_workers(workers).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: path.to_owned(), line: 0, column: 0, field: "dpi".into(), message: e }])
-    })?;
+    dpi.set_workers(workers)
+        .map_err(|e| ConfigErrors(vec![ConfigError { file: path.to_owned(), line: 0, column: 0, field: "dpi".into(), message: e }]))?;
     Ok(DpiSnapshot { dpi, policy })
 }
 

@@ -26,8 +26,8 @@ use crate::qos::DscpTrust;
 use crate::rcu::Reader;
 use crate::router::fib::Fib;
 use crate::router::Router;
-use crate::tunnel::stage::{Decap, Encap};
 use crate::tunnel::stage::Tunnels;
+use crate::tunnel::stage::{Decap, Encap};
 use crate::PortIdx;
 
 /// The stages of [`appliance`], in the order a packet meets them.

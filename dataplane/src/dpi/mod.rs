@@ -27,12 +27,11 @@ use std::collections::HashMap;
 
 use std::cell::UnsafeCell;
 
-use crate::vocab::{AppId, Category, Dir, FlowKey, UNKNOWN};
 use crate::router::lpm::Lpm;
+use crate::vocab::{AppId, Category, Dir, FlowKey, UNKNOWN};
 
 pub use dns::DnsCache;
 pub use extract::{Local, Proto};
-
 
 /// One application as the signatures define it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use crate::counters::Counter;
 use crate::dpi::{Dpi, Local, Status};
-use crate::path::{Facts, Policy};
-use crate::vocab::{AppId, Category, Class, Dir};
 use crate::flow::{account, key, FlowStats, FlowTable, Timeouts};
 use crate::packet::Packet;
+use crate::path::{Facts, Policy};
 use crate::pipeline::{Meta, Metas, Stage, Verdict};
 use crate::rcu::Reader;
+use crate::vocab::{AppId, Category, Class, Dir};
 use crate::worker::Clock;
 use crate::{PortIdx, MAX_BURST};
 
@@ -296,4 +296,64 @@ fn facts(p: &key::Parsed, app: Option<(AppId, Category)>) -> Facts<'_> {
         Dir::Hi => (&k.hi_addr, k.hi_port, &k.lo_addr, k.lo_port),
     };
     Facts { app, src, dst, is_v4: crate::vocab::is_mapped_v4(src), sport, dport, proto: k.proto, dscp: p.dscp }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::packet::HeapPool;
+    use crate::path::Match;
+    use crate::rcu::Publisher;
+    use crate::vocab::Class;
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> u64 {
+            1
+        }
+    }
+
+    /// Ethernet with `tags` (TPID, VID), then an IPv4 or IPv6 UDP packet
+    /// whose DSCP is `dscp`, from a source port of its own (one flow per DSCP).
+    pub(crate) fn tagged_udp(tags: &[(u16, u16)], v6: bool, dscp: u8) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        for &(tpid, vid) in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        if v6 {
+            let tc = dscp << 2;
+            f.extend_from_slice(&[0x86, 0xdd, 0x60 | tc >> 4, tc << 4, 0, 0, 0, 12, 17, 64]);
+            f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        } else {
+            f.extend_from_slice(&[0x08, 0x00, 0x45, dscp << 2, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        }
+        f.extend_from_slice(&[0x13, dscp, 0x13, 0x89, 0, 12, 0, 0, b'v', b'o', b'i', b'p']);
+        f
+    }
+
+    pub(crate) const TAGS: [(&str, &[(u16, u16)]); 3] =
+        [("untagged", &[]), ("802.1Q", &[(0x8100, 100)]), ("QinQ", &[(0x88a8, 200), (0x8100, 100)])];
+
+    /// A `[[policy]]` rule matching DSCP EF (46) picks its rule and class
+    /// whatever tags the frame carries.
+    #[test]
+    fn a_dscp_policy_rule_matches_tagged_and_untagged_frames_of_both_families() {
+        let mut dpi = Dpi::compile(&Default::default(), 4).unwrap();
+        dpi.set_workers(1).unwrap();
+        let rule = Match { dscp: vec![46], ..Match::default() };
+        let snap = Publisher::new(DpiSnapshot { dpi, policy: Policy { rules: vec![(rule, Some(Class::RealTime))], generation: 1 } });
+        let pool = HeapPool::new();
+        for (name, tags) in TAGS {
+            for v6 in [false, true] {
+                let mut c = Classifier::new(snap.reader(), &FlowConf::default(), Fixed, 1000, Arc::default(), 0);
+                let mut pkts = vec![pool.packet(&tagged_udp(tags, v6, 46)), pool.packet(&tagged_udp(tags, v6, 0))];
+                let mut metas = Metas::new(2);
+                c.process_burst(0, &mut pkts, &mut metas);
+                let got: Vec<_> = (0..2).map(|i| (metas.get(i).rule(), metas.get(i).class())).collect();
+                assert_eq!(got, [(1, Some(Class::RealTime)), (0, None)], "{name}, IPv{}", if v6 { 6 } else { 4 });
+            }
+        }
+    }
 }

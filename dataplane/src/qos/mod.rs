@@ -32,7 +32,6 @@ use crate::vocab::{Class, CLASSES};
 use codel::{Codel, CodelConf};
 use rate::{Credit, SharedRate};
 
-
 /// One class's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClassConf {

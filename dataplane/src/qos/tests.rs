@@ -282,3 +282,23 @@ fn trusted_ports_give_packets_the_class_their_dscp_asks_for() {
     assert_eq!(m.class(), Some(Class::RealTime));
     assert!(!p.data().is_empty());
 }
+
+/// DSCP trust reads the IP header behind 802.1Q and QinQ tags, both families.
+#[test]
+fn trusted_dscp_is_read_behind_vlan_tags() {
+    use crate::flow::stage::tests::{tagged_udp, TAGS};
+    use crate::packet::HeapPool;
+    use crate::pipeline::{Metas, Stage};
+    let pool = HeapPool::new();
+    let mut t = DscpTrust::new(&[0]);
+    for (name, tags) in TAGS {
+        for v6 in [false, true] {
+            let mut pkts: Vec<_> = [46, 34, 26, 10, 48, 0].iter().map(|&d| pool.packet(&tagged_udp(tags, v6, d))).collect();
+            let mut metas = Metas::new(pkts.len());
+            t.process_burst(0, &mut pkts, &mut metas);
+            let classes: Vec<_> = (0..pkts.len()).map(|i| metas.get(i).class()).collect();
+            let expect = [Some(Class::RealTime), Some(Class::Interactive), Some(Class::Streaming), Some(Class::Bulk), None, None];
+            assert_eq!(classes, expect, "{name}, IPv{}", if v6 { 6 } else { 4 });
+        }
+    }
+}
