@@ -17,3 +17,6 @@ pub mod snapshots;
 pub mod stats;
 pub mod telemetry;
 pub mod tunnel;
+
+#[cfg(test)]
+mod drivers_tests;

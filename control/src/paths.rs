@@ -8,8 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::dpdk::{self, Mbuf};
-use dataplane::engine::Engine;
+use dataplane::egress::ControlIo;
 use dataplane::packet::Packet;
 use dataplane::path::bfd::Session as BfdSession;
 use dataplane::path::sla::{meets, select, Figures, Monitor, PathView, Reason, RuleConf, SelectConf, Transition};
@@ -264,7 +263,13 @@ impl PathControl {
     }
 
     /// Probes, replies, BFD, path states and choices. Returns whether there was work.
-    pub fn poll(&mut self, engine: &mut Engine, slow: &mut SlowPath, tunnel: &mut TunnelControl, at: Instant) -> bool {
+    pub fn poll<P: Packet>(
+        &mut self,
+        io: &mut impl ControlIo<Pkt = P>,
+        slow: &mut SlowPath<P>,
+        tunnel: &mut TunnelControl,
+        at: Instant,
+    ) -> bool {
         let now = self.now(at);
         let mut work = false;
         for (h, pkt) in std::mem::take(&mut slow.path_rx) {
@@ -284,7 +289,7 @@ impl PathControl {
             }
             if let Some(p) = pkt {
                 work = true;
-                self.send_bfd(engine, slow, b, &p, at);
+                self.send_bfd(io, slow, b, &p, at);
             }
         }
         // Probes.
@@ -293,9 +298,9 @@ impl PathControl {
             if let Some(seq) = self.paths[i].monitor.due(now) {
                 work = true;
                 let p = &self.paths[i];
-                let payload = probe::request(p.slot as u8, seq, dpdk::tsc());
+                let payload = probe::request(p.slot as u8, seq, io.tsc());
                 let sent = tunnel.seal(peer, &payload, at).map(|msg| {
-                    tunnel.send(engine, slow, p.endpoint, &msg, at);
+                    tunnel.send(io, slow, p.endpoint, &msg, at);
                     msg.len()
                 });
                 let p = &mut self.paths[i];
@@ -420,7 +425,7 @@ impl PathControl {
         }
     }
 
-    fn on_reply(&mut self, h: &punt::Header, pkt: Mbuf, now: Duration) {
+    fn on_reply<P: Packet>(&mut self, h: &punt::Header, pkt: P, now: Duration) {
         let Some(r) = pkt.data().get(h.l2_len as usize..).and_then(probe::parse_reply) else { return };
         let Some(&i) = self.by_peer.get(r.peer as usize).and_then(|v| v.get(r.path as usize)) else { return };
         let rtt = Duration::from_secs_f64(r.received.saturating_sub(r.sent) as f64 / self.hz.max(1) as f64);
@@ -429,7 +434,7 @@ impl PathControl {
         p.monitor.answered(r.seq, rtt, now);
     }
 
-    fn on_bfd(&mut self, h: &punt::Header, pkt: Mbuf, now: Duration) {
+    fn on_bfd<P: Packet>(&mut self, h: &punt::Header, pkt: P, now: Duration) {
         let refuse = |s: &mut Self, why: &'static str| *s.refused.by_reason.entry(why).or_default() += 1;
         let Some((src, dst_port, ttl, payload)) = crate::slowpath::udp_datagram(pkt.data(), h.l2_len as usize) else {
             return refuse(self, "malformed");
@@ -471,13 +476,13 @@ impl PathControl {
         );
     }
 
-    fn send_bfd(&mut self, engine: &mut Engine, slow: &mut SlowPath, b: usize, p: &Repr, at: Instant) {
+    fn send_bfd<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, b: usize, p: &Repr, at: Instant) {
         let s = &self.bfd[b];
         let port = if s.multihop { bfd::MULTIHOP_PORT } else { bfd::SINGLE_HOP_PORT };
         let to = SocketAddr::new(s.peer, port);
         let ip = if to.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
         let src_port = s.src_port;
-        let r = slow.originate(engine, to.ip(), ip + udp::HEADER_LEN + bfd::LEN, at, |src, buf| {
+        let r = slow.originate(io, to.ip(), ip + udp::HEADER_LEN + bfd::LEN, at, |src, buf| {
             let _ = p.emit(&mut buf[ip + udp::HEADER_LEN..]);
             emit_ip_udp_ttl(src, src_port, to, 255, buf)
         });

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use dataplane::counters::DropReason;
 use dataplane::dpdk::Mbuf;
-use dataplane::engine::Engine;
+use dataplane::egress::{fill_new, ControlIo};
 use dataplane::packet::{Burst, Packet};
 use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::fib::{Fib, Iface, IfaceIdx, Routes};
@@ -28,23 +28,23 @@ const TUNNEL_BACKLOG: usize = 4096;
 /// Smallest Ethernet frame without FCS; shorter frames are padded.
 const MIN_FRAME: usize = 60;
 
-pub struct SlowPath {
+pub struct SlowPath<P = Mbuf> {
     routes: Arc<Routes>,
     publisher: Publisher<Fib>,
-    cache: NeighborCache<Mbuf>,
-    rings: Vec<PuntRing<Mbuf>>,
+    cache: NeighborCache<P>,
+    rings: Vec<PuntRing<P>>,
     /// Frames to send, per port.
-    out: Vec<Burst<Mbuf>>,
+    out: Vec<Burst<P>>,
     /// Tunnel handshake messages the workers punted, for the tunnel control.
-    pub tunnel_rx: Vec<(punt::Header, Mbuf)>,
+    pub tunnel_rx: Vec<(punt::Header, P)>,
     /// Probe replies and BFD packets, for the path controller.
-    pub path_rx: Vec<(punt::Header, Mbuf)>,
+    pub path_rx: Vec<(punt::Header, P)>,
 }
 
-impl SlowPath {
-    pub fn new(routes: Routes, conf: NeighborConf, rings: Vec<PuntRing<Mbuf>>, nports: usize) -> SlowPath {
+impl<P: Packet> SlowPath<P> {
+    pub fn new(routes: Routes, conf: NeighborConf, rings: Vec<PuntRing<P>>, nports: usize) -> SlowPath<P> {
         let routes = Arc::new(routes);
-        let publisher = Publisher::new(Fib::new(routes.clone(), NeighborCache::<Mbuf>::new(conf).table()));
+        let publisher = Publisher::new(Fib::new(routes.clone(), NeighborCache::<P>::new(conf).table()));
         SlowPath {
             routes,
             publisher,
@@ -68,14 +68,14 @@ impl SlowPath {
     /// Installs reloaded routes and neighbour settings and publishes them;
     /// returns the snapshot version the workers must reach. Resolved
     /// neighbours carry over to the interfaces of the same name.
-    pub fn replace(&mut self, engine: &Engine, routes: Routes, conf: NeighborConf) -> u64 {
+    pub fn replace(&mut self, io: &impl ControlIo<Pkt = P>, routes: Routes, conf: NeighborConf) -> u64 {
         let old = self.routes.clone();
         let new_index = |i: IfaceIdx| {
             let f = old.ifaces.get(i as usize)?;
             routes.ifaces.iter().position(|n| n.name == f.name && n.port == f.port).map(|n| n as IfaceIdx)
         };
         for (key, pkts) in self.cache.remap(new_index) {
-            drop_count(engine, old.ifaces[key.iface as usize].port, DropReason::NeighborUnresolved, pkts.len());
+            drop_count(io, old.ifaces[key.iface as usize].port, DropReason::NeighborUnresolved, pkts.len());
         }
         self.cache.set_conf(conf);
         self.cache.take_changed();
@@ -100,22 +100,22 @@ impl SlowPath {
     }
 
     /// Handles punted packets and timers. Returns whether there was work.
-    pub fn poll(&mut self, engine: &mut Engine, now: Instant) -> bool {
+    pub fn poll(&mut self, io: &mut impl ControlIo<Pkt = P>, now: Instant) -> bool {
         let mut work = false;
         for r in 0..self.rings.len() {
             for _ in 0..BATCH {
                 let Some(pkt) = self.rings[r].pop() else { break };
                 work = true;
-                self.handle(engine, pkt, now);
+                self.handle(io, pkt, now);
             }
         }
         for action in self.cache.poll(now) {
             work = true;
             match action {
-                Action::Solicit { key, unicast } => self.solicit(engine, key, unicast),
+                Action::Solicit { key, unicast } => self.solicit(io, key, unicast),
                 Action::Unresolved { key, pkts } => {
                     let port = self.routes.ifaces[key.iface as usize].port;
-                    drop_count(engine, port, DropReason::NeighborUnresolved, pkts.len());
+                    drop_count(io, port, DropReason::NeighborUnresolved, pkts.len());
                 }
             }
         }
@@ -125,48 +125,48 @@ impl SlowPath {
         self.publisher.reclaim();
         for port in 0..self.out.len() {
             if !self.out[port].is_empty() {
-                engine.control_send(port as PortIdx, &mut self.out[port]);
+                io.send(port as PortIdx, &mut self.out[port]);
             }
         }
         work
     }
 
-    fn handle(&mut self, engine: &mut Engine, mut pkt: Mbuf, now: Instant) {
+    fn handle(&mut self, io: &mut impl ControlIo<Pkt = P>, mut pkt: P, now: Instant) {
         let Some(h) = punt::pop(&mut pkt) else {
-            return drop_count(engine, 0, DropReason::Malformed, 1);
+            return drop_count(io, 0, DropReason::Malformed, 1);
         };
         if h.iface as usize >= self.routes.ifaces.len() {
-            return drop_count(engine, h.in_port, DropReason::Malformed, 1);
+            return drop_count(io, h.in_port, DropReason::Malformed, 1);
         }
         match h.kind {
-            punt::Kind::Arp => self.on_arp(engine, &h, pkt, now),
-            punt::Kind::Nd => self.on_nd(engine, &h, pkt, now),
+            punt::Kind::Arp => self.on_arp(io, &h, pkt, now),
+            punt::Kind::Nd => self.on_nd(io, &h, pkt, now),
             punt::Kind::Tunnel | punt::Kind::Probe | punt::Kind::Bfd => {
                 let q = if h.kind == punt::Kind::Tunnel { &mut self.tunnel_rx } else { &mut self.path_rx };
                 if q.len() < TUNNEL_BACKLOG {
                     q.push((h, pkt));
                 } else {
-                    drop_count(engine, h.in_port, DropReason::PuntFull, 1);
+                    drop_count(io, h.in_port, DropReason::PuntFull, 1);
                 }
             }
             punt::Kind::Resolve => {
                 let key = NeighborKey { iface: h.iface, ip: h.neighbor };
                 match self.cache.resolve(key, pkt, now) {
-                    Resolve::Known(mac, pkt) => self.send_to(engine, key, mac, pkt),
+                    Resolve::Known(mac, pkt) => self.send_to(io, key, mac, pkt),
                     Resolve::Queued => {}
-                    Resolve::Solicit => self.solicit(engine, key, None),
+                    Resolve::Solicit => self.solicit(io, key, None),
                     Resolve::Overflow(_) => {
-                        drop_count(engine, self.routes.ifaces[h.iface as usize].port, DropReason::NeighborPendingOverflow, 1)
+                        drop_count(io, self.routes.ifaces[h.iface as usize].port, DropReason::NeighborPendingOverflow, 1)
                     }
                 }
             }
         }
     }
 
-    fn on_arp(&mut self, engine: &mut Engine, h: &punt::Header, pkt: Mbuf, now: Instant) {
+    fn on_arp(&mut self, io: &mut impl ControlIo<Pkt = P>, h: &punt::Header, pkt: P, now: Instant) {
         let Some(Ok(a)) = arp::Packet::new_checked(pkt.data().get(h.l2_len as usize..).unwrap_or(&[])).ok().map(|p| arp::Repr::parse(&p))
         else {
-            return drop_count(engine, h.in_port, DropReason::MalformedArp, 1);
+            return drop_count(io, h.in_port, DropReason::MalformedArp, 1);
         };
         drop(pkt);
         let routes = self.routes.clone();
@@ -176,7 +176,7 @@ impl SlowPath {
         if iface.on_link_v4(spa) && !spa.is_unspecified() && sha.is_unicast() && !iface.has_v4(spa) {
             let key = NeighborKey::v4(h.iface, spa);
             for p in self.cache.learn(key, sha, now, for_us) {
-                self.send_to(engine, key, sha, p);
+                self.send_to(io, key, sha, p);
             }
         }
         if a.operation == arp::Operation::Request && for_us {
@@ -187,11 +187,11 @@ impl SlowPath {
                 target_hardware_addr: sha,
                 target_protocol_addr: spa,
             };
-            self.send_arp(engine, iface, sha, &reply);
+            self.send_arp(io, iface, sha, &reply);
         }
     }
 
-    fn on_nd(&mut self, engine: &mut Engine, h: &punt::Header, pkt: Mbuf, now: Instant) {
+    fn on_nd(&mut self, io: &mut impl ControlIo<Pkt = P>, h: &punt::Header, pkt: P, now: Instant) {
         let l2 = h.l2_len as usize;
         let frame_src = EthernetAddress::from_bytes(&pkt.data()[6..12]);
         let parsed = ipv6::Packet::new_checked(&pkt.data()[l2..]).ok().filter(|ip| ip.next_header() == ip_proto::ICMPV6).and_then(|ip| {
@@ -201,7 +201,7 @@ impl SlowPath {
         });
         drop(pkt);
         let Some((src, msg)) = parsed else {
-            return drop_count(engine, h.in_port, DropReason::MalformedNd, 1);
+            return drop_count(io, h.in_port, DropReason::MalformedNd, 1);
         };
         let routes = self.routes.clone();
         let iface = &routes.ifaces[h.iface as usize];
@@ -213,20 +213,20 @@ impl SlowPath {
                 let ll = source_lladdr.unwrap_or(frame_src);
                 let key = NeighborKey::v6(h.iface, src);
                 for p in self.cache.learn(key, ll, now, true) {
-                    self.send_to(engine, key, ll, p);
+                    self.send_to(io, key, ll, p);
                 }
                 let na = icmpv6::Repr::NeighborAdvert {
                     flags: icmpv6::NA_ROUTER | icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
                     target,
                     target_lladdr: Some(iface.mac),
                 };
-                self.send_icmpv6(engine, iface, ll, target, src, &na);
+                self.send_icmpv6(io, iface, ll, target, src, &na);
             }
             Nd::Advert { target, target_lladdr } => {
                 let ll = target_lladdr.unwrap_or(frame_src);
                 let key = NeighborKey::v6(h.iface, target);
                 for p in self.cache.learn(key, ll, now, false) {
-                    self.send_to(engine, key, ll, p);
+                    self.send_to(io, key, ll, p);
                 }
             }
             Nd::Other => {}
@@ -235,7 +235,7 @@ impl SlowPath {
 
     /// An ARP request or Neighbor Solicitation for `key`: broadcast /
     /// solicited-node multicast to resolve, unicast to re-probe.
-    fn solicit(&mut self, engine: &mut Engine, key: NeighborKey, unicast: Option<EthernetAddress>) {
+    fn solicit(&mut self, io: &mut impl ControlIo<Pkt = P>, key: NeighborKey, unicast: Option<EthernetAddress>) {
         let routes = self.routes.clone();
         let iface = &routes.ifaces[key.iface as usize];
         match key.ip() {
@@ -251,7 +251,7 @@ impl SlowPath {
                     target_hardware_addr: EthernetAddress::default(),
                     target_protocol_addr: target,
                 };
-                self.send_arp(engine, iface, unicast.unwrap_or(EthernetAddress::BROADCAST), &req);
+                self.send_arp(io, iface, unicast.unwrap_or(EthernetAddress::BROADCAST), &req);
             }
             std::net::IpAddr::V6(t) => {
                 let target: Ipv6Address = t.into();
@@ -260,23 +260,23 @@ impl SlowPath {
                     None => (target.solicited_node(), EthernetAddress::ipv6_multicast(&target.solicited_node().0)),
                 };
                 let ns = icmpv6::Repr::NeighborSolicit { target, source_lladdr: Some(iface.mac) };
-                self.send_icmpv6(engine, iface, dst_mac, iface.link_local(), dst_ip, &ns);
+                self.send_icmpv6(io, iface, dst_mac, iface.link_local(), dst_ip, &ns);
             }
         }
     }
 
     /// Sends a packet that waited for `key`'s address.
-    fn send_to(&mut self, engine: &mut Engine, key: NeighborKey, mac: EthernetAddress, mut pkt: Mbuf) {
+    fn send_to(&mut self, io: &mut impl ControlIo<Pkt = P>, key: NeighborKey, mac: EthernetAddress, mut pkt: P) {
         let port = self.routes.ifaces[key.iface as usize].port;
         if let Some(d) = pkt.data_mut().get_mut(..6) {
             d.copy_from_slice(&mac.0);
         }
-        self.queue(engine, port, pkt);
+        self.queue(io, port, pkt);
     }
 
-    fn send_arp(&mut self, engine: &mut Engine, iface: &Iface, dst: EthernetAddress, a: &arp::Repr) {
+    fn send_arp(&mut self, io: &mut impl ControlIo<Pkt = P>, iface: &Iface, dst: EthernetAddress, a: &arp::Repr) {
         let l2 = iface.l2_len();
-        self.build(engine, iface.port, l2 + arp::PACKET_LEN, |b| {
+        self.build(io, iface.port, l2 + arp::PACKET_LEN, |b| {
             iface.write_l2(b, dst, EtherType::ARP);
             a.emit(&mut arp::Packet::new_unchecked(&mut b[l2..l2 + arp::PACKET_LEN]));
         });
@@ -284,7 +284,7 @@ impl SlowPath {
 
     fn send_icmpv6(
         &mut self,
-        engine: &mut Engine,
+        io: &mut impl ControlIo<Pkt = P>,
         iface: &Iface,
         dst_mac: EthernetAddress,
         src: Ipv6Address,
@@ -293,7 +293,7 @@ impl SlowPath {
     ) {
         let l2 = iface.l2_len();
         let len = msg.buffer_len();
-        self.build(engine, iface.port, l2 + ipv6::HEADER_LEN + len, |b| {
+        self.build(io, iface.port, l2 + ipv6::HEADER_LEN + len, |b| {
             iface.write_l2(b, dst_mac, EtherType::IPV6);
             let ip =
                 ipv6::Repr { src, dst, next_header: ip_proto::ICMPV6, hop_limit: 255, traffic_class: 0, flow_label: 0, payload_len: len };
@@ -308,7 +308,7 @@ impl SlowPath {
     /// first when its MAC is unknown.
     pub fn originate(
         &mut self,
-        engine: &mut Engine,
+        io: &mut impl ControlIo<Pkt = P>,
         dst: std::net::IpAddr,
         ip_len: usize,
         now: Instant,
@@ -318,17 +318,16 @@ impl SlowPath {
         let iface = &self.routes.ifaces[e.key.iface as usize];
         let (l2, port) = (iface.l2_len(), iface.port);
         let et = if dst.is_ipv4() { EtherType::IPV4 } else { EtherType::IPV6 };
-        let mut m = engine.alloc(port).ok_or(DropReason::TxFull)?;
-        let b = m.append((l2 + ip_len).max(MIN_FRAME)).ok_or(DropReason::TxFull)?;
-        b.fill(0);
+        let mut m = io.alloc(port).ok_or(DropReason::TxFull)?;
+        let b = fill_new(&mut m, (l2 + ip_len).max(MIN_FRAME)).ok_or(DropReason::TxFull)?;
         iface.write_l2(&mut b[..l2], EthernetAddress::default(), et);
         if !fill(e.src, &mut b[l2..l2 + ip_len]) {
             return Err(DropReason::NoRoute);
         }
         match self.cache.resolve(e.key, m, now) {
-            Resolve::Known(mac, pkt) => self.send_to(engine, e.key, mac, pkt),
+            Resolve::Known(mac, pkt) => self.send_to(io, e.key, mac, pkt),
             Resolve::Queued => {}
-            Resolve::Solicit => self.solicit(engine, e.key, None),
+            Resolve::Solicit => self.solicit(io, e.key, None),
             Resolve::Overflow(_) => return Err(DropReason::NeighborPendingOverflow),
         }
         Ok(())
@@ -336,22 +335,21 @@ impl SlowPath {
 
     /// Allocates a frame of `len` bytes (padded to the Ethernet minimum),
     /// lets `fill` write it, and queues it on `port`.
-    fn build(&mut self, engine: &mut Engine, port: PortIdx, len: usize, fill: impl FnOnce(&mut [u8])) {
-        let Some(mut m) = engine.alloc(port) else {
-            return drop_count(engine, port, DropReason::TxFull, 1);
+    fn build(&mut self, io: &mut impl ControlIo<Pkt = P>, port: PortIdx, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let Some(mut m) = io.alloc(port) else {
+            return drop_count(io, port, DropReason::TxFull, 1);
         };
-        let Some(b) = m.append(len.max(MIN_FRAME)) else {
-            return drop_count(engine, port, DropReason::TxFull, 1);
+        let Some(b) = fill_new(&mut m, len.max(MIN_FRAME)) else {
+            return drop_count(io, port, DropReason::TxFull, 1);
         };
-        b.fill(0);
         fill(&mut b[..len]);
-        self.queue(engine, port, m);
+        self.queue(io, port, m);
     }
 
-    fn queue(&mut self, engine: &mut Engine, port: PortIdx, pkt: Mbuf) {
+    fn queue(&mut self, io: &mut impl ControlIo<Pkt = P>, port: PortIdx, pkt: P) {
         let Some(out) = self.out.get_mut(port as usize) else { return };
         if let Err(pkt) = out.push(pkt) {
-            engine.control_send(port, out);
+            io.send(port, out);
             let _ = out.push(pkt);
         }
     }
@@ -361,10 +359,8 @@ fn iface_net_contains(a: Ipv4Address, len: u8, x: Ipv4Address) -> bool {
     len == 0 || (a.to_u32() ^ x.to_u32()) >> (32 - len as u32) == 0
 }
 
-fn drop_count(engine: &Engine, port: PortIdx, reason: DropReason, n: usize) {
-    if let Some(c) = engine.control_counters().ports.get(port as usize) {
-        c.drop(reason, n as u64);
-    }
+fn drop_count(io: &impl ControlIo, port: PortIdx, reason: DropReason, n: usize) {
+    io.count_drop(port, reason, n as u64);
 }
 
 /// The ND messages the slow path acts on, detached from the packet buffer.

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 
-use dataplane::dpdk::Mbuf;
-use dataplane::engine::Engine;
+use dataplane::egress::ControlIo;
 use dataplane::packet::Packet;
 use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::punt;
@@ -196,12 +195,12 @@ impl TunnelControl {
 
     /// Handles punted handshakes and runs the timers. Returns whether
     /// there was work.
-    pub fn poll(&mut self, engine: &mut Engine, slow: &mut SlowPath, at: Instant) -> bool {
+    pub fn poll<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, at: Instant) -> bool {
         let mut work = false;
         let now = self.now(at);
         for (h, pkt) in std::mem::take(&mut slow.tunnel_rx) {
             work = true;
-            self.on_message(engine, slow, &h, pkt, at);
+            self.on_message(io, slow, &h, pkt, at);
         }
         if !self.enabled {
             return work;
@@ -211,17 +210,17 @@ impl TunnelControl {
             let live = self.device.peers[i].live.clone();
             if live.want_handshake.swap(false, Relaxed) && self.device.may_initiate(i, now) {
                 work = true;
-                self.initiate(engine, slow, i, at);
+                self.initiate(io, slow, i, at);
             }
             match self.device.timers(i, now) {
                 None => {}
                 Some(TimerAction::Initiate) => {
                     work = true;
-                    self.initiate(engine, slow, i, at);
+                    self.initiate(io, slow, i, at);
                 }
                 Some(TimerAction::Keepalive) => {
                     work = true;
-                    self.keepalive(engine, slow, i, at);
+                    self.keepalive(io, slow, i, at);
                 }
                 Some(TimerAction::GaveUp) => self.events.attempts_abandoned += 1,
                 Some(TimerAction::KeysErased) => self.events.keys_erased += 1,
@@ -253,24 +252,29 @@ impl TunnelControl {
     }
 
     /// Starts (or retries) a handshake with peer `i`.
-    fn initiate(&mut self, engine: &mut Engine, slow: &mut SlowPath, i: usize, at: Instant) {
+    fn initiate<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, i: usize, at: Instant) {
         let Some(endpoint) = self.device.peers[i].endpoint else { return };
         let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         if let Some(msg) = self.device.initiate(i, self.now(at), wall) {
-            self.send(engine, slow, endpoint, &msg, at);
+            self.send(io, slow, endpoint, &msg, at);
         }
     }
 
-    fn keepalive(&mut self, engine: &mut Engine, slow: &mut SlowPath, i: usize, at: Instant) {
+    fn keepalive<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, i: usize, at: Instant) {
         let Some(endpoint) = self.device.peers[i].endpoint else { return };
         if let Some(msg) = self.device.keepalive(i, self.now(at)) {
             self.events.keepalives_sent += 1;
-            self.send(engine, slow, endpoint, &msg, at);
+            self.send(io, slow, endpoint, &msg, at);
         }
     }
 
     /// Starts a handshake with the named peer (all peers: `None`) now.
-    pub fn rekey(&mut self, engine: &mut Engine, slow: &mut SlowPath, peer: Option<&str>) -> Result<usize, String> {
+    pub fn rekey<P: Packet>(
+        &mut self,
+        io: &mut impl ControlIo<Pkt = P>,
+        slow: &mut SlowPath<P>,
+        peer: Option<&str>,
+    ) -> Result<usize, String> {
         let at = Instant::now();
         let which: Vec<usize> = match peer {
             None => (0..self.names.len()).filter(|&i| !self.device.peers[i].removed).collect(),
@@ -279,7 +283,7 @@ impl TunnelControl {
                 .ok_or_else(|| format!("no tunnel peer named {n:?}"))?],
         };
         for &i in &which {
-            self.initiate(engine, slow, i, at);
+            self.initiate(io, slow, i, at);
         }
         Ok(which.len())
     }
@@ -321,11 +325,11 @@ impl TunnelControl {
     }
 
     /// Sends a WireGuard message to `to` from our listen port.
-    pub fn send(&mut self, engine: &mut Engine, slow: &mut SlowPath, to: SocketAddr, msg: &[u8], at: Instant) {
+    pub fn send<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, to: SocketAddr, msg: &[u8], at: Instant) {
         let ip = if to.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
         let len = ip + udp::HEADER_LEN + msg.len();
         let port = self.listen_port;
-        let r = slow.originate(engine, to.ip(), len, at, |src, b| {
+        let r = slow.originate(io, to.ip(), len, at, |src, b| {
             b[ip + udp::HEADER_LEN..].copy_from_slice(msg);
             emit_ip_udp(src, port, to, b)
         });
@@ -335,7 +339,7 @@ impl TunnelControl {
     }
 
     /// One punted handshake message.
-    fn on_message(&mut self, engine: &mut Engine, slow: &mut SlowPath, h: &punt::Header, pkt: Mbuf, at: Instant) {
+    fn on_message<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, h: &punt::Header, pkt: P, at: Instant) {
         let Some((src, _, _, msg)) = crate::slowpath::udp_datagram(pkt.data(), h.l2_len as usize) else { return };
         let now = self.now(at);
         let msg = msg.to_vec();
@@ -345,17 +349,17 @@ impl TunnelControl {
         }
         match wg::message_type(&msg) {
             Ok(kind::INITIATION) => match self.device.handle_initiation(&msg, src, now) {
-                Ok(InitiationOutcome::Response { msg: out, .. }) => self.send(engine, slow, src, &out, at),
-                Ok(InitiationOutcome::Cookie(out)) => self.send(engine, slow, src, &out, at),
+                Ok(InitiationOutcome::Response { msg: out, .. }) => self.send(io, slow, src, &out, at),
+                Ok(InitiationOutcome::Cookie(out)) => self.send(io, slow, src, &out, at),
                 Err(_) => {}
             },
             Ok(kind::RESPONSE) => match self.device.handle_response(&msg, src, now) {
                 Ok(ResponseOutcome::Done { peer }) => {
                     // Confirms the session to the responder at once.
                     self.publish();
-                    self.keepalive(engine, slow, peer, at);
+                    self.keepalive(io, slow, peer, at);
                 }
-                Ok(ResponseOutcome::Cookie(out)) => self.send(engine, slow, src, &out, at),
+                Ok(ResponseOutcome::Cookie(out)) => self.send(io, slow, src, &out, at),
                 Err(_) => {}
             },
             Ok(kind::COOKIE_REPLY) => {

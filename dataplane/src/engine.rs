@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::counters::{port_totals, DropReason, PortTotals, WorkerCounters};
+use crate::counters::{port_totals, PortTotals, WorkerCounters};
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
+use crate::egress::ControlEgress;
 use crate::latency;
-use crate::packet::{Burst, Packet};
+use crate::packet::Burst;
 use crate::pipeline::Stage;
-use crate::worker::{PollMode, PortQueues, PuntRing, TxQueue, Worker, WorkerConf, WorkerLatency};
+use crate::worker::{PollMode, PortQueues, PuntRing, Worker, WorkerConf, WorkerLatency};
 use crate::{PortIdx, MAX_BURST, MAX_PORTS};
 
 /// Largest lcore id DPDK supports (exclusive).
@@ -297,7 +298,10 @@ pub struct ShutdownReport {
 /// queues, then ports (stop, close), then pools, then EAL.
 pub struct Engine {
     workers: Vec<WorkerSlot>,
-    control_tx: Vec<Option<EthTxQueue>>,
+    /// The control thread's TX queues, through the workers' egress path
+    /// (shaped ports: its packets go in the Control class and spend the
+    /// same shared rate as the workers').
+    control_out: ControlEgress<EthTxQueue, Mbuf>,
     /// Counters the control thread writes (its own sends and drops).
     control_counters: Arc<WorkerCounters>,
     ports: Vec<RunningPort>,
@@ -313,10 +317,6 @@ pub struct Engine {
     /// counters (worker index, port index).
     qos: Vec<Option<Arc<crate::qos::PortShaper>>>,
     qos_counters: Vec<(usize, PortIdx, Arc<crate::qos::QosCounters>)>,
-    /// The control thread's own scheduler per shaped port: its packets
-    /// (handshakes, replies) go in the Control class and spend the same
-    /// shared rate as the workers'.
-    control_qos: Vec<Option<crate::qos::Scheduler<Mbuf>>>,
     eal: Eal,
 }
 
@@ -412,10 +412,11 @@ impl Engine {
             })
             .collect();
         let control_tx = running.iter_mut().map(|p| p.port.take_tx_queue(nworkers)).collect();
+        let control_counters = Arc::new(WorkerCounters::new(spec.ports.len()));
         Ok(Engine {
             workers,
-            control_tx,
-            control_counters: Arc::new(WorkerCounters::new(spec.ports.len())),
+            control_out: ControlEgress::new(control_tx, control_counters.clone()),
+            control_counters,
             ports: running,
             pools,
             stop: Arc::new(AtomicBool::new(false)),
@@ -427,7 +428,6 @@ impl Engine {
             tsc_hz,
             qos: (0..spec.ports.len()).map(|_| None).collect(),
             qos_counters: Vec::new(),
-            control_qos: (0..spec.ports.len()).map(|_| None).collect(),
             eal,
         })
     }
@@ -488,7 +488,7 @@ impl Engine {
         let sched = crate::qos::Scheduler::new(shaper.clone(), self.tsc_hz);
         // The control thread's counters, under worker index usize::MAX.
         self.qos_counters.push((usize::MAX, port, sched.counters.clone()));
-        self.control_qos[port as usize] = Some(sched);
+        self.control_out.set_qos(port, sched);
         Some(shaper)
     }
 
@@ -541,69 +541,17 @@ impl Engine {
         pool.1.alloc()
     }
 
-    /// Sends packets on `port` through the control thread's own TX queue;
-    /// what cannot be sent is freed and counted against the port.
+    /// Sends packets on `port` through the control thread's own TX queue
+    /// (and the port's shaper, when it has one); what cannot be sent is
+    /// freed and counted against the port.
     pub fn control_send(&mut self, port: PortIdx, pkts: &mut Burst<Mbuf>) {
-        let Some(c) = self.control_counters.ports.get(port as usize) else {
-            pkts.clear();
-            return;
-        };
-        if let Some(q) = self.control_qos.get_mut(port as usize).and_then(Option::as_mut) {
-            let now = dpdk::tsc();
-            for pkt in pkts.drain() {
-                let len = pkt.wire_len();
-                if q.enqueue(pkt, len, crate::vocab::Class::Control, now).is_err() {
-                    c.drop(DropReason::QosQueueFull, 1);
-                }
-            }
-            self.control_qos_poll();
-            return;
-        }
-        self.control_transmit(port, pkts);
+        self.control_out.send(port, pkts, dpdk::tsc());
     }
 
     /// Sends what the shaped ports' rates allow of the control thread's
     /// queued packets; returns how many still wait. Call it every loop.
     pub fn control_qos_poll(&mut self) -> usize {
-        let now = dpdk::tsc();
-        let mut waiting = 0;
-        for port in 0..self.control_qos.len() {
-            let Some(mut q) = self.control_qos[port].take() else { continue };
-            let mut out = Burst::new();
-            let c = self.control_counters.clone();
-            q.dequeue(
-                now,
-                Burst::<Mbuf>::CAPACITY,
-                |pkt, _| {
-                    let _ = out.push(pkt);
-                },
-                |_pkt, reason| c.ports[port].drop(reason, 1),
-            );
-            waiting += q.queued();
-            self.control_qos[port] = Some(q);
-            if !out.is_empty() {
-                self.control_transmit(port as PortIdx, &mut out);
-            }
-        }
-        waiting
-    }
-
-    fn control_transmit(&mut self, port: PortIdx, pkts: &mut Burst<Mbuf>) {
-        let Some(c) = self.control_counters.ports.get(port as usize) else {
-            pkts.clear();
-            return;
-        };
-        match self.control_tx.get_mut(port as usize).and_then(Option::as_mut) {
-            Some(q) => {
-                let total: usize = pkts.as_slice().iter().map(|p| p.wire_len()).sum();
-                let sent = q.tx_burst(pkts);
-                let unsent: usize = pkts.as_slice().iter().map(|p| p.wire_len()).sum();
-                c.tx_packets.add(sent as u64);
-                c.tx_bytes.add((total - unsent) as u64);
-                c.drop(DropReason::TxFull, pkts.clear() as u64);
-            }
-            None => c.drop(DropReason::NoTxQueue, pkts.clear() as u64),
-        }
+        self.control_out.poll(dpdk::tsc())
     }
 
     /// Reads every counter without stopping or locking the workers.
@@ -657,7 +605,7 @@ impl Engine {
         for w in &self.workers {
             while w.punt.pop().is_some() {}
         }
-        self.control_tx.clear();
+        self.control_out.close();
         for p in &mut self.ports {
             let _ = p.port.stop();
         }
@@ -671,6 +619,28 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_workers();
+    }
+}
+
+impl crate::egress::ControlIo for Engine {
+    type Pkt = Mbuf;
+
+    fn alloc(&mut self, port: PortIdx) -> Option<Mbuf> {
+        Engine::alloc(self, port)
+    }
+
+    fn send(&mut self, port: PortIdx, pkts: &mut Burst<Mbuf>) {
+        self.control_send(port, pkts);
+    }
+
+    fn count_drop(&self, port: PortIdx, reason: crate::counters::DropReason, n: u64) {
+        if let Some(c) = self.control_counters.ports.get(port as usize) {
+            c.drop(reason, n);
+        }
+    }
+
+    fn tsc(&self) -> u64 {
+        dpdk::tsc()
     }
 }
 

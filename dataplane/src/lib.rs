@@ -11,6 +11,7 @@ pub mod chain;
 pub mod counters;
 pub mod dpdk;
 pub mod dpi;
+pub mod egress;
 pub mod engine;
 pub mod flow;
 pub mod latency;

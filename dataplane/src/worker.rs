@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::counters::{DropReason, PortCounters, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::egress::{buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, TxLatency, TxPort};
 use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
 use crate::pipeline::{Meta, Metas, Stage, TO_CONTROL};
@@ -71,16 +72,6 @@ pub struct PortQueues<R, T> {
     pub tx: Option<T>,
 }
 
-struct TxPort<T, P> {
-    queue: Option<T>,
-    buf: Burst<P>,
-    /// Start of the iteration whose packet began the buffered batch.
-    since: u64,
-    /// The port's QoS scheduler, when the port is shaped: packets wait in
-    /// its class queues and leave through `buf` as its rates allow.
-    qos: Option<Scheduler<P>>,
-}
-
 /// What a worker measures about latency (see [`crate::latency`]).
 pub struct WorkerLatency {
     /// Residence per packet: from the start of the poll iteration that
@@ -93,15 +84,6 @@ pub struct WorkerLatency {
     pub stall_cycles: u64,
     /// The clock latency is measured with (the TSC).
     pub now: fn() -> u64,
-}
-
-/// The residence side of [`WorkerLatency`], carried with the TX buffers.
-struct TxLatency {
-    rec: Recorder,
-    sampler: Sampler,
-    /// Start of the current poll iteration.
-    t0: u64,
-    now: fn() -> u64,
 }
 
 /// Packets a worker hands to the control thread: a bounded lock-free ring
@@ -118,18 +100,6 @@ pub struct Worker<R: RxQueue, T, S, C> {
     clock: C,
     /// Iteration lengths, and how often to sample them.
     iteration: Option<(Recorder, Sampler, u64)>,
-}
-
-/// Where processed packets go: a TX buffer per port, the punt ring, the
-/// packets dropped in this burst (freed together at its end), and the
-/// residence-latency recorder.
-struct Egress<T, P> {
-    tx: Vec<TxPort<T, P>>,
-    /// The clock at the start of this poll iteration (QoS arrival times).
-    now: u64,
-    punt: Option<PuntRing<P>>,
-    trash: Burst<P>,
-    lat: Option<TxLatency>,
 }
 
 impl<R, T, S, C> Worker<R, T, S, C>
@@ -322,68 +292,6 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
     }
 }
 
-/// Queues a packet in its class on a shaped port; a full queue is a
-/// counted drop on that port.
-#[inline(always)]
-fn enqueue<P: Packet>(q: &mut Scheduler<P>, pkt: P, meta: Meta, counters: &PortCounters, trash: &mut Burst<P>, now: u64) {
-    let len = pkt.wire_len();
-    if let Err(pkt) = q.enqueue(pkt, len, meta.class().unwrap_or_default(), now) {
-        counters.drop(DropReason::QosQueueFull, 1);
-        if let Err(p) = trash.push(pkt) {
-            drop(p);
-        }
-    }
-}
-
-/// Moves what the shapers allow from every shaped port's class queues to
-/// its TX buffer (DSCP marked), flushing as buffers fill. Returns how many
-/// packets are still waiting (the loop must not nap on them).
-#[inline]
-fn drain_qos<P: Packet, T: TxQueue<P>>(out: &mut Egress<T, P>, counters: &WorkerCounters, now: u64, flush_at: usize) -> usize {
-    let mut waiting = 0;
-    let Egress { tx, lat, trash, .. } = out;
-    for (i, port) in tx.iter_mut().enumerate() {
-        let TxPort { queue, buf, since, qos } = port;
-        let Some(q) = qos.as_mut() else { continue };
-        let c = &counters.ports[i];
-        let marks = q.dscp_marks();
-        loop {
-            let room = flush_at.saturating_sub(buf.len());
-            let mut moved = 0;
-            q.dequeue(
-                now,
-                room,
-                |mut pkt, class| {
-                    if let Some(d) = marks[class as usize] {
-                        crate::wire::frame::set_dscp(pkt.data_mut(), d);
-                    }
-                    if buf.is_empty() {
-                        *since = lat.as_ref().map_or(0, |l| l.t0);
-                    }
-                    // Cannot fail: at most `room` packets come out.
-                    let _ = buf.push(pkt);
-                    moved += 1;
-                },
-                |pkt, reason| {
-                    c.drop(reason, 1);
-                    if let Err(p) = trash.push(pkt) {
-                        drop(p);
-                    }
-                },
-            );
-            if buf.len() >= flush_at {
-                transmit(queue.as_mut(), buf, None, c, *since, lat);
-            }
-            if moved < room || room == 0 {
-                break;
-            }
-        }
-        waiting += q.queued();
-        trash.free();
-    }
-    waiting
-}
-
 /// Counts packets turned into an ICMP error in place: a drop of the
 /// original under its reason, and a reply.
 #[inline(always)]
@@ -392,115 +300,6 @@ fn account_replies(port: PortIdx, meta: Meta, n: usize, counters: &WorkerCounter
         let c = &counters.ports[port as usize];
         c.drop(reason, n as u64);
         c.icmp_errors.add(n as u64);
-    }
-}
-
-/// The TX buffer of `out_port`, or the port to count against and why not.
-#[inline(always)]
-fn egress<T, P>(in_port: PortIdx, out_port: PortIdx, tx: &mut [TxPort<T, P>]) -> Result<&mut TxPort<T, P>, (PortIdx, DropReason)> {
-    match tx.get_mut(out_port as usize) {
-        None => Err((in_port, DropReason::NoEgress)),
-        Some(out) if out.queue.is_none() => Err((out_port, DropReason::NoTxQueue)),
-        Some(out) => Ok(out),
-    }
-}
-
-/// Sends a whole burst to one port: straight to the device when nothing is
-/// buffered for it, else through its TX buffer. `rx_bytes`: the burst's
-/// bytes, when the stages cannot have changed them.
-#[inline(always)]
-fn send_burst<P: Packet, T: TxQueue<P>>(
-    rx: &mut Burst<P>,
-    rx_bytes: Option<u64>,
-    in_port: PortIdx,
-    meta: Meta,
-    out: &mut Egress<T, P>,
-    counters: &WorkerCounters,
-    flush_at: usize,
-) {
-    let out_port = meta.out_port();
-    let Egress { tx, lat, trash, now, .. } = out;
-    let port = match egress(in_port, out_port, tx) {
-        Ok(port) => port,
-        Err((at, reason)) => return counters.ports[at as usize].drop(reason, rx.free() as u64),
-    };
-    let out_counters = &counters.ports[out_port as usize];
-    if let Some(q) = port.qos.as_mut() {
-        for pkt in rx.drain() {
-            enqueue(q, pkt, meta, out_counters, trash, *now);
-        }
-        trash.free();
-        return;
-    }
-    if port.buf.is_empty() && rx.len() >= flush_at {
-        let since = lat.as_ref().map_or(0, |l| l.t0);
-        return transmit(port.queue.as_mut(), rx, rx_bytes, out_counters, since, lat);
-    }
-    for pkt in rx.drain() {
-        buffer(port, pkt, out_counters, flush_at, lat);
-    }
-}
-
-/// Appends to a TX buffer, flushing it when it reaches `flush_at`.
-#[inline(always)]
-fn buffer<P: Packet, T: TxQueue<P>>(
-    port: &mut TxPort<T, P>,
-    pkt: P,
-    counters: &PortCounters,
-    flush_at: usize,
-    lat: &mut Option<TxLatency>,
-) {
-    if port.buf.is_empty() {
-        port.since = lat.as_ref().map_or(0, |l| l.t0);
-    }
-    // Cannot fail: the buffer is flushed whenever it reaches `flush_at`.
-    let _ = port.buf.push(pkt);
-    if port.buf.len() >= flush_at {
-        transmit(port.queue.as_mut(), &mut port.buf, None, counters, port.since, lat);
-    }
-}
-
-/// Hands packets to a TX queue; frees and counts the ones it refuses.
-/// Samples their residence since `since`. `total`: the packets' bytes, if
-/// known.
-#[inline(always)]
-fn transmit<P: Packet, T: TxQueue<P>>(
-    queue: Option<&mut T>,
-    pkts: &mut Burst<P>,
-    total: Option<u64>,
-    counters: &PortCounters,
-    since: u64,
-    lat: &mut Option<TxLatency>,
-) {
-    if pkts.is_empty() {
-        return;
-    }
-    let total = total.unwrap_or_else(|| bytes(pkts));
-    let sent = queue.map_or(0, |q| q.tx_burst(pkts));
-    counters.tx_packets.add(sent as u64);
-    if pkts.is_empty() {
-        counters.tx_bytes.add(total);
-    } else {
-        counters.tx_bytes.add(total - bytes(pkts));
-        counters.drop(DropReason::TxFull, pkts.free() as u64);
-    }
-    if let Some(l) = lat.as_mut() {
-        if sent > 0 && l.sampler.hit() {
-            let now = (l.now)();
-            l.rec.record_n(now.wrapping_sub(since), sent as u64);
-        }
-    }
-}
-
-/// Frame bytes in a burst.
-#[inline(always)]
-fn bytes<P: Packet>(pkts: &Burst<P>) -> u64 {
-    pkts.as_slice().iter().map(|p| p.wire_len() as u64).sum()
-}
-
-fn flush_all<P: Packet, T: TxQueue<P>>(out: &mut Egress<T, P>, counters: &WorkerCounters) {
-    for (port, c) in out.tx.iter_mut().zip(counters.ports.iter()) {
-        transmit(port.queue.as_mut(), &mut port.buf, None, c, port.since, &mut out.lat);
     }
 }
 
