@@ -1,0 +1,144 @@
+//! What `patronus show paths|bfd` and the metrics read of the path controller.
+
+use super::*;
+use dataplane::path::sla::Figures;
+use dataplane::wire::bfd::{self};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+impl PathControl {
+    /// `patronus show paths`.
+    pub fn show(&self) -> Value {
+        let now = self.now(Instant::now());
+        let paths: Vec<Value> = self
+            .paths
+            .iter()
+            .map(|p| {
+                let f = p.monitor.figures(now);
+                let on: Vec<usize> = match p.peer {
+                    Some(peer) => (0..self.rule_names.len()).filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot))).collect(),
+                    None => Vec::new(),
+                };
+                let rules: Vec<&str> = on.iter().map(|&r| self.rule_names[r].as_str()).collect();
+                let applications: Vec<&str> = on.iter().map(|&r| self.rule_matches[r].as_str()).collect();
+                let ms = |v: Option<f64>| v.map(|s| (s * 1e6).round() / 1e3);
+                json!({
+                    "path": p.name, "peer": p.peer_name, "port": p.port, "endpoint": p.endpoint.to_string(),
+                    "cost": p.cost, "bandwidth_mbps": p.bandwidth_mbps, "labels": p.labels,
+                    "state": if f.suppressed && f.up { "suppressed" } else if f.up { "up" } else { "down" },
+                    "health": (f.health * 10.0).round() / 10.0,
+                    "rtt_ms": {"p50": ms(f.rtt_p50), "p95": ms(f.rtt_p95), "p99": ms(f.rtt_p99)},
+                    "jitter_ms": (f.jitter * 1e6).round() / 1e3,
+                    "loss_pct": (f.loss_pct * 100.0).round() / 100.0,
+                    "availability_pct": (f.availability_pct * 100.0).round() / 100.0,
+                    "damping_penalty": f.penalty.round(),
+                    "probe_interval_ms": p.monitor.conf.interval.as_millis() as u64,
+                    "probes_sent": p.probes_sent, "probes_unsent": p.probes_unsent, "replies": p.replies,
+                    "downs": p.monitor.downs,
+                    "bfd": p.bfd.map(|b| self.bfd[b].name.clone()),
+                    "last_change": p.last_transition.map(|(t, what)| json!({
+                        "seconds_ago": now.saturating_sub(t).as_secs_f64(),
+                        "unix": (self.started_wall + t).duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+                        "what": what,
+                    })),
+                    "tx_packets": p.live.tx_packets.load(Relaxed), "tx_bytes": p.live.tx_bytes.load(Relaxed),
+                    "rx_packets": p.live.rx_packets.load(Relaxed), "rx_bytes": p.live.rx_bytes.load(Relaxed),
+                    "rules": rules,
+                    "applications": applications,
+                })
+            })
+            .collect();
+        let mut choices = Vec::new();
+        for (peer, idx) in self.by_peer.iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            for (r, c) in self.choices[peer].iter().enumerate() {
+                let path = match c.cur {
+                    None => Value::Null,
+                    Some(None) => json!("drop"),
+                    Some(Some(s)) => json!(self.paths[idx[s]].name),
+                };
+                choices.push(json!({
+                    "peer": self.paths[idx[0]].peer_name, "rule": self.rule_names[r], "path": path,
+                    "for_seconds": now.saturating_sub(c.since).as_secs_f64(),
+                }));
+            }
+        }
+        let failovers: Vec<Value> = self
+            .failovers
+            .iter()
+            .map(|((rule, from, to, reason), n)| json!({"rule": rule, "from": from, "to": to, "reason": reason, "count": n}))
+            .collect();
+        json!({
+            "paths": paths,
+            "choices": choices,
+            "failovers": failovers,
+            "failovers_total": self.failovers.values().sum::<u64>(),
+            "bfd": self.show_bfd(),
+        })
+    }
+
+    /// `patronus show bfd`.
+    pub fn show_bfd(&self) -> Value {
+        let now = self.now(Instant::now());
+        let sessions: Vec<Value> = self
+            .bfd
+            .iter()
+            .map(|b| {
+                let s = &b.session;
+                json!({
+                    "name": b.name, "peer": b.peer.to_string(), "multihop": b.multihop,
+                    "state": s.state.name(), "remote_state": s.remote_state.name(),
+                    "diagnostic": bfd::diag::name(s.diag), "remote_diagnostic": bfd::diag::name(s.remote_diag),
+                    "local_discriminator": s.local_disc, "remote_discriminator": s.remote_disc,
+                    "tx_interval_ms": s.tx_interval().as_secs_f64() * 1e3,
+                    "detection_time_ms": s.detection_time().as_secs_f64() * 1e3,
+                    "remote_detect_mult": s.remote_mult,
+                    "since_seconds": now.saturating_sub(s.last_change).as_secs_f64(),
+                    "changed_at_unix": (self.started_wall + s.last_change)
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    "polling": s.polling,
+                    "rx": s.stats.rx, "tx": s.stats.tx, "up_events": s.stats.up_events, "down_events": s.stats.down_events,
+                    "polls_completed": s.stats.polls_completed, "send_failures": b.send_failures,
+                })
+            })
+            .collect();
+        json!({"sessions": sessions, "refused": self.refused.by_reason})
+    }
+
+    /// Exports the path, failover and BFD series.
+    pub fn export(&self) {
+        let now = self.now(Instant::now());
+        for p in &self.paths {
+            let f: Figures = p.monitor.figures(now);
+            let l = [("path", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
+            metrics::gauge!("patronus_path_health_score", &l).set(f.health);
+            metrics::gauge!("patronus_path_packet_loss_pct", &l).set(f.loss_pct);
+            metrics::gauge!("patronus_path_jitter_seconds", &l).set(f.jitter);
+            metrics::gauge!("patronus_path_availability_pct", &l).set(f.availability_pct);
+            metrics::gauge!("patronus_path_up", &l).set(if f.up && !f.suppressed { 1.0 } else { 0.0 });
+            // NaN while no probe in the window was answered.
+            for (q, v) in [("0.5", f.rtt_p50), ("0.95", f.rtt_p95), ("0.99", f.rtt_p99)] {
+                let mut l = l.to_vec();
+                l.push(("quantile", q.to_owned()));
+                metrics::gauge!("patronus_path_rtt_seconds", &l).set(v.unwrap_or(f64::NAN));
+            }
+            for (dir, v) in [("tx", &p.live.tx_bytes), ("rx", &p.live.rx_bytes)] {
+                let mut l = l.to_vec();
+                l.push(("direction", dir.to_owned()));
+                metrics::counter!("patronus_path_bytes_total", &l).absolute(v.load(Relaxed));
+            }
+        }
+        for ((rule, from, to, reason), n) in &self.failovers {
+            metrics::counter!("patronus_failover_events_total", "app" => rule.clone(), "from_path" => from.clone(), "to_path" => to.clone(), "reason" => *reason)
+                .absolute(*n);
+        }
+        for b in &self.bfd {
+            metrics::gauge!("patronus_bfd_session_status", "peer" => b.name.clone(), "address" => b.peer.to_string())
+                .set(if b.session.is_up() { 1.0 } else { 0.0 });
+        }
+    }
+}
