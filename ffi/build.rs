@@ -1,6 +1,6 @@
-//! Finds Debian's DPDK with pkg-config, compiles the fast-path shim and runs
-//! bindgen over an allowlist. Nothing here is generated for functions the data
-//! path does not call.
+//! Finds Debian's DPDK and Hyperscan with pkg-config, compiles the fast-path
+//! shim and runs bindgen over an allowlist for each. Nothing here is
+//! generated for functions the data path does not call.
 
 use std::env;
 use std::path::PathBuf;
@@ -138,7 +138,39 @@ fn main() {
     }
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     b.generate().expect("bindgen failed on DPDK headers").write_to_file(out.join("bindings.rs")).expect("writing bindings.rs");
+    hyperscan(&out);
     println!("cargo:rerun-if-changed=shim.c");
     println!("cargo:rerun-if-changed=shim.h");
     println!("cargo:rerun-if-changed=wrapper.h");
+}
+
+/// Hyperscan (Debian `libhyperscan-dev`), the DPI payload-pattern matcher:
+/// block-mode compile, scratch and scan.
+const HS_FUNCTIONS: &[&str] =
+    &["hs_compile_multi", "hs_free_compile_error", "hs_alloc_scratch", "hs_scan", "hs_free_database", "hs_free_scratch"];
+const HS_VARS: &[&str] = &["HS_SUCCESS", "HS_SCAN_TERMINATED", "HS_MODE_BLOCK"];
+
+fn hyperscan(out: &std::path::Path) {
+    let lib = pkg_config::Config::new().probe("libhs").unwrap_or_else(|e| {
+        panic!(
+            "Hyperscan not found with `pkg-config libhs` ({e}).\n\
+                 Install it with: apt-get install libhyperscan-dev  (or run scripts/setup.sh)"
+        )
+    });
+    let mut b = bindgen::Builder::default()
+        .header("hs_wrapper.h")
+        .clang_args(lib.include_paths.iter().map(|p| format!("-I{}", p.display())))
+        .derive_default(true)
+        .derive_debug(false)
+        .layout_tests(false)
+        .generate_comments(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
+    for f in HS_FUNCTIONS {
+        b = b.allowlist_function(f);
+    }
+    for v in HS_VARS {
+        b = b.allowlist_var(v);
+    }
+    b.generate().expect("bindgen failed on Hyperscan's headers").write_to_file(out.join("hs_bindings.rs")).expect("writing hs_bindings.rs");
+    println!("cargo:rerun-if-changed=hs_wrapper.h");
 }

@@ -1,7 +1,8 @@
 //! The safe DPDK layer: owning types for EAL ([`eal`]), mempools
 //! ([`mempool`]), mbufs ([`mbuf`]), ports and their queues ([`port`]).
 //! `Drop` frees; a negative C return becomes a typed [`Error`] here, once.
-//! Nothing else in the workspace calls `dpdk_sys`. DPDK's own scheduler,
+//! Nothing else in the workspace calls DPDK's bindings (`dpi::hs` is the
+//! safe layer over Hyperscan's, in the same crate). DPDK's own scheduler,
 //! LPM and hash, kept only as benchmark baselines, are in [`baselines`]
 //! behind the `baselines` feature.
 

@@ -11,43 +11,10 @@
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CString};
 use std::ptr::NonNull;
 
-#[repr(C)]
-struct HsCompileError {
-    message: *const c_char,
-    expression: c_int,
-}
-type MatchFn = unsafe extern "C" fn(id: c_uint, from: c_ulonglong, to: c_ulonglong, flags: c_uint, ctx: *mut c_void) -> c_int;
-
-extern "C" {
-    fn hs_compile_multi(
-        expressions: *const *const c_char,
-        flags: *const c_uint,
-        ids: *const c_uint,
-        elements: c_uint,
-        mode: c_uint,
-        platform: *const c_void,
-        db: *mut *mut c_void,
-        error: *mut *mut HsCompileError,
-    ) -> c_int;
-    fn hs_free_compile_error(error: *mut HsCompileError) -> c_int;
-    fn hs_alloc_scratch(db: *const c_void, scratch: *mut *mut c_void) -> c_int;
-    fn hs_scan(
-        db: *const c_void,
-        data: *const c_char,
-        length: c_uint,
-        flags: c_uint,
-        scratch: *mut c_void,
-        on_event: MatchFn,
-        context: *mut c_void,
-    ) -> c_int;
-    fn hs_free_database(db: *mut c_void) -> c_int;
-    fn hs_free_scratch(scratch: *mut c_void) -> c_int;
-}
-
-const HS_MODE_BLOCK: c_uint = 1;
+use dpdk_sys::hs as ffi;
 
 /// Literal patterns compiled for block scanning.
-pub struct Database(NonNull<c_void>);
+pub struct Database(NonNull<ffi::hs_database_t>);
 
 // SAFETY: a compiled database is immutable; Hyperscan allows concurrent
 // scans of one database with distinct scratch spaces.
@@ -68,18 +35,18 @@ impl Database {
         let mut err = std::ptr::null_mut();
         // SAFETY: three arrays of pats.len() elements; valid out-pointers.
         let rc = unsafe {
-            hs_compile_multi(
+            ffi::hs_compile_multi(
                 ptrs.as_ptr(),
                 flags.as_ptr(),
                 ids.as_ptr(),
                 pats.len() as c_uint,
-                HS_MODE_BLOCK,
+                ffi::HS_MODE_BLOCK,
                 std::ptr::null(),
                 &mut db,
                 &mut err,
             )
         };
-        if rc != 0 {
+        if rc != ffi::HS_SUCCESS as c_int {
             let msg = if err.is_null() {
                 format!("hs_compile_multi failed ({rc})")
             } else {
@@ -87,7 +54,7 @@ impl Database {
                 unsafe {
                     let e = &*err;
                     let m = format!("pattern {}: {}", e.expression, std::ffi::CStr::from_ptr(e.message).to_string_lossy());
-                    hs_free_compile_error(err);
+                    ffi::hs_free_compile_error(err);
                     m
                 }
             };
@@ -100,9 +67,9 @@ impl Database {
     pub fn scratch(&self) -> Result<Scratch, String> {
         let mut s = std::ptr::null_mut();
         // SAFETY: valid database; a null scratch asks for a new one.
-        let rc = unsafe { hs_alloc_scratch(self.0.as_ptr(), &mut s) };
+        let rc = unsafe { ffi::hs_alloc_scratch(self.0.as_ptr(), &mut s) };
         match NonNull::new(s) {
-            Some(s) if rc == 0 => Ok(Scratch(s)),
+            Some(s) if rc == ffi::HS_SUCCESS as c_int => Ok(Scratch(s)),
             _ => Err(format!("hs_alloc_scratch failed ({rc})")),
         }
     }
@@ -126,13 +93,13 @@ impl Database {
         // closure outlives the call. A non-zero callback return stops the
         // scan (reported as HS_SCAN_TERMINATED, not an error for us).
         unsafe {
-            hs_scan(
+            ffi::hs_scan(
                 self.0.as_ptr(),
                 data.as_ptr().cast(),
                 data.len() as c_uint,
                 0,
                 scratch.0.as_ptr(),
-                trampoline::<F>,
+                Some(trampoline::<F>),
                 (&mut on_match as *mut F).cast(),
             );
         }
@@ -142,12 +109,12 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         // SAFETY: freed once.
-        unsafe { hs_free_database(self.0.as_ptr()) };
+        unsafe { ffi::hs_free_database(self.0.as_ptr()) };
     }
 }
 
 /// Per-thread scanning state.
-pub struct Scratch(NonNull<c_void>);
+pub struct Scratch(NonNull<ffi::hs_scratch_t>);
 
 // SAFETY: a scratch may move between threads; it is used by one at a time.
 unsafe impl Send for Scratch {}
@@ -155,6 +122,6 @@ unsafe impl Send for Scratch {}
 impl Drop for Scratch {
     fn drop(&mut self) {
         // SAFETY: freed once.
-        unsafe { hs_free_scratch(self.0.as_ptr()) };
+        unsafe { ffi::hs_free_scratch(self.0.as_ptr()) };
     }
 }
