@@ -29,6 +29,9 @@ import time
 import tomllib
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import twosite  # noqa: E402  (the two-site config, shared with scripts/lab.sh)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Drops that are part of the demo's design and not a fault. Empty: in this
@@ -48,131 +51,10 @@ def memif(n, sock, role, mac):
 
 
 def site_config(d, site, peer_pub, metrics_port, prefix):
-    a = site == "a"
-    other = "site-b" if a else "site-a"
-    role = "server" if a else "client"  # the WAN links: A listens, B connects
-    me, far = ("1", "2") if a else ("2", "1")
-    lan = "10.1.0.1/24" if a else "10.2.0.1/24"
-    far_lan = "10.2.0.0/24" if a else "10.1.0.0/24"
-    return f"""# Patronus demo, site {site.upper()} (written by scripts/demo.py; see docs/OPERATIONS.md).
-[eal]
-main_lcore = 0
-worker_lcores = [1]
-memory_mb = 256
-hugepages = false
-file_prefix = "{prefix}-{site}"
-log_level = "warning"
-extra_args = ["--no-telemetry"]
-
-[worker]
-poll_mode = "adaptive"
-
-[stats]
-interval_s = 0
-
-[control]
-socket = "{d}/{site}.sock"
-metrics_listen = "127.0.0.1:{metrics_port}"
-
-[site]
-private_key_file = "{site}.key"
-
-[dpi]
-enabled = true
-
-# The site's LAN: the replayed hosts connect here.
-[[port]]
-name = "lan0"
-device = "{memif(0, f'{d}/lan-{site}.sock', 'server', MACS[site + '-lan'])}"
-rx_queues = 2
-role = "lan"
-addresses = ["{lan}"]
-
-# Two WAN links to the other site: a private line and an internet link.
-[[port]]
-name = "mpls"
-device = "{memif(1, f'{d}/mpls.sock', role, MACS[site + '-mpls'])}"
-rx_queues = 2
-role = "wan"
-addresses = ["192.168.1.{me}/30"]
-mtu = 1600
-[port.qos]
-rate_mbps = 20
-
-[[port]]
-name = "inet"
-device = "{memif(2, f'{d}/inet.sock', role, MACS[site + '-inet'])}"
-rx_queues = 2
-role = "wan"
-addresses = ["192.168.2.{me}/30"]
-mtu = 1600
-[port.qos]
-rate_mbps = 50
-
-# The WAN links carry 1600-byte packets, so the tunnel passes the LAN's full
-# 1500-byte packets. Over 1500-byte links keep the default 1420: larger
-# packets are then answered with ICMP "fragmentation needed" (tunnel_mtu).
-[tunnel]
-listen_port = 51820
-mtu = 1500
-
-[[tunnel.peer]]
-name = "{other}"
-public_key = "{peer_pub}"
-endpoint = "192.168.1.{far}:51820"
-allowed_ips = ["{far_lan}"]
-persistent_keepalive = 5
-
-[paths]
-hold_down_s = 3
-default_strategy = "lowest-latency"
-
-# The private line: dear, narrow, low latency.
-[[path]]
-name = "mpls"
-peer = "{other}"
-port = "mpls"
-endpoint = "192.168.1.{far}:51820"
-cost = 100
-bandwidth_mbps = 20
-probe_interval_ms = 20    # figures over the last 100 probes: 2 s
-
-# The internet link: cheap and wide.
-[[path]]
-name = "inet"
-peer = "{other}"
-port = "inet"
-endpoint = "192.168.2.{far}:51820"
-cost = 10
-bandwidth_mbps = 50
-probe_interval_ms = 20
-
-# Calls on the private line while it meets their SLA.
-[[policy]]
-name = "voip"
-priority = 10
-category = ["voip"]
-strategy = "preference"
-prefer = ["mpls", "inet"]
-max_latency_ms = 30
-max_loss_pct = 5
-class = "realtime"
-
-# Bulk transfers on the cheapest link.
-[[policy]]
-name = "bulk"
-priority = 20
-category = ["cloud", "filetransfer"]
-strategy = "least-cost"
-class = "bulk"
-
-# Video on the widest link.
-[[policy]]
-name = "video"
-priority = 30
-category = ["video"]
-strategy = "highest-bandwidth"
-"""
+    """One site's config, from the two-site source the lab uses too."""
+    def device(n, sock, role, port):
+        return memif(n, sock, role, MACS[port])
+    return twosite.site_config(twosite.demo_setup(site, d, prefix, metrics_port, device), peer_pub)
 
 
 class Demo:
