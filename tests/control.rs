@@ -14,35 +14,13 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// A two-port cross-connect on net_null: traffic flows as soon as it runs.
 fn xconnect_config(prefix: &str, forward: bool, extra: &str) -> String {
-    let fwd = |to: &str| if forward { format!("forward = \"{to}\"\n") } else { String::new() };
-    format!(
-        r#"[eal]
-worker_lcores = [1]
-memory_mb = 512
-file_prefix = "{prefix}"
-log_level = "warning"
-extra_args = ["--no-telemetry"]
-
-[worker]
-poll_mode = "adaptive"
-
-[stats]
-interval_s = 0
-
-[[port]]
-name = "lan0"
-device = "net_null0"
-role = "lan"
-{lan}
-[[port]]
-name = "wan0"
-device = "net_null1"
-role = "wan"
-{wan}{control}{extra}"#,
-        lan = fwd("wan0"),
-        wan = fwd("lan0"),
-        control = control_section(prefix),
-    )
+    TwoPorts::appliance(prefix)
+        .worker("poll_mode = \"adaptive\"")
+        .stats(0)
+        .forward(forward)
+        .extra(&control_section(prefix))
+        .extra(extra)
+        .toml()
 }
 
 /// The corpus copied next to the key files it refers to, with each file's

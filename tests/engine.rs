@@ -12,32 +12,12 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// A config with two ports joined by a cross-connect.
 fn two_port_config(prefix: &str, lan: &str, wan: &str, mode: &str) -> String {
-    format!(
-        r#"[eal]
-main_lcore = 0
-worker_lcores = [1]
-memory_mb = 512
-file_prefix = "{prefix}"
-log_level = "warning"
-extra_args = ["--no-telemetry"]
-
-[worker]
-poll_mode = "{mode}"
-
-[[port]]
-name = "lan0"
-device = "{lan}"
-role = "lan"
-forward = "wan0"
-
-[[port]]
-name = "wan0"
-device = "{wan}"
-role = "wan"
-forward = "lan0"
-{control}"#,
-        control = control_section(prefix)
-    )
+    TwoPorts::appliance(prefix)
+        .main_lcore(0)
+        .worker(&format!("poll_mode = \"{mode}\""))
+        .devices(lan, wan)
+        .extra(&control_section(prefix))
+        .toml()
 }
 
 /// Deterministic frames of many sizes: Ethernet header then a counter pattern.

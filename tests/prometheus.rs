@@ -202,34 +202,7 @@ fn a_real_prometheus_finds_every_metric_the_rules_and_dashboards_use() {
     }
     let dir = Scratch::new("prom");
     let pfx = prefix("prom");
-    let cfg = dir.write(
-        "patronus.toml",
-        &format!(
-            r#"[eal]
-worker_lcores = [1]
-memory_mb = 512
-file_prefix = "{pfx}"
-log_level = "warning"
-extra_args = ["--no-telemetry"]
-
-[stats]
-interval_s = 0
-
-[[port]]
-name = "lan0"
-device = "net_null0"
-role = "lan"
-forward = "wan0"
-
-[[port]]
-name = "wan0"
-device = "net_null1"
-role = "wan"
-forward = "lan0"
-{}"#,
-            control_section(&pfx)
-        ),
-    );
+    let cfg = dir.write("patronus.toml", &TwoPorts::appliance(&pfx).stats(0).extra(&control_section(&pfx)).toml());
     // A tunnel peer, a path to it and a BFD session (never reachable
     // here), so the tunnel, path and BFD series exist.
     let key = dir.write("site.key", &sh(&format!("{} genkey", env!("CARGO_BIN_EXE_patronus"))));

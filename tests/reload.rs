@@ -17,37 +17,12 @@ use patronus::ctl::{self, Request};
 use serde_json::Value;
 
 fn policy(prefix: &str, forward: bool) -> String {
-    let fwd = |to: &str| if forward { format!("forward = \"{to}\"\n") } else { String::new() };
-    format!(
-        r#"[eal]
-worker_lcores = [1]
-memory_mb = 512
-file_prefix = "{prefix}"
-log_level = "warning"
-extra_args = ["--no-telemetry"]
-
-[worker]
-poll_mode = "poll"
-latency_sample = 16
-stall_us = 50
-
-[stats]
-interval_s = 0
-
-[[port]]
-name = "lan0"
-device = "net_null0"
-role = "lan"
-{lan}
-[[port]]
-name = "wan0"
-device = "net_null1"
-role = "wan"
-{wan}{control}"#,
-        lan = fwd("wan0"),
-        wan = fwd("lan0"),
-        control = control_section(prefix),
-    )
+    TwoPorts::appliance(prefix)
+        .worker("poll_mode = \"poll\"\nlatency_sample = 16\nstall_us = 50")
+        .stats(0)
+        .forward(forward)
+        .extra(&control_section(prefix))
+        .toml()
 }
 
 /// Keeps this process (and what it spawns) off the worker's CPU.

@@ -298,12 +298,15 @@ mod tests {
     use super::*;
 
     fn cfg(extra: &str, devices: (&str, &str), workers: &str, huge: bool) -> Config {
-        let text = format!(
-            "[eal]\nworker_lcores = {workers}\nhugepages = {huge}\nmemory_mb = 1024\n{extra}\n\
-             [[port]]\nname = \"lan0\"\ndevice = \"{}\"\nrole = \"lan\"\nforward = \"wan0\"\n\
-             [[port]]\nname = \"wan0\"\ndevice = \"{}\"\nrole = \"wan\"\nforward = \"lan0\"\n",
-            devices.0, devices.1
-        );
+        let mut t = crate::fixture::TwoPorts::new()
+            .eal(&format!("worker_lcores = {workers}"))
+            .eal(&format!("hugepages = {huge}"))
+            .eal("memory_mb = 1024")
+            .devices(devices.0, devices.1);
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            t = t.eal(line);
+        }
+        let text = t.toml();
         Config::parse(Path::new("t.toml"), &text).unwrap()
     }
 

@@ -20,3 +20,8 @@ pub mod tunnel;
 
 #[cfg(test)]
 mod drivers_tests;
+/// The two-port config the tests share (one file for both the unit and the
+/// end-to-end tests).
+#[cfg(test)]
+#[path = "../../tests/common/fixture.rs"]
+mod fixture;

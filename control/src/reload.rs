@@ -166,22 +166,10 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const BASE: &str = r#"
-[eal]
-worker_lcores = [1]
-
-[[port]]
-name = "lan0"
-device = "net_null0"
-role = "lan"
-forward = "wan0"
-
-[[port]]
-name = "wan0"
-device = "net_null1"
-role = "wan"
-forward = "lan0"
-"#;
+    /// The shared two-port fixture (`tests/common/fixture.rs`).
+    fn base() -> String {
+        crate::fixture::TwoPorts::new().toml()
+    }
 
     fn cfg(text: &str) -> Config {
         Config::parse(Path::new("t.toml"), text).unwrap()
@@ -189,23 +177,23 @@ forward = "lan0"
 
     #[test]
     fn identical_configs_change_nothing() {
-        let p = plan(&cfg(BASE), &cfg(BASE));
+        let p = plan(&cfg(&base()), &cfg(&base()));
         assert!(p.applied.is_empty() && p.restart.is_empty(), "{p:?}");
     }
 
     #[test]
     fn an_explicit_default_is_no_change() {
-        let p = plan(&cfg(BASE), &cfg(&BASE.replace("role = \"lan\"", "role = \"lan\"\nrx_ring_size = 1024")));
+        let p = plan(&cfg(&base()), &cfg(&base().replace("role = \"lan\"", "role = \"lan\"\nrx_ring_size = 1024")));
         assert!(p.applied.is_empty() && p.restart.is_empty(), "{p:?}");
     }
 
     #[test]
     fn live_fields_apply_and_the_rest_waits_for_a_restart() {
-        let new = BASE
+        let new = base()
             .replace("forward = \"wan0\"\n", "")
             .replace("worker_lcores = [1]", "worker_lcores = [1, 2]")
             .replace("device = \"net_null1\"", "device = \"net_null7\"\ntx_ring_size = 512");
-        let p = plan(&cfg(BASE), &cfg(&new));
+        let p = plan(&cfg(&base()), &cfg(&new));
         assert_eq!(p.applied, vec!["port[0].forward"]);
         assert_eq!(p.restart, vec!["eal.worker_lcores", "port[1].device", "port[1].tx_ring_size"]);
         assert_eq!(p.effective.port[0].forward, None);
@@ -216,8 +204,9 @@ forward = "lan0"
 
     #[test]
     fn added_and_renamed_ports_wait_for_a_restart() {
-        let new = format!("{}\n[[port]]\nname = \"wan1\"\ndevice = \"net_null2\"\nrole = \"wan\"\n", BASE.replace("\"wan0\"", "\"wan9\""));
-        let p = plan(&cfg(BASE), &cfg(&new));
+        let new =
+            format!("{}\n[[port]]\nname = \"wan1\"\ndevice = \"net_null2\"\nrole = \"wan\"\n", base().replace("\"wan0\"", "\"wan9\""));
+        let p = plan(&cfg(&base()), &cfg(&new));
         assert_eq!(p.applied, vec!["port[0].forward"], "lan0 kept its name and position");
         assert_eq!(p.restart, vec!["port[1].name", "port[2]"]);
         assert_eq!(p.effective.port.len(), 2);

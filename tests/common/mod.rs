@@ -3,6 +3,9 @@
 //! DPDK `--file-prefix` so tests run in parallel.
 #![allow(dead_code)]
 
+mod fixture;
+pub use fixture::TwoPorts;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -229,35 +232,14 @@ impl Lab {
 
     /// The appliance config for this lab (af_packet on the appliance's veths).
     pub fn config(&self, prefix: &str) -> String {
-        format!(
-            r#"[eal]
-worker_lcores = [1]
-memory_mb = 512
-file_prefix = "{prefix}"
-log_level = "warning"
-extra_args = ["--no-telemetry"]
-
-[worker]
-poll_mode = "adaptive"
-
-[[port]]
-name = "lan0"
-device = "net_af_packet0,iface={a1},qpairs=2"
-rx_queues = 2
-role = "lan"
-addresses = ["10.1.0.1/24", "fd01::1/64"]
-
-[[port]]
-name = "wan0"
-device = "net_af_packet1,iface={b1},qpairs=2"
-rx_queues = 2
-role = "wan"
-addresses = ["10.2.0.1/24", "fd02::1/64"]
-{control}"#,
-            a1 = self.a1,
-            b1 = self.b1,
-            control = control_section(prefix),
-        )
+        TwoPorts::appliance(prefix)
+            .worker("poll_mode = \"adaptive\"")
+            .devices(&format!("net_af_packet0,iface={},qpairs=2", self.a1), &format!("net_af_packet1,iface={},qpairs=2", self.b1))
+            .routed()
+            .lan("rx_queues = 2\naddresses = [\"10.1.0.1/24\", \"fd01::1/64\"]")
+            .wan("rx_queues = 2\naddresses = [\"10.2.0.1/24\", \"fd02::1/64\"]")
+            .extra(&control_section(prefix))
+            .toml()
     }
 
     /// Starts the appliance in its namespace and waits until it runs.
