@@ -11,11 +11,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::acceptor::AcceptLoop;
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -55,8 +53,7 @@ pub fn error(msg: impl Into<String>) -> Value {
 /// The listening side; removes its socket file when dropped.
 pub struct Server {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    accept: Option<AcceptLoop>,
 }
 
 impl Server {
@@ -65,25 +62,11 @@ impl Server {
     /// the control thread.
     pub fn start(path: &Path, cpu: Option<usize>, calls: Sender<Call>, reply_timeout: Duration) -> Result<Server, String> {
         let listener = bind(path)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("patronus-ctl".into())
-            .spawn(move || {
-                if let Some(id) = cpu {
-                    core_affinity::set_for_current(core_affinity::CoreId { id });
-                }
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        serve(conn, &calls, reply_timeout);
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the control socket thread: {e}"))?;
-        Ok(Server { path: path.to_owned(), stop, thread: Some(thread) })
+        let at = path.to_owned();
+        let wake = move || drop(UnixStream::connect(&at));
+        let accept = AcceptLoop::start("patronus-ctl", cpu, listener, wake, move |conn| serve(conn, &calls, reply_timeout))
+            .map_err(|e| format!("control socket: {e}"))?;
+        Ok(Server { path: path.to_owned(), accept: Some(accept) })
     }
 
     pub fn path(&self) -> &Path {
@@ -93,12 +76,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Wake the accept.
-        let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // The thread first, then its socket file.
+        drop(self.accept.take());
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -1,6 +1,7 @@
 //! The `patronus` binary's library: configuration, the control thread and
 //! the operator commands.
 
+pub mod acceptor;
 pub mod capture;
 pub mod classify;
 pub mod config;

@@ -10,9 +10,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dataplane::counters::{DropReason, PortTotals};
@@ -22,6 +20,8 @@ use hdrhistogram::Histogram;
 use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
+
+use crate::acceptor::AcceptLoop;
 
 /// Quantiles are taken over at most this long (and at least half of it).
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -365,8 +365,7 @@ pub fn render() -> String {
 /// The HTTP endpoint: `GET /metrics` on its own thread.
 pub struct Exporter {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _accept: AcceptLoop,
 }
 
 impl Exporter {
@@ -376,40 +375,15 @@ impl Exporter {
         let listener =
             TcpListener::bind(addr).map_err(|e| format!("metrics endpoint {addr} ([control] metrics_listen): cannot bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("patronus-metrics".into())
-            .spawn(move || {
-                if let Some(id) = cpu {
-                    core_affinity::set_for_current(core_affinity::CoreId { id });
-                }
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        let _ = answer(conn, handle);
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
-        Ok(Exporter { addr, stop, thread: Some(thread) })
+        let wake = move || drop(TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
+        let accept = AcceptLoop::start("patronus-metrics", cpu, listener, wake, move |conn| drop(answer(conn, handle)))
+            .map_err(|e| format!("metrics endpoint: {e}"))?;
+        Ok(Exporter { addr, _accept: accept })
     }
 
     /// The address actually bound (port 0 resolved).
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
