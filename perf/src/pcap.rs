@@ -6,7 +6,7 @@ use std::path::Path;
 
 use dataplane::wire::ethernet::{self, EtherType, EthernetAddress};
 use dataplane::wire::frame::Ip;
-use dataplane::wire::{ip_proto, ipv4, udp, Ipv4Address, OptionBytes};
+use dataplane::wire::{ipv4, Ipv4Address};
 
 /// Classic pcap, microsecond timestamps, Ethernet link type.
 pub const PCAP_HEADER: [u8; 24] = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
@@ -31,25 +31,11 @@ pub fn frame(i: u32, size: usize) -> Vec<u8> {
     let size = size.max(60);
     let mut f = vec![0u8; size];
     ethernet_header(&mut f);
-    let udp_len = size - ethernet::HEADER_LEN - ipv4::HEADER_LEN;
-    let ip = ipv4::Repr {
-        src: Ipv4Address(SRC),
-        dst: Ipv4Address([10, (i.wrapping_mul(73) % 256) as u8, i as u8, 1]),
-        protocol: ip_proto::UDP,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 0,
-        dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-        options: OptionBytes::NONE,
-        payload_len: udp_len,
-    };
-    let mut packet = ipv4::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..]);
-    ip.emit(&mut packet);
-    let dgram = udp::Repr { src_port: 1024 + (i % 60000) as u16, dst_port: 4000, payload_len: udp_len - udp::HEADER_LEN };
-    dgram.emit(&mut udp::Packet::new_unchecked(packet.payload_mut()), None);
+    let src = std::net::SocketAddr::from((SRC, 1024 + (i % 60000) as u16));
+    let dst = std::net::SocketAddr::from(([10, (i.wrapping_mul(73) % 256) as u8, i as u8, 1], 4000));
+    // The same IPv4/UDP writer the tunnel's encap uses (no UDP checksum, TTL 64).
+    let written = dataplane::tunnel::stage::emit_ip_udp(src.ip(), src.port(), dst, &mut f[ethernet::HEADER_LEN..]);
+    debug_assert!(written, "one family");
     f
 }
 
