@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use dataplane::counters::DropReason;
 use dataplane::egress::ControlIo;
+use dataplane::egress::PuntRing;
 use dataplane::packet::{Burst, HeapPacket, HeapPool, Packet};
 use dataplane::router::punt;
 use dataplane::wire::{arp, ethernet, ip_proto, ipv4, udp, EtherType, EthernetAddress};
-use dataplane::worker::PuntRing;
 use dataplane::PortIdx;
 
 use crate::config::keys;

@@ -16,11 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{Eal, Mbuf, Mempool, Port, PortSetup};
+use dataplane::egress::TxQueue;
 use dataplane::packet::{Burst, Packet};
 use dataplane::wire::ethernet::{self, EtherType, EthernetAddress};
 use dataplane::wire::frame::Ip;
 use dataplane::wire::{arp, ipv4, Ipv4Address};
-use dataplane::worker::{RxQueue, TxQueue};
+use dataplane::worker::RxQueue;
 
 use crate::capture::Capture;
 

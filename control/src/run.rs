@@ -309,7 +309,7 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
     };
     let sources = Publishers { slowpath: &slowpath, tunnel: &tunnel, paths: &paths, dpi: &dpi };
     let mut stage_slots = Vec::new();
-    let launched = engine.launch(|i, _| {
+    let launched = engine.launch(|i, _| -> chain::Appliance {
         let slot = Slot::new("forward");
         stage_slots.push((lcores[i], slot.clone()));
         chain::appliance(&sources, &chain_conf, i, flows[i].clone(), &slot)

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use dataplane::counters::DropReason;
 use dataplane::dpdk::Mbuf;
+use dataplane::egress::PuntRing;
 use dataplane::egress::{fill_new, ControlIo};
 use dataplane::packet::{Burst, Packet};
 use dataplane::rcu::{Publisher, Reader};
@@ -16,7 +17,6 @@ use dataplane::router::fib::{Fib, Iface, IfaceIdx, Routes};
 use dataplane::router::neighbor::{Action, NeighborCache, NeighborConf, NeighborKey, Resolve};
 use dataplane::router::punt;
 use dataplane::wire::{arp, icmpv6, ip_proto, ipv4, ipv6, udp, EtherType, EthernetAddress, Ipv4Address, Ipv6Address};
-use dataplane::worker::PuntRing;
 use dataplane::PortIdx;
 
 /// Punted packets handled per ring per poll, so timers keep running.

@@ -6,14 +6,26 @@
 
 use std::sync::Arc;
 
+use crossbeam_queue::ArrayQueue;
+
 use crate::counters::{DropReason, PortCounters, WorkerCounters};
 use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
 use crate::pipeline::Meta;
 use crate::qos::Scheduler;
 use crate::vocab::Class;
-use crate::worker::{PuntRing, TxQueue};
 use crate::{PortIdx, MAX_BURST};
+
+/// A device TX queue owned by exactly one thread.
+pub trait TxQueue<P>: Send {
+    /// Sends packets from the front of `burst`; the ones the device took
+    /// leave the burst, the refused ones stay. Returns how many were sent.
+    fn tx_burst(&mut self, burst: &mut Burst<P>) -> usize;
+}
+
+/// Packets a worker hands to the control thread: a bounded lock-free ring
+/// per worker (ARP, ND, packets waiting for a neighbour).
+pub type PuntRing<P> = Arc<ArrayQueue<P>>;
 
 pub(crate) struct TxPort<T, P> {
     pub(crate) queue: Option<T>,

@@ -10,10 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
-
 use crate::counters::{DropReason, WorkerCounters};
-use crate::egress::{buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, TxLatency, TxPort};
+use crate::egress::{buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, PuntRing, TxLatency, TxPort, TxQueue};
 use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
 use crate::pipeline::{Meta, Metas, Stage, TO_CONTROL};
@@ -31,13 +29,6 @@ pub trait RxQueue: Send {
     type Pkt: Packet;
     /// Appends up to `max` received packets to `burst`; returns how many.
     fn rx_burst(&mut self, burst: &mut Burst<Self::Pkt>, max: usize) -> usize;
-}
-
-/// A device TX queue owned by exactly one thread.
-pub trait TxQueue<P>: Send {
-    /// Sends packets from the front of `burst`; the ones the device took
-    /// leave the burst, the refused ones stay. Returns how many were sent.
-    fn tx_burst(&mut self, burst: &mut Burst<P>) -> usize;
 }
 
 /// Monotonic cycle counter (the TSC in production).
@@ -85,10 +76,6 @@ pub struct WorkerLatency {
     /// The clock latency is measured with (the TSC).
     pub now: fn() -> u64,
 }
-
-/// Packets a worker hands to the control thread: a bounded lock-free ring
-/// per worker (ARP, ND, packets waiting for a neighbour).
-pub type PuntRing<P> = Arc<ArrayQueue<P>>;
 
 /// One worker's state: its queues, stage chain, counters and clock.
 pub struct Worker<R: RxQueue, T, S, C> {
@@ -332,6 +319,7 @@ mod tests {
     use super::*;
     use crate::packet::{HeapPacket, HeapPool};
     use crate::pipeline::{Meta, Verdict, XConnect};
+    use crossbeam_queue::ArrayQueue;
     use std::collections::VecDeque;
     use std::sync::atomic::AtomicU64;
     use std::sync::Mutex;

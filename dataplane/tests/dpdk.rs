@@ -3,8 +3,9 @@
 //! through every check in order.
 
 use dataplane::dpdk::{Eal, Error, Mempool, Port, PortSetup};
+use dataplane::egress::TxQueue;
 use dataplane::packet::{Burst, Packet};
-use dataplane::worker::{RxQueue, TxQueue};
+use dataplane::worker::RxQueue;
 
 fn eal() -> Eal {
     let prefix = format!("dptest{}", std::process::id());

@@ -5,8 +5,9 @@ use std::ffi::CStr;
 use dpdk_sys as ffi;
 
 use super::*;
+use crate::egress::TxQueue;
 use crate::packet::Burst;
-use crate::worker::{RxQueue, TxQueue};
+use crate::worker::RxQueue;
 
 /// What a device reports it can do.
 #[derive(Clone, Debug)]

@@ -12,10 +12,11 @@ use crossbeam_queue::ArrayQueue;
 use crate::counters::{port_totals, PortTotals, WorkerCounters};
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
 use crate::egress::ControlEgress;
+use crate::egress::PuntRing;
 use crate::latency;
 use crate::packet::Burst;
 use crate::pipeline::Stage;
-use crate::worker::{PortQueues, PuntRing, Worker, WorkerConf, WorkerLatency};
+use crate::worker::{PortQueues, Worker, WorkerConf, WorkerLatency};
 use crate::{PortIdx, MAX_BURST, MAX_PORTS};
 
 mod spec;
