@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,12 @@ use dataplane::counters::DropReason;
 use dataplane::egress::ControlIo;
 use dataplane::egress::PuntRing;
 use dataplane::packet::{Burst, HeapPacket, HeapPool, Packet};
+use dataplane::pipeline::{Meta, Stage, Verdict, NO_PORT, TO_CONTROL};
 use dataplane::router::punt;
+use dataplane::router::Router;
+use dataplane::tunnel::stage::Decap;
 use dataplane::wire::{arp, ethernet, ip_proto, ipv4, udp, EtherType, EthernetAddress};
+use dataplane::worker::Clock;
 use dataplane::PortIdx;
 
 use crate::config::keys;
@@ -57,6 +62,16 @@ impl ControlIo for TestIo {
     }
 }
 
+/// The workers' clock: the site's TSC, set by its control loop's turns.
+#[derive(Clone)]
+struct TestClock(Arc<AtomicU64>);
+
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// What a frame on the wire is, as the far end's workers would punt it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wire {
@@ -94,6 +109,11 @@ struct Site {
     tunnel: TunnelControl,
     paths: PathControl,
     mac: EthernetAddress,
+    /// The site's worker stages that meet a frame from the WAN: tunnel
+    /// decap (handshakes and BFD punted, probes answered or punted), then
+    /// the router (ARP and ND punted).
+    worker: (Decap<TestClock>, Router<TestClock>),
+    clock: TestClock,
     _dir: TempDir,
 }
 
@@ -112,17 +132,31 @@ fn write_key(dir: &Path, name: &str, key: &keys::PrivateKey) {
 }
 
 impl Site {
-    /// Site `me` (1 or 2) on 192.168.1.0/30, the other end its peer.
-    fn new(me: u8, key: &keys::PrivateKey, peer_public: &str, bfd: bool) -> Site {
+    /// Site `me` (1 or 2) on 192.168.1.0/30 (with `v6`, fd00::/64), the
+    /// other end its peer.
+    /// With `path`: one [[path]] over wan0 to the peer, probed every 20 ms
+    /// (gated by the BFD session when there is one).
+    fn with(me: u8, key: &keys::PrivateKey, peer_public: &str, bfd: bool, path: bool) -> Site {
+        Site::on(me, key, peer_public, bfd, path, false)
+    }
+
+    fn on(me: u8, key: &keys::PrivateKey, peer_public: &str, bfd: bool, path: bool, v6: bool) -> Site {
         let far = 3 - me;
+        let (addr, far_ip, far_ep) = match v6 {
+            false => (format!("192.168.1.{me}/30"), format!("192.168.1.{far}"), format!("192.168.1.{far}:51820")),
+            true => (format!("fd00::{me}/64"), format!("fd00::{far}"), format!("[fd00::{far}]:51820")),
+        };
         let dir = std::env::temp_dir().join(format!("patronus-drivers-{}-{me}-{:?}", std::process::id(), std::thread::current().id()));
         std::fs::create_dir_all(&dir).unwrap();
         write_key(&dir, "site.key", key);
-        let bfd = if bfd {
-            format!("[[bfd]]\nname = \"link\"\npeer = \"192.168.1.{far}\"\nmin_tx_ms = 100\nmin_rx_ms = 100\n")
+        let gate = if bfd { "bfd = \"link\"\n" } else { "" };
+        let path = if path {
+            format!("[[path]]\nname = \"wan\"\npeer = \"far\"\nport = \"wan0\"\nendpoint = \"{far_ep}\"\nprobe_interval_ms = 20\n{gate}")
         } else {
             String::new()
         };
+        let bfd =
+            if bfd { format!("[[bfd]]\nname = \"link\"\npeer = \"{far_ip}\"\nmin_tx_ms = 100\nmin_rx_ms = 100\n") } else { String::new() };
         let text = format!(
             r#"
 [eal]
@@ -136,7 +170,7 @@ private_key_file = "site.key"
 name = "wan0"
 device = "net_null0"
 role = "wan"
-addresses = ["192.168.1.{me}/30"]
+addresses = ["{addr}"]
 
 [tunnel]
 listen_port = 51820
@@ -144,9 +178,9 @@ listen_port = 51820
 [[tunnel.peer]]
 name = "far"
 public_key = "{peer_public}"
-endpoint = "192.168.1.{far}:51820"
+endpoint = "{far_ep}"
 allowed_ips = ["10.{far}.0.0/24"]
-{bfd}"#
+{bfd}{path}"#
         );
         let path = dir.join("site.toml");
         let cfg = Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
@@ -157,13 +191,18 @@ allowed_ips = ["10.{far}.0.0/24"]
         let tunnel = TunnelControl::new(&cfg.tunnel, &dir, cfg.private_key_path(&path).as_deref(), HZ, 0).unwrap();
         let paths = PathControl::new(&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, &tunnel, HZ);
         let io = TestIo { pool: HeapPool::new(), sent: Vec::new(), drops: RefCell::new(Vec::new()), tsc: 0 };
-        Site { io, ring, slow, tunnel, paths, mac, _dir: TempDir(dir) }
+        let clock = TestClock(Arc::default());
+        let decap = Decap::new(tunnel.reader(), slow.reader(), paths.reader(), clock.clone(), paths.bfd_enabled());
+        let worker = (decap, Router::new(slow.reader(), clock.clone(), HZ));
+        Site { io, ring, slow, tunnel, paths, mac, worker, clock, _dir: TempDir(dir) }
     }
 
     /// One turn of the control loop at `at`, and the slow path's part of
     /// the next (which sends what the drivers queued in this one).
     fn poll(&mut self, at: Instant, t0: Instant) {
         self.io.tsc = at.duration_since(t0).as_nanos() as u64;
+        self.clock.0.store(self.io.tsc, Relaxed);
+        Stage::<HeapPacket>::tick(&mut self.worker);
         self.slow.poll(&mut self.io, at);
         self.tunnel.poll(&mut self.io, &mut self.slow, at);
         self.paths.poll(&mut self.io, &mut self.slow, &mut self.tunnel, at);
@@ -199,9 +238,36 @@ fn deliver(from: &mut Site, to: &Site, keep: impl Fn(Wire) -> bool) -> Vec<Wire>
     crossed
 }
 
+/// Hands what `from` sent to `to`'s worker stages, as its NIC would: what
+/// they punt goes to `to`'s control thread, what they send back (an
+/// answered probe) is `to`'s to send. Frames `keep` refuses are lost on
+/// the wire. Returns the drops, by reason.
+fn through_workers(from: &mut Site, to: &mut Site, keep: impl Fn(Wire) -> bool) -> Vec<DropReason> {
+    // A worker adopts the newest snapshots at every turn of its loop.
+    Stage::<HeapPacket>::tick(&mut to.worker);
+    let mut drops = Vec::new();
+    for (_, mut pkt) in from.io.sent.drain(..) {
+        if !keep(what(pkt.data())) {
+            continue;
+        }
+        let mut meta = Meta::NEW;
+        match to.worker.process(0, &mut pkt, &mut meta) {
+            Verdict::Drop(r) => drops.push(r),
+            Verdict::Continue if meta.out_port() == TO_CONTROL => assert!(to.ring.push(pkt).is_ok()),
+            Verdict::Continue if meta.out_port() == 0 => to.io.sent.push((0, pkt)),
+            Verdict::Continue => assert_eq!(meta.out_port(), NO_PORT, "one port only"),
+        }
+    }
+    drops
+}
+
 fn pair(bfd: bool) -> (Site, Site) {
+    pair_with(bfd, false)
+}
+
+fn pair_with(bfd: bool, path: bool) -> (Site, Site) {
     let (ka, kb) = (keys::generate().unwrap(), keys::generate().unwrap());
-    (Site::new(1, &ka, &kb.public_base64(), bfd), Site::new(2, &kb, &ka.public_base64(), bfd))
+    (Site::with(1, &ka, &kb.public_base64(), bfd, path), Site::with(2, &kb, &ka.public_base64(), bfd, path))
 }
 
 /// ARP resolution with the packet queued meanwhile, then a full Noise
@@ -289,4 +355,70 @@ fn bfd_sessions_come_up_and_detect_a_cut() {
         deliver(&mut b, &a, |_| true);
     }
     assert_eq!(state(&b).as_deref(), Some("down"), "detection: 3 x 100 ms");
+}
+
+/// SLA probes through both sites' worker stages, with a BFD session on
+/// the link: BFD comes up, the tunnel's handshake goes through the decap
+/// stages, and the probes go out every 20 ms; the far end's decap answers
+/// each in place (sealed back by the way it came), ours punts the reply
+/// with its arrival time, and the path controller counts every one.
+#[test]
+fn probes_are_answered_by_the_far_worker_and_counted_with_bfd_up() {
+    let (mut a, mut b) = pair_with(true, true);
+    let t0 = Instant::now();
+    let path = |s: &Site| s.paths.show()["paths"][0].clone();
+    let bfd = |s: &Site| s.paths.show_bfd()["sessions"][0]["state"].as_str().map(str::to_owned);
+    let mut drops = Vec::new();
+    let mut t = t0;
+    for _ in 0..200 {
+        t += Duration::from_millis(10);
+        a.poll(t, t0);
+        drops.extend(through_workers(&mut a, &mut b, |_| true));
+        b.poll(t, t0);
+        drops.extend(through_workers(&mut b, &mut a, |_| true));
+        // What b's worker answered goes back to a.
+        drops.extend(through_workers(&mut b, &mut a, |_| true));
+    }
+    // The controllers read their figures at the wall clock: let it catch up
+    // with the 2 s the loop ran in a moment.
+    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+    assert_eq!(bfd(&a).as_deref(), Some("up"), "{}", a.paths.show_bfd());
+    assert_eq!(bfd(&b).as_deref(), Some("up"), "{}", b.paths.show_bfd());
+    assert!(a.up() && b.up(), "the handshake went through the decap stages");
+    let p = path(&a);
+    let (sent, replies) = (p["probes_sent"].as_u64().unwrap(), p["replies"].as_u64().unwrap());
+    assert!(replies >= 30, "about one probe per 20 ms once the session is up: {p}");
+    assert!(sent - replies <= 2, "every probe answered but those in flight: {p}");
+    // Keepalives are consumed and counted under their own reason.
+    assert!(drops.iter().all(|r| *r == DropReason::TunnelKeepalive), "drops: {drops:?}");
+}
+
+/// Neighbor Discovery instead of ARP: over IPv6 the initiation waits for a
+/// Neighbor Solicitation to be answered (through both sites' worker
+/// stages, which punt NS and NA to the control threads), then the
+/// handshake completes.
+#[test]
+fn nd_resolves_over_ipv6_and_the_handshake_completes() {
+    let (ka, kb) = (keys::generate().unwrap(), keys::generate().unwrap());
+    let mut a = Site::on(1, &ka, &kb.public_base64(), false, false, true);
+    let mut b = Site::on(2, &kb, &ka.public_base64(), false, false, true);
+    let t0 = Instant::now();
+    assert_eq!(a.tunnel.rekey(&mut a.io, &mut a.slow, None), Ok(1));
+    let mut drops = Vec::new();
+    let mut t = t0;
+    for _ in 0..5 {
+        t += Duration::from_millis(1);
+        a.poll(t, t0);
+        drops.extend(through_workers(&mut a, &mut b, |_| true));
+        b.poll(t, t0);
+        drops.extend(through_workers(&mut b, &mut a, |_| true));
+    }
+    a.poll(t, t0);
+    assert!(a.up(), "{}", a.tunnel.show());
+    let far = std::net::IpAddr::V6("fd00::2".parse().unwrap());
+    let resolved: Vec<_> = a.slow.neighbors().into_iter().filter(|n| n.0.ip() == far).collect();
+    assert_eq!(resolved.len(), 1, "{:?}", a.slow.neighbors());
+    assert_eq!(resolved[0].1, Some(b.mac), "b's MAC learnt by ND");
+    // The initiator's first keepalive is consumed and counted under its own reason.
+    assert!(drops.iter().all(|r| *r == DropReason::TunnelKeepalive), "drops: {drops:?}");
 }
