@@ -21,10 +21,7 @@ use dataplane::dpdk;
 use dataplane::engine::Engine;
 use dataplane::flow::stage::{DpiSnapshot, FlowCounters};
 use dataplane::latency::Slot;
-use dataplane::path::Steering;
-use dataplane::rcu::{Publisher, Reader};
-use dataplane::router::fib::Fib;
-use dataplane::tunnel::stage::Tunnels;
+use dataplane::rcu::Publisher;
 use dataplane::wire::EthernetAddress;
 use serde_json::{json, Value};
 
@@ -199,30 +196,6 @@ impl Drop for EngineGuard {
     }
 }
 
-/// The snapshot readers a worker's chain takes, from the control thread's
-/// publishers.
-struct Publishers<'a> {
-    slowpath: &'a SlowPath,
-    tunnel: &'a TunnelControl,
-    paths: &'a crate::paths::PathControl,
-    dpi: &'a Publisher<DpiSnapshot>,
-}
-
-impl chain::Snapshots for Publishers<'_> {
-    fn tunnels(&self) -> Reader<Tunnels> {
-        self.tunnel.reader()
-    }
-    fn fib(&self) -> Reader<Fib> {
-        self.slowpath.reader()
-    }
-    fn steering(&self) -> Reader<Steering> {
-        self.paths.reader()
-    }
-    fn classification(&self) -> Reader<DpiSnapshot> {
-        self.dpi.reader()
-    }
-}
-
 /// Brings the engine, the servers and the control state up, and launches
 /// the workers. An error names the config file where it comes from it.
 fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
@@ -307,7 +280,7 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
         hz,
         latency_every: cfg.worker.latency_sample,
     };
-    let sources = Publishers { slowpath: &slowpath, tunnel: &tunnel, paths: &paths, dpi: &dpi };
+    let sources = snapshots::Publishers { slowpath: &slowpath, tunnel: &tunnel, paths: &paths, dpi: &dpi };
     let mut stage_slots = Vec::new();
     let launched = engine.launch(|i, _| -> chain::Appliance {
         let slot = Slot::new("forward");

@@ -1,7 +1,8 @@
 //! Compiles a validated config into the snapshots the workers read: the
 //! forwarding routes, and the classification (the signatures, each
 //! application's QoS class, the policy's rules). Start-up and reload build
-//! them with the same functions.
+//! them with the same functions; [`Publishers`] hands their readers to
+//! each worker's chain.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,16 @@ use dataplane::flow::stage::DpiSnapshot;
 use dataplane::router::fib::Routes;
 use dataplane::wire::EthernetAddress;
 
+use dataplane::chain;
+use dataplane::path::Steering;
+use dataplane::rcu::{Publisher, Reader};
+use dataplane::router::fib::Fib;
+use dataplane::tunnel::stage::Tunnels;
+
 use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::paths::PathControl;
+use crate::slowpath::SlowPath;
+use crate::tunnel::TunnelControl;
 
 /// The routes of the forwarding snapshot.
 pub fn routes(cfg: &Config, macs: &[EthernetAddress]) -> Result<Routes, String> {
@@ -49,4 +59,28 @@ pub fn classification_sources(cfg: &Config, path: &Path) -> String {
 /// The folder relative paths in the config file are read from.
 pub fn config_dir(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The snapshot readers a worker's chain takes, from the control thread's
+/// publishers.
+pub struct Publishers<'a> {
+    pub slowpath: &'a SlowPath,
+    pub tunnel: &'a TunnelControl,
+    pub paths: &'a PathControl,
+    pub dpi: &'a Publisher<DpiSnapshot>,
+}
+
+impl chain::Snapshots for Publishers<'_> {
+    fn tunnels(&self) -> Reader<Tunnels> {
+        self.tunnel.reader()
+    }
+    fn fib(&self) -> Reader<Fib> {
+        self.slowpath.reader()
+    }
+    fn steering(&self) -> Reader<Steering> {
+        self.paths.reader()
+    }
+    fn classification(&self) -> Reader<DpiSnapshot> {
+        self.dpi.reader()
+    }
 }
