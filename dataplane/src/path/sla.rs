@@ -147,7 +147,7 @@ impl Monitor {
             return None;
         }
         // Keep the cadence; after a stall, restart it from now.
-        self.next_probe = if now - self.next_probe > self.conf.interval { now } else { self.next_probe } + self.conf.interval;
+        self.next_probe = if now.saturating_sub(self.next_probe) > self.conf.interval { now } else { self.next_probe } + self.conf.interval;
         self.seq = self.seq.wrapping_add(1);
         if self.window.len() >= self.conf.window {
             self.window.pop_front();
@@ -193,7 +193,7 @@ impl Monitor {
 
     fn set_up(&mut self, up: bool, now: Duration) {
         if self.up {
-            self.up_time += now - self.state_since;
+            self.up_time += now.saturating_sub(self.state_since);
         }
         self.up = up;
         self.state_since = now;
@@ -260,7 +260,7 @@ impl Monitor {
         let q = |p: f64| (h.len() > 0).then(|| h.value_at_quantile(p) as f64 / 1e6);
         let loss_pct = if judged == 0 { 0.0 } else { 100.0 * lost as f64 / judged as f64 };
         let total = now.saturating_sub(self.started);
-        let up_time = self.up_time + if self.up { now - self.state_since } else { Duration::ZERO };
+        let up_time = self.up_time + if self.up { now.saturating_sub(self.state_since) } else { Duration::ZERO };
         let availability_pct = if total.is_zero() { 0.0 } else { 100.0 * up_time.as_secs_f64() / total.as_secs_f64() };
         let p95 = q(0.95);
         let health = if !self.usable() {
@@ -538,6 +538,17 @@ mod tests {
             t += MS;
         }
         out
+    }
+
+    /// Asked at a time before its last probe (a caller's clock that lags
+    /// the loop's), the monitor answers instead of panicking.
+    #[test]
+    fn figures_for_an_earlier_time_do_not_panic() {
+        let mut m = Monitor::new(ten_ms(), Duration::ZERO);
+        drive(&mut m, Duration::ZERO, 1000 * MS, 2 * MS, |_| true);
+        // Up since about 25 ms: asked at 1 ms.
+        let f = m.figures(MS);
+        assert!(f.up && (0.0..=100.0).contains(&f.availability_pct), "{f:?}");
     }
 
     #[test]
