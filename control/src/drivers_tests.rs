@@ -1,8 +1,8 @@
-//! The control thread's drivers (slow path, tunnel handshakes, BFD) on heap
-//! packets, without DPDK: two sites whose control threads talk through an
-//! in-memory wire. What one site sends is punted to the other as its
-//! workers would punt it (ARP, handshakes and BFD), so the drivers run as
-//! in the appliance, with the time passed in.
+//! The control thread's drivers (slow path, tunnel handshakes, probes and
+//! BFD) on heap packets, without DPDK: two sites whose control threads talk
+//! through an in-memory wire. Every frame one site sends meets the other
+//! site's own worker stages (tunnel decap, router), which punt, answer or
+//! drop it as in the appliance; the time is passed in.
 
 use std::cell::RefCell;
 use std::net::Ipv4Addr;
@@ -17,7 +17,6 @@ use dataplane::egress::ControlIo;
 use dataplane::egress::PuntRing;
 use dataplane::packet::{Burst, HeapPacket, HeapPool, Packet};
 use dataplane::pipeline::{Meta, Stage, Verdict, NO_PORT, TO_CONTROL};
-use dataplane::router::punt;
 use dataplane::router::Router;
 use dataplane::tunnel::stage::Decap;
 use dataplane::wire::{arp, ethernet, ip_proto, ipv4, udp, EtherType, EthernetAddress};
@@ -114,6 +113,8 @@ struct Site {
     /// the router (ARP and ND punted).
     worker: (Decap<TestClock>, Router<TestClock>),
     clock: TestClock,
+    /// What the worker stages dropped, by reason.
+    dropped: Vec<DropReason>,
     _dir: TempDir,
 }
 
@@ -133,13 +134,8 @@ fn write_key(dir: &Path, name: &str, key: &keys::PrivateKey) {
 
 impl Site {
     /// Site `me` (1 or 2) on 192.168.1.0/30 (with `v6`, fd00::/64), the
-    /// other end its peer.
-    /// With `path`: one [[path]] over wan0 to the peer, probed every 20 ms
-    /// (gated by the BFD session when there is one).
-    fn with(me: u8, key: &keys::PrivateKey, peer_public: &str, bfd: bool, path: bool) -> Site {
-        Site::on(me, key, peer_public, bfd, path, false)
-    }
-
+    /// other end its peer; with `bfd` a session to it, with `path` one
+    /// [[path]] over wan0 probed every 20 ms (gated by the BFD session).
     fn on(me: u8, key: &keys::PrivateKey, peer_public: &str, bfd: bool, path: bool, v6: bool) -> Site {
         let far = 3 - me;
         let (addr, far_ip, far_ep) = match v6 {
@@ -194,7 +190,7 @@ allowed_ips = ["10.{far}.0.0/24"]
         let clock = TestClock(Arc::default());
         let decap = Decap::new(tunnel.reader(), slow.reader(), paths.reader(), clock.clone(), paths.bfd_enabled());
         let worker = (decap, Router::new(slow.reader(), clock.clone(), HZ));
-        Site { io, ring, slow, tunnel, paths, mac, worker, clock, _dir: TempDir(dir) }
+        Site { io, ring, slow, tunnel, paths, mac, worker, clock, dropped: Vec::new(), _dir: TempDir(dir) }
     }
 
     /// One turn of the control loop at `at`, and the slow path's part of
@@ -214,60 +210,56 @@ allowed_ips = ["10.{far}.0.0/24"]
     }
 }
 
-/// Hands what `from` sent to `to` as its workers would punt it; frames
-/// `keep` refuses are lost on the wire. Returns what crossed.
-fn deliver(from: &mut Site, to: &Site, keep: impl Fn(Wire) -> bool) -> Vec<Wire> {
+/// Hands what `from` sent to `to`'s worker stages, as its NIC would: what
+/// they punt goes to `to`'s control thread, what they send back (an
+/// answered probe) is `to`'s to send, what they drop is counted in
+/// `to.dropped`. Frames `keep` refuses are lost on the wire. Returns what
+/// crossed it.
+fn deliver(from: &mut Site, to: &mut Site, keep: impl Fn(Wire) -> bool) -> Vec<Wire> {
+    // A worker adopts the newest snapshots at every turn of its loop.
+    Stage::<HeapPacket>::tick(&mut to.worker);
     let mut crossed = Vec::new();
     for (_, mut pkt) in from.io.sent.drain(..) {
         let w = what(pkt.data());
-        let dst = EthernetAddress::from_bytes(&pkt.data()[..6]);
-        assert!(dst == to.mac || dst.is_broadcast(), "{w:?} sent to {dst}, not to the far end");
         if !keep(w) {
             continue;
         }
-        let kind = match w {
-            Wire::Arp(_) => punt::Kind::Arp,
-            Wire::Handshake(_) => punt::Kind::Tunnel,
-            Wire::Bfd => punt::Kind::Bfd,
-            Wire::Other => continue,
-        };
-        assert!(punt::push(&mut pkt, &punt::Header { kind, in_port: 0, iface: 0, l2_len: 14, neighbor: 0 }));
-        assert!(to.ring.push(pkt).is_ok());
         crossed.push(w);
-    }
-    crossed
-}
-
-/// Hands what `from` sent to `to`'s worker stages, as its NIC would: what
-/// they punt goes to `to`'s control thread, what they send back (an
-/// answered probe) is `to`'s to send. Frames `keep` refuses are lost on
-/// the wire. Returns the drops, by reason.
-fn through_workers(from: &mut Site, to: &mut Site, keep: impl Fn(Wire) -> bool) -> Vec<DropReason> {
-    // A worker adopts the newest snapshots at every turn of its loop.
-    Stage::<HeapPacket>::tick(&mut to.worker);
-    let mut drops = Vec::new();
-    for (_, mut pkt) in from.io.sent.drain(..) {
-        if !keep(what(pkt.data())) {
-            continue;
-        }
         let mut meta = Meta::NEW;
         match to.worker.process(0, &mut pkt, &mut meta) {
-            Verdict::Drop(r) => drops.push(r),
+            Verdict::Drop(r) => to.dropped.push(r),
             Verdict::Continue if meta.out_port() == TO_CONTROL => assert!(to.ring.push(pkt).is_ok()),
             Verdict::Continue if meta.out_port() == 0 => to.io.sent.push((0, pkt)),
             Verdict::Continue => assert_eq!(meta.out_port(), NO_PORT, "one port only"),
         }
     }
-    drops
+    crossed
 }
 
-fn pair(bfd: bool) -> (Site, Site) {
-    pair_with(bfd, false)
+/// Nothing the workers dropped but keepalives, which they consume and
+/// count under their own reason.
+fn only_keepalives_dropped(s: &Site) -> bool {
+    s.dropped.iter().all(|r| *r == DropReason::TunnelKeepalive)
 }
 
-fn pair_with(bfd: bool, path: bool) -> (Site, Site) {
+/// Two sites, with a BFD session, a probed path, over IPv6 as asked.
+fn pair(bfd: bool, path: bool, v6: bool) -> (Site, Site) {
     let (ka, kb) = (keys::generate().unwrap(), keys::generate().unwrap());
-    (Site::with(1, &ka, &kb.public_base64(), bfd, path), Site::with(2, &kb, &ka.public_base64(), bfd, path))
+    (Site::on(1, &ka, &kb.public_base64(), bfd, path, v6), Site::on(2, &kb, &ka.public_base64(), bfd, path, v6))
+}
+
+/// `steps` turns of both control loops, `dt` apart from `t`, every frame
+/// delivered (and what b's workers answer handed back to a); returns the
+/// time reached.
+fn run(a: &mut Site, b: &mut Site, t0: Instant, mut t: Instant, steps: u32, dt: Duration) -> Instant {
+    for _ in 0..steps {
+        t += dt;
+        a.poll(t, t0);
+        deliver(a, b, |_| true);
+        b.poll(t, t0);
+        deliver(b, a, |_| true);
+    }
+    t
 }
 
 /// ARP resolution with the packet queued meanwhile, then a full Noise
@@ -275,20 +267,20 @@ fn pair_with(bfd: bool, path: bool) -> (Site, Site) {
 /// from the request, responds, and both sides have a session.
 #[test]
 fn arp_resolves_the_queued_handshake_and_both_sites_come_up() {
-    let (mut a, mut b) = pair(false);
+    let (mut a, mut b) = pair(false, false, false);
     let t0 = Instant::now();
     assert_eq!(a.tunnel.rekey(&mut a.io, &mut a.slow, None), Ok(1));
     a.poll(t0, t0);
     // The initiation waits in the neighbour queue; an ARP request goes out.
-    assert_eq!(deliver(&mut a, &b, |_| true), [Wire::Arp(arp::Operation::Request)]);
+    assert_eq!(deliver(&mut a, &mut b, |_| true), [Wire::Arp(arp::Operation::Request)]);
     b.poll(t0, t0);
-    assert_eq!(deliver(&mut b, &a, |_| true), [Wire::Arp(arp::Operation::Reply)]);
+    assert_eq!(deliver(&mut b, &mut a, |_| true), [Wire::Arp(arp::Operation::Reply)]);
     a.poll(t0, t0);
     // Resolved: the queued initiation leaves, addressed to B's MAC.
-    assert_eq!(deliver(&mut a, &b, |_| true), [Wire::Handshake(1)]);
+    assert_eq!(deliver(&mut a, &mut b, |_| true), [Wire::Handshake(1)]);
     b.poll(t0, t0);
     // B learnt A's MAC from A's request: its response needs no ARP.
-    assert_eq!(deliver(&mut b, &a, |_| true), [Wire::Handshake(2)]);
+    assert_eq!(deliver(&mut b, &mut a, |_| true), [Wire::Handshake(2)]);
     a.poll(t0, t0);
     assert!(a.up(), "the initiator has a session after the response");
     assert_eq!(a.tunnel.show()["handshake"]["completed"], 1);
@@ -297,31 +289,32 @@ fn arp_resolves_the_queued_handshake_and_both_sites_come_up() {
     assert_eq!(neighbors.len(), 1);
     assert_eq!(neighbors[0].1, Some(b.mac));
     assert_eq!(neighbors[0].0.ip(), std::net::IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)));
-    assert!(a.io.drops.borrow().is_empty() && b.io.drops.borrow().is_empty(), "nothing dropped");
+    assert!(a.io.drops.borrow().is_empty() && b.io.drops.borrow().is_empty(), "the control threads dropped nothing");
+    assert!(a.dropped.is_empty() && b.dropped.is_empty(), "the workers dropped nothing: {:?} {:?}", a.dropped, b.dropped);
 }
 
 /// A lost initiation is retried after REKEY_TIMEOUT (plus jitter), not
 /// before, and the retry completes the handshake.
 #[test]
 fn a_lost_initiation_is_retried_after_the_rekey_timeout() {
-    let (mut a, mut b) = pair(false);
+    let (mut a, mut b) = pair(false, false, false);
     let t0 = Instant::now();
     a.tunnel.rekey(&mut a.io, &mut a.slow, None).unwrap();
     a.poll(t0, t0);
-    deliver(&mut a, &b, |_| true);
+    deliver(&mut a, &mut b, |_| true);
     b.poll(t0, t0);
-    deliver(&mut b, &a, |_| true);
+    deliver(&mut b, &mut a, |_| true);
     a.poll(t0, t0);
     // The first initiation is lost.
-    assert_eq!(deliver(&mut a, &b, |w| !matches!(w, Wire::Handshake(_))), []);
+    assert_eq!(deliver(&mut a, &mut b, |w| !matches!(w, Wire::Handshake(_))), []);
     let before = dataplane::tunnel::REKEY_TIMEOUT - Duration::from_millis(1);
     a.poll(t0 + before, t0);
     assert!(a.io.sent.is_empty(), "no retry before REKEY_TIMEOUT");
     let after = dataplane::tunnel::REKEY_TIMEOUT + dataplane::tunnel::REKEY_TIMEOUT_JITTER_MAX + Duration::from_millis(1);
     a.poll(t0 + after, t0);
-    assert_eq!(deliver(&mut a, &b, |_| true), [Wire::Handshake(1)], "the retry");
+    assert_eq!(deliver(&mut a, &mut b, |_| true), [Wire::Handshake(1)], "the retry");
     b.poll(t0 + after, t0);
-    deliver(&mut b, &a, |_| true);
+    deliver(&mut b, &mut a, |_| true);
     a.poll(t0 + after, t0);
     assert!(a.up());
     assert_eq!(a.tunnel.show()["handshake"]["initiations_sent"], 2);
@@ -332,7 +325,7 @@ fn a_lost_initiation_is_retried_after_the_rekey_timeout() {
 /// detection time.
 #[test]
 fn bfd_sessions_come_up_and_detect_a_cut() {
-    let (mut a, mut b) = pair(true);
+    let (mut a, mut b) = pair(true, false, false);
     let t0 = Instant::now();
     let state = |s: &Site| s.paths.show_bfd()["sessions"][0]["state"].as_str().map(str::to_owned);
     let mut t = t0;
@@ -340,9 +333,9 @@ fn bfd_sessions_come_up_and_detect_a_cut() {
     for _ in 0..40 {
         t += Duration::from_millis(250);
         a.poll(t, t0);
-        deliver(&mut a, &b, |_| true);
+        deliver(&mut a, &mut b, |_| true);
         b.poll(t, t0);
-        deliver(&mut b, &a, |_| true);
+        deliver(&mut b, &mut a, |_| true);
     }
     assert_eq!(state(&a).as_deref(), Some("up"), "{}", a.paths.show_bfd());
     assert_eq!(state(&b).as_deref(), Some("up"), "{}", b.paths.show_bfd());
@@ -350,9 +343,9 @@ fn bfd_sessions_come_up_and_detect_a_cut() {
     for _ in 0..8 {
         t += Duration::from_millis(100);
         a.poll(t, t0);
-        deliver(&mut a, &b, |w| w != Wire::Bfd);
+        deliver(&mut a, &mut b, |w| w != Wire::Bfd);
         b.poll(t, t0);
-        deliver(&mut b, &a, |_| true);
+        deliver(&mut b, &mut a, |_| true);
     }
     assert_eq!(state(&b).as_deref(), Some("down"), "detection: 3 x 100 ms");
 }
@@ -364,33 +357,21 @@ fn bfd_sessions_come_up_and_detect_a_cut() {
 /// with its arrival time, and the path controller counts every one.
 #[test]
 fn probes_are_answered_by_the_far_worker_and_counted_with_bfd_up() {
-    let (mut a, mut b) = pair_with(true, true);
+    let (mut a, mut b) = pair(true, true, false);
     let t0 = Instant::now();
-    let path = |s: &Site| s.paths.show()["paths"][0].clone();
-    let bfd = |s: &Site| s.paths.show_bfd()["sessions"][0]["state"].as_str().map(str::to_owned);
-    let mut drops = Vec::new();
-    let mut t = t0;
-    for _ in 0..200 {
-        t += Duration::from_millis(10);
-        a.poll(t, t0);
-        drops.extend(through_workers(&mut a, &mut b, |_| true));
-        b.poll(t, t0);
-        drops.extend(through_workers(&mut b, &mut a, |_| true));
-        // What b's worker answered goes back to a.
-        drops.extend(through_workers(&mut b, &mut a, |_| true));
-    }
+    let t = run(&mut a, &mut b, t0, t0, 200, Duration::from_millis(10));
     // The controllers read their figures at the wall clock: let it catch up
     // with the 2 s the loop ran in a moment.
     std::thread::sleep(t.saturating_duration_since(Instant::now()));
+    let bfd = |s: &Site| s.paths.show_bfd()["sessions"][0]["state"].as_str().map(str::to_owned);
     assert_eq!(bfd(&a).as_deref(), Some("up"), "{}", a.paths.show_bfd());
     assert_eq!(bfd(&b).as_deref(), Some("up"), "{}", b.paths.show_bfd());
     assert!(a.up() && b.up(), "the handshake went through the decap stages");
-    let p = path(&a);
+    let p = a.paths.show()["paths"][0].clone();
     let (sent, replies) = (p["probes_sent"].as_u64().unwrap(), p["replies"].as_u64().unwrap());
     assert!(replies >= 30, "about one probe per 20 ms once the session is up: {p}");
     assert!(sent - replies <= 2, "every probe answered but those in flight: {p}");
-    // Keepalives are consumed and counted under their own reason.
-    assert!(drops.iter().all(|r| *r == DropReason::TunnelKeepalive), "drops: {drops:?}");
+    assert!(only_keepalives_dropped(&a) && only_keepalives_dropped(&b), "{:?} {:?}", a.dropped, b.dropped);
 }
 
 /// Neighbor Discovery instead of ARP: over IPv6 the initiation waits for a
@@ -399,26 +380,15 @@ fn probes_are_answered_by_the_far_worker_and_counted_with_bfd_up() {
 /// handshake completes.
 #[test]
 fn nd_resolves_over_ipv6_and_the_handshake_completes() {
-    let (ka, kb) = (keys::generate().unwrap(), keys::generate().unwrap());
-    let mut a = Site::on(1, &ka, &kb.public_base64(), false, false, true);
-    let mut b = Site::on(2, &kb, &ka.public_base64(), false, false, true);
+    let (mut a, mut b) = pair(false, false, true);
     let t0 = Instant::now();
     assert_eq!(a.tunnel.rekey(&mut a.io, &mut a.slow, None), Ok(1));
-    let mut drops = Vec::new();
-    let mut t = t0;
-    for _ in 0..5 {
-        t += Duration::from_millis(1);
-        a.poll(t, t0);
-        drops.extend(through_workers(&mut a, &mut b, |_| true));
-        b.poll(t, t0);
-        drops.extend(through_workers(&mut b, &mut a, |_| true));
-    }
+    let t = run(&mut a, &mut b, t0, t0, 5, Duration::from_millis(1));
     a.poll(t, t0);
     assert!(a.up(), "{}", a.tunnel.show());
     let far = std::net::IpAddr::V6("fd00::2".parse().unwrap());
     let resolved: Vec<_> = a.slow.neighbors().into_iter().filter(|n| n.0.ip() == far).collect();
     assert_eq!(resolved.len(), 1, "{:?}", a.slow.neighbors());
     assert_eq!(resolved[0].1, Some(b.mac), "b's MAC learnt by ND");
-    // The initiator's first keepalive is consumed and counted under its own reason.
-    assert!(drops.iter().all(|r| *r == DropReason::TunnelKeepalive), "drops: {drops:?}");
+    assert!(only_keepalives_dropped(&a) && only_keepalives_dropped(&b), "{:?} {:?}", a.dropped, b.dropped);
 }
