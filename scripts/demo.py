@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -155,7 +154,6 @@ class Demo:
     def run(self):
         a, d = self.a, self.dir
         self.setup()
-        self.rules = category_rules(f"{d}/site-a.toml")
         print(f"demo: starting two appliances in {d} (logs: *.log there)")
         self.start("site-a", ["run", "--config", f"{d}/site-a.toml"])
         time.sleep(1.0)
@@ -190,7 +188,7 @@ class Demo:
                 self.fail("an appliance exited while traffic ran")
             if time.time() - last >= self.a.interval:
                 last = time.time()
-                view = render(self.show("a", "apps"), self.show("a", "paths"), self.show("a", "peers"), time.time() - t0, self.rules)
+                view = render(self.show("a", "apps"), self.show("a", "paths"), self.show("a", "peers"), time.time() - t0)
                 sys.stdout.write(("\x1b[H\x1b[2J" if live else "") + view)
                 sys.stdout.flush()
             time.sleep(0.2)
@@ -220,7 +218,7 @@ class Demo:
         with open(f"{d}/replay.json") as f:
             replay_sum = json.load(f)
         s = summarize(final, replay_sum, codes, self.startup_drops)
-        print(render(final["a"]["apps"], final["a"]["paths"], final["a"]["peers"], time.time() - t0, self.rules))
+        print(render(final["a"]["apps"], final["a"]["paths"], final["a"]["peers"], time.time() - t0))
         print(format_summary(s))
         if a.summary_json:
             with open(a.summary_json, "w") as f:
@@ -240,16 +238,15 @@ def human(n):
     return f"{n:.1f}T"
 
 
-def render(apps, paths, peers, secs, rules):
+def render(apps, paths, peers, secs):
     """The live table: site A's applications, then its paths."""
     apps = (apps or {}).get("apps") or []
     paths = (paths or {}).get("paths") or {}
     out = [f"Patronus demo: site A, {secs:5.1f} s   (Ctrl-C ends it early)", ""]
     out.append(f"{'application':<12} {'category':<15} {'flows':>5} {'packets':>8} {'bytes':>8}  path (rule)")
-    choice = {c["rule"]: c["path"] for c in paths.get("choices", [])}
     for ap in sorted(apps, key=lambda x: -x.get("bytes", 0)):
-        rule = rules.get(ap.get("category", "").lower(), "default")
-        where = f"{choice.get(rule) or '-'} ({rule})"
+        # The appliance's own answer: the rule the application's flows take, and its path now.
+        where = f"{ap.get('path') or '-'} ({ap.get('rule') or 'default'})"
         if ap.get("category") == "Tunnel":
             where = "the tunnel's own: handshakes, probes, keepalives"
         out.append(f"{ap.get('application', '?'):<12} {ap.get('category', '?'):<15} {ap.get('flows', 0):>5} "
@@ -265,18 +262,6 @@ def render(apps, paths, peers, secs, rules):
     state = "up" if tunnel_up((peers or {}).get("peers")) else "down"
     out.append(f"\ntunnel to site B: {state}; failovers: {fo}\n")
     return "\n".join(out) + "\n"
-
-
-def category_rules(config):
-    """Which [[policy]] rule each category falls under, read from a site's
-    config (the rules that match by category alone, first by priority)."""
-    with open(config, "rb") as f:
-        policies = tomllib.load(f).get("policy", [])
-    rules = {}
-    for pol in sorted(policies, key=lambda p: p.get("priority", 0)):
-        for c in pol.get("category", []):
-            rules.setdefault(c.lower(), pol["name"])
-    return rules
 
 
 def fmt_ms(v):

@@ -6,6 +6,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -111,6 +112,45 @@ fn a_running_appliance_rejects_bad_configs_and_keeps_its_own() {
     assert_eq!(code, Some(0));
 }
 
+/// `systemctl reload` runs `patronus reload --config FILE`. A broken FILE
+/// (bad TOML, or a field the schema refuses) still reaches the appliance,
+/// which refuses it, logs why and counts it; `show --config FILE` still
+/// finds it meanwhile.
+#[test]
+fn reload_by_config_file_reaches_the_appliance_even_when_the_file_is_broken() {
+    let dir = Scratch::new("reload-broken");
+    let pfx = prefix("broken");
+    let good = xconnect_config(&pfx, true, "");
+    let cfg = dir.write("patronus.toml", &good);
+    let mut app = Appliance::start(&cfg, socket_path(&pfx));
+    let url = app.metrics_url();
+    let broken = [
+        ("a typo in a field", good.replacen("[eal]", "[eal]\nworker_lcore = [1]", 1), "unknown field `worker_lcore`"),
+        ("not TOML", good.replacen("[eal]", "[eal\nfile_prefix = ", 1), "expected"),
+    ];
+    for (n, (what, body, says)) in broken.iter().enumerate() {
+        std::fs::write(&cfg, body).unwrap();
+        let out = run_with_timeout(patronus().arg("reload").arg("--config").arg(&cfg), LIMIT);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.starts_with("patronus: error: config rejected; the running config stays"), "{what}: {err}");
+        assert!(err.contains(says), "{what}: {err}");
+        let out = run_with_timeout(patronus().args(["show", "status", "--json", "--config"]).arg(&cfg), LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{what}: show finds the appliance: {}", text(&out.stderr));
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["status"]["reloads"]["failed"], n + 1, "{status}");
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let m = http_get(&url).unwrap();
+    assert_eq!(metric(&m, "patronus_config_reload_failures_total"), Some(2.0), "{m}");
+    let (code, log) = app.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("rejected; the running config stays") && log.contains("unknown field `worker_lcore`"),
+        "the appliance logs why: {log}"
+    );
+}
+
 /// Reload by socket, SIGHUP and file watch; live fields apply, the others
 /// are named as needing a restart and left as they run.
 #[test]
@@ -207,9 +247,11 @@ fn show_prints_tables_and_json() {
     let (code, out, err) = app.cli(&["show", "paths"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("paths: none configured"), "{out}");
+    // `queues` was a placeholder: neither --help nor the CLI offer it.
     let (code, _, err) = app.cli(&["show", "queues"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("`show queues` is not available yet"), "{err}");
+    assert_eq!(code, 2, "clap rejects it: {err}");
+    let (_, help, _) = app.cli(&["show", "--help"]);
+    assert!(help.contains("qos") && !help.contains("queues"), "{help}");
     let (code, _, err) = app.cli(&["show", "bogus"]);
     assert_eq!(code, 2, "clap rejects unknown WHAT: {err}");
     let _ = app.stop();
@@ -246,6 +288,60 @@ fn the_control_socket_is_root_only() {
     let (code, out) = app.stop();
     assert_eq!(code, Some(0), "{out}");
     assert!(!socket_path(&pfx).exists(), "the socket is removed at exit");
+}
+
+/// A vdev's `iface=` that does not exist: `check` names it as a problem,
+/// and `run` refuses with that cause instead of DPDK's "Operation not
+/// permitted".
+#[test]
+fn check_and_run_name_a_missing_interface() {
+    let dir = Scratch::new("noiface");
+    let pfx = prefix("noiface");
+    let toml = TwoPorts::appliance(&pfx).devices("net_af_packet0,iface=pnoif0", "net_null1").extra(&control_section(&pfx)).toml();
+    let cfg = dir.write("patronus.toml", &toml);
+    let want = "port[0].device (lan0): iface=pnoif0: no such network interface here";
+    let out = run_with_timeout(patronus().arg("check").arg("--config").arg(&cfg), LIMIT);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(&format!("problem  {want}")) && stdout.contains("fix: `ip -br link`"), "{stdout}");
+    let out = run_with_timeout(patronus().arg("run").arg("--config").arg(&cfg).args(["--duration", "1"]), LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("{}: {want}", cfg.display())), "{stderr}");
+    assert!(!stderr.contains("rte_dev_probe"), "DPDK never got to probe it: {stderr}");
+}
+
+/// On a real veth (offloads on, as veths come): `check` warns with the
+/// `ethtool` command; once it has run, the warning is gone.
+#[test]
+fn check_warns_of_offloads_on_an_af_packet_veth() {
+    if let Some(why) = netns_unavailable() {
+        return skip("check_warns_of_offloads_on_an_af_packet_veth", &why);
+    }
+    let ns = format!("pto{}", std::process::id() % 100000);
+    let _ = try_sh(&format!("ip netns del {ns}"));
+    sh(&format!("ip netns add {ns} && ip -n {ns} link add v0 type veth peer name v1 && ip -n {ns} link set v0 up"));
+    let dir = Scratch::new("offloads");
+    let pfx = prefix("offloads");
+    let toml = TwoPorts::appliance(&pfx).devices("net_af_packet0,iface=v0", "net_null1").extra(&control_section(&pfx)).toml();
+    let cfg = dir.write("patronus.toml", &toml);
+    let check = || {
+        let out = run_with_timeout(
+            Command::new("ip").args(["netns", "exec", &ns]).arg(env!("CARGO_BIN_EXE_patronus")).arg("check").arg("--config").arg(&cfg),
+            LIMIT,
+        );
+        (out.status.code(), text(&out.stdout))
+    };
+    let (code, out) = check();
+    let warned = out.lines().any(|l| l.contains("warning  port[0].device (lan0): iface=v0: tx-checksumming"));
+    let fixed = out.contains("fix: ethtool -K v0 tx off rx off tso off gso off gro off");
+    sh(&format!("ip netns exec {ns} ethtool -K v0 tx off rx off tso off gso off gro off"));
+    let (code2, out2) = check();
+    let _ = try_sh(&format!("ip netns del {ns}"));
+    assert_eq!(code, Some(0), "a warning is not a problem: {out}");
+    assert!(warned && fixed, "{out}");
+    assert_eq!(code2, Some(0), "{out2}");
+    assert!(out2.contains("iface=v0: interface exists, checksum and segmentation offloads off"), "{out2}");
 }
 
 /// `patronus reload` with nothing running: a clear error, exit 1.

@@ -346,6 +346,9 @@ fn voip_keeps_the_low_latency_link_bulk_takes_the_cheap_one_and_voip_moves_on_sl
     // The call's flow was classified VoIP (RTP) by DPI.
     let apps = lab.show("a", "apps");
     assert!(apps.to_string().contains("RTP"), "{apps}");
+    // `show apps` names the rule the call takes and that rule's path now.
+    let rtp = apps.as_array().unwrap().iter().find(|a| a["application"] == "RTP").unwrap();
+    assert_eq!((rtp["rule"].as_str(), rtp["path"].as_str()), (Some("voip"), lab.choice("voip").as_deref()), "{apps}");
 }
 
 #[test]

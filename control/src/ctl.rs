@@ -152,6 +152,93 @@ pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Value, S
 /// The control thread's end of the channel.
 pub type Calls = Receiver<Call>;
 
+/// Where control sockets live unless `[control] socket` says otherwise.
+pub const RUN_DIR: &str = "/run/patronus";
+
+/// The socket an appliance with this `[eal] file_prefix` listens on by default.
+pub fn default_socket(run_dir: &Path, file_prefix: &str) -> PathBuf {
+    run_dir.join(format!("{file_prefix}.sock"))
+}
+
+/// The socket the CLI should ask: `socket` if given; else the one the
+/// config file names, read leniently so that a broken file still reaches
+/// the appliance (which validates, refuses, logs and counts); else the one
+/// appliance answering in `run_dir`.
+pub fn locate(socket: Option<&Path>, config: Option<&Path>, run_dir: &Path) -> Result<PathBuf, String> {
+    match (socket, config) {
+        (Some(s), _) => Ok(s.to_owned()),
+        (None, Some(c)) => socket_of_config(c, run_dir),
+        (None, None) => discover(run_dir),
+    }
+}
+
+/// The control socket a config file names, without requiring the file to
+/// be valid: `[control] socket`, else `[eal] file_prefix`'s default.
+fn socket_of_config(config: &Path, run_dir: &Path) -> Result<PathBuf, String> {
+    let shown = config.display();
+    let text = std::fs::read_to_string(config).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let (socket, prefix) = control_fields(&text);
+    match socket {
+        Some(s) if s.is_empty() => Err(format!("{shown}: the control socket is off ([control] socket = \"\"); give --socket")),
+        Some(s) => Ok(PathBuf::from(s)),
+        None => Ok(default_socket(run_dir, prefix.as_deref().unwrap_or(crate::config::DEFAULT_FILE_PREFIX))),
+    }
+}
+
+/// `[control] socket` and `[eal] file_prefix` of a config file's text:
+/// from the TOML when it parses, else line by line (`key = "value"` under
+/// its `[section]`), so a typo elsewhere in the file does not hide them.
+fn control_fields(text: &str) -> (Option<String>, Option<String>) {
+    if let Ok(t) = text.parse::<toml::Table>() {
+        let get = |section: &str, key: &str| t.get(section).and_then(|s| s.get(key)).and_then(|v| v.as_str()).map(str::to_owned);
+        return (get("control", "socket"), get("eal", "file_prefix"));
+    }
+    let (mut socket, mut prefix) = (None, None);
+    let mut section = "";
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split_once(']')).map(|(n, _)| n.trim()) {
+            section = name;
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let value = value.trim().strip_prefix('"').and_then(|v| v.split_once('"')).map(|(v, _)| v.to_owned());
+        match (section, key.trim()) {
+            ("control", "socket") => socket = value,
+            ("eal", "file_prefix") => prefix = value,
+            _ => {}
+        }
+    }
+    (socket, prefix)
+}
+
+/// The one appliance answering on a socket in `run_dir`. None or several
+/// is an error that names what was found and what to give instead.
+fn discover(run_dir: &Path) -> Result<PathBuf, String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(run_dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sock")).collect())
+        .unwrap_or_default();
+    found.sort();
+    let (live, dead): (Vec<PathBuf>, Vec<PathBuf>) = found.into_iter().partition(|p| match UnixStream::connect(p) {
+        Ok(_) => true,
+        // Root-only sockets refuse others: an appliance is there all the same.
+        Err(e) => e.kind() == io::ErrorKind::PermissionDenied,
+    });
+    let names = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    match live.as_slice() {
+        [one] => Ok(one.clone()),
+        [] if dead.is_empty() => Err(format!(
+            "no appliance is running: no control socket in {}; start one with `patronus run --config FILE`, \
+             or name its socket with --config FILE or --socket PATH",
+            run_dir.display()
+        )),
+        [] => Err(format!(
+            "no appliance answers on {} (left by appliances that stopped); start one, or name its socket with --config FILE or --socket PATH",
+            names(&dead)
+        )),
+        several => Err(format!("{} appliances are running ({}); say which with --config FILE or --socket PATH", several.len(), names(several))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +291,50 @@ mod tests {
         assert!(path.exists());
         let (tx, _rx) = crossbeam_channel::unbounded();
         assert!(Server::start(&path, None, tx, Duration::from_secs(5)).is_ok());
+    }
+
+    #[test]
+    fn a_broken_config_still_names_its_socket() {
+        let dir = sock("cfg").parent().unwrap().to_owned();
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = Path::new("/run/x");
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        // Valid TOML, invalid config (an unknown field): the TOML is read.
+        let p = write("a.toml", "[eal]\nfile_prefix = \"site-a\"\nbogus = 1\n");
+        assert_eq!(locate(None, Some(&p), run).unwrap(), Path::new("/run/x/site-a.sock"));
+        // Not even TOML: the lines are read.
+        let p = write("b.toml", "[eal]\nfile_prefix = \"site-b\" # note\n[[port]\nname = \n[control]\nsocket = \"/tmp/b.sock\"\n");
+        assert_eq!(locate(None, Some(&p), run).unwrap(), Path::new("/tmp/b.sock"));
+        let p = write("c.toml", "[[port]\nname = \n");
+        assert_eq!(locate(None, Some(&p), run).unwrap(), Path::new("/run/x/patronus.sock"));
+        let p = write("d.toml", "[control]\nsocket = \"\"\n");
+        assert!(locate(None, Some(&p), run).unwrap_err().contains("the control socket is off"));
+        let e = locate(None, Some(&dir.join("missing.toml")), run).unwrap_err();
+        assert!(e.contains("missing.toml: cannot read"), "{e}");
+        // --socket wins.
+        assert_eq!(locate(Some(Path::new("/s")), Some(&p), run).unwrap(), Path::new("/s"));
+    }
+
+    #[test]
+    fn a_bare_command_finds_the_one_running_appliance() {
+        let dir = sock("disc").parent().unwrap().join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = locate(None, None, &dir).unwrap_err();
+        assert!(e.contains("no appliance is running") && e.contains("--socket"), "{e}");
+        // A socket left by an appliance that died does not count.
+        drop(UnixListener::bind(dir.join("old.sock")).unwrap());
+        let e = locate(None, None, &dir).unwrap_err();
+        assert!(e.contains("old.sock (left by appliances that stopped)"), "{e}");
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let _a = Server::start(&dir.join("a.sock"), None, tx.clone(), Duration::from_secs(5)).unwrap();
+        assert_eq!(locate(None, None, &dir).unwrap(), dir.join("a.sock"));
+        let _b = Server::start(&dir.join("b.sock"), None, tx, Duration::from_secs(5)).unwrap();
+        let e = locate(None, None, &dir).unwrap_err();
+        assert!(e.contains("2 appliances are running") && e.contains("a.sock") && e.contains("b.sock"), "{e}");
     }
 
     #[test]

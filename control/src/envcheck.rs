@@ -40,11 +40,13 @@ fn problem(what: String, fix: String) -> Finding {
 /// The machine as the files under `root` ("/" for the real one) describe it.
 pub struct Machine {
     root: PathBuf,
+    /// The offloads a kernel interface has on (None: cannot tell).
+    offloads: fn(&str) -> Option<Vec<&'static str>>,
 }
 
 impl Machine {
     pub fn new(root: impl Into<PathBuf>) -> Machine {
-        Machine { root: root.into() }
+        Machine { root: root.into(), offloads: |_| None }
     }
 
     fn read(&self, p: &str) -> Option<String> {
@@ -86,7 +88,105 @@ pub fn inspect(cfg: &Config, m: &Machine) -> Vec<Finding> {
     cpus(cfg, m, &mut out);
     hugepages(cfg, m, &mut out);
     nics(cfg, m, &mut out);
+    out.extend(interfaces(cfg, m));
     out
+}
+
+/// The kernel interfaces the config's vdevs open (`iface=` of af_packet
+/// and af_xdp, pcap's `iface=`/`rx_iface=`/`tx_iface=`): each must exist,
+/// and af_packet/af_xdp ones should not offload checksums or segmentation.
+/// `patronus run` checks these too before it starts DPDK.
+pub fn interfaces(cfg: &Config, m: &Machine) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, p) in cfg.port.iter().enumerate() {
+        let Ok(Device::Vdev { name, args }) = Device::parse(&p.device) else {
+            continue;
+        };
+        let driver = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let keys: &[&str] = match driver {
+            "net_af_packet" | "net_af_xdp" => &["iface"],
+            "net_pcap" => &["iface", "rx_iface", "rx_iface_in", "tx_iface"],
+            _ => continue,
+        };
+        for (key, iface) in args.split(',').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| keys.contains(k)) {
+            let at = format!("port[{i}].device ({}): {key}={iface}", p.name);
+            if iface.is_empty() || iface.contains('/') || !m.path(&format!("/sys/class/net/{iface}")).exists() {
+                out.push(problem(
+                    format!("{at}: no such network interface here"),
+                    "`ip -br link` lists this network namespace's interfaces; create it (a veth: ip link add NAME type veth peer name PEER) \
+                     or name one that exists"
+                        .into(),
+                ));
+                continue;
+            }
+            if driver == "net_pcap" {
+                out.push(ok(format!("{at}: interface exists")));
+                continue;
+            }
+            match (m.offloads)(iface) {
+                Some(on) if !on.is_empty() => out.push(warn(
+                    format!(
+                        "{at}: {} on; frames the kernel hands over can carry partial checksums or exceed the MTU, \
+                         and the far end of a tunnel drops them (ping works, TCP does not)",
+                        on.join(", ")
+                    ),
+                    format!("ethtool -K {iface} tx off rx off tso off gso off gro off, and the same on the far end of a veth"),
+                )),
+                Some(_) => out.push(ok(format!("{at}: interface exists, checksum and segmentation offloads off"))),
+                None => out.push(ok(format!("{at}: interface exists"))),
+            }
+        }
+    }
+    out
+}
+
+/// The offloads that hand an af_packet socket frames unlike the wire's,
+/// as `ethtool -k` names them, read with the SIOCETHTOOL ioctl.
+fn kernel_offloads(iface: &str) -> Option<Vec<&'static str>> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    // ETHTOOL_GTXCSUM, GTSO, GGSO, GGRO (linux/ethtool.h).
+    const FEATURES: [(u32, &str); 4] = [
+        (0x16, "tx-checksumming"),
+        (0x1e, "tcp-segmentation-offload"),
+        (0x23, "generic-segmentation-offload"),
+        (0x2b, "generic-receive-offload"),
+    ];
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut EthtoolValue,
+        _pad: [u8; 16],
+    }
+    if iface.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: a plain socket for the ioctl, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    let mut on = Some(Vec::new());
+    for (cmd, name) in FEATURES {
+        let mut value = EthtoolValue { cmd, data: 0 };
+        let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: &mut value, _pad: [0; 16] };
+        req.name[..iface.len()].copy_from_slice(iface.as_bytes());
+        // SAFETY: `req` names the interface and points at `value`, both live for the call.
+        if unsafe { libc::ioctl(fd, SIOCETHTOOL, &mut req) } != 0 {
+            on = None;
+            break;
+        }
+        if value.data != 0 {
+            on.as_mut().expect("set above").push(name);
+        }
+    }
+    // SAFETY: our socket.
+    unsafe { libc::close(fd) };
+    on
 }
 
 fn cpus(cfg: &Config, m: &Machine, out: &mut Vec<Finding>) {
@@ -290,7 +390,7 @@ pub fn report(findings: &[Finding]) -> (String, bool) {
 
 /// The real machine.
 pub fn here() -> Machine {
-    Machine::new(Path::new("/"))
+    Machine { offloads: kernel_offloads, ..Machine::new(Path::new("/")) }
 }
 
 #[cfg(test)]
@@ -412,6 +512,35 @@ mod tests {
         assert!(!bad, "{text}");
         assert!(text.contains("worker CPU(s) 1 not isolated") && text.contains("isolcpus=1 nohz_full=1 rcu_nocbs=1"), "{text}");
         assert!(text.contains("no PCI ports"), "{text}");
+    }
+
+    #[test]
+    fn vdev_interfaces_must_exist_and_af_packet_ones_should_not_offload() {
+        let (_d, mut m) = machine(&[("sys/devices/system/cpu/online", "0-3\n")], &[], &["sys/class/net/veth-a", "sys/class/net/veth-b"]);
+        m.offloads = |i| Some(if i == "veth-a" { vec!["tx-checksumming", "generic-receive-offload"] } else { vec![] });
+        let c = cfg("", ("net_af_packet0,iface=veth-a", "net_af_xdp0,iface=nope,start_queue=0"), "[1]", false);
+        let f = interfaces(&c, &m);
+        let (text, bad) = report(&f);
+        assert!(bad, "{text}");
+        assert!(text.contains("warning  port[0].device (lan0): iface=veth-a: tx-checksumming, generic-receive-offload on"), "{text}");
+        assert!(text.contains("fix: ethtool -K veth-a tx off rx off tso off gso off gro off"), "{text}");
+        assert!(text.contains("problem  port[1].device (wan0): iface=nope: no such network interface here"), "{text}");
+        // inspect() includes them; pcap's interfaces are checked for existence only.
+        let c = cfg("", ("net_pcap0,rx_iface=veth-b,tx_iface=veth-a", "net_af_packet1,iface=veth-b"), "[1]", false);
+        let (text, bad) = report(&inspect(&c, &m));
+        assert!(!bad, "{text}");
+        assert!(text.contains("ok       port[0].device (lan0): rx_iface=veth-b: interface exists"), "{text}");
+        assert!(
+            text.contains("ok       port[1].device (wan0): iface=veth-b: interface exists, checksum and segmentation offloads off"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_real_loopback_reports_its_offloads() {
+        // `lo` exists everywhere; the ioctl answers for it (its flags vary).
+        assert!(kernel_offloads("lo").is_some());
+        assert!(kernel_offloads("no-such-if0").is_none());
     }
 
     #[test]

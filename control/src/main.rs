@@ -172,7 +172,8 @@ enum Command {
     /// WHAT is one of: status, ports, counters (per core and port), drops
     /// (by reason, per core and port), workers, latency (p50..max of packet
     /// residence, loop iterations and stage cycles), neighbors, flows (the
-    /// flow tables), apps (flows decided per application), peers (tunnel
+    /// flow tables), apps (flows decided per application, the policy rule they take
+    /// and its path now), peers (tunnel
     /// peers, like `wg show`: endpoint, latest handshake, transfer), qos
     /// (per shaped port and class: queue depth, sent, drops by reason),
     /// paths (per WAN path: state, health, RTT p50/p95/p99, jitter, loss,
@@ -180,7 +181,7 @@ enum Command {
     /// (BFD sessions: state, timers, diagnostics).
     Show {
         /// What to show.
-        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "bfd", "peers", "qos", "queues"])]
+        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "bfd", "peers", "qos"])]
         what: String,
         #[command(flatten)]
         target: Target,
@@ -190,10 +191,13 @@ enum Command {
 /// Which appliance to talk to.
 #[derive(Args)]
 struct Target {
-    /// The running appliance's config file: its [control] socket is used.
+    /// The running appliance's config file: its [control] socket is used
+    /// (read even when the file is broken, so `reload` reaches the
+    /// appliance, which refuses it, logs and counts).
     #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
     config: Option<PathBuf>,
-    /// The control socket [default: /run/patronus/patronus.sock].
+    /// The control socket [default: the one appliance running, found in
+    /// /run/patronus/].
     #[arg(short, long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Print the reply as JSON instead of a table.
@@ -203,19 +207,12 @@ struct Target {
 
 /// Sends a request to the appliance `target` names and prints the reply.
 fn call(target: &Target, req: Request) -> ExitCode {
-    let socket = match (&target.socket, &target.config) {
-        (Some(s), _) => s.clone(),
-        (None, Some(c)) => match load(c) {
-            Ok(cfg) => match cfg.socket_path() {
-                Some(p) => p,
-                None => {
-                    eprintln!("patronus: error: {}: the control socket is off ([control] socket = \"\")", c.display());
-                    return ExitCode::from(EXIT_BAD_CONFIG);
-                }
-            },
-            Err(code) => return code,
-        },
-        (None, None) => PathBuf::from("/run/patronus/patronus.sock"),
+    let socket = match ctl::locate(target.socket.as_deref(), target.config.as_deref(), Path::new(ctl::RUN_DIR)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("patronus: error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     // Reload waits for the workers; allow for the largest reload_timeout_ms.
     let reply = match ctl::request(&socket, &req, Duration::from_secs(70)) {

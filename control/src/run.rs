@@ -201,6 +201,19 @@ impl Drop for EngineGuard {
 fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
     let at_file = |e: &dyn std::fmt::Display| format!("{}: {e}", config_path.display());
     let stamp = file_stamp(config_path);
+    // The interfaces vdevs open: a missing one is named here, not as
+    // DPDK's "rte_dev_probe failed: Operation not permitted".
+    for f in crate::envcheck::interfaces(cfg, &crate::envcheck::here()) {
+        let text = match &f.fix {
+            Some(fix) => format!("{}; fix: {fix}", f.what),
+            None => f.what.clone(),
+        };
+        match f.level {
+            crate::envcheck::Level::Problem => return Err(at_file(&text)),
+            crate::envcheck::Level::Warning => tracing::warn!("{text}"),
+            crate::envcheck::Level::Ok => {}
+        }
+    }
     let mut guard = EngineGuard(Some(Engine::init(&cfg.engine_spec()).map_err(|e| at_file(&e))?));
     let engine = guard.get();
     for note in engine.notes() {

@@ -505,6 +505,8 @@ pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>
 
 /// One application's figures, summed over the workers.
 pub struct AppTotals<'a> {
+    pub id: dataplane::vocab::AppId,
+    pub category_id: dataplane::vocab::Category,
     pub name: &'a str,
     pub category: &'static str,
     /// Flows decided as this application.
@@ -523,6 +525,8 @@ pub fn app_totals<'a>(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounte
         .enumerate()
         .take(COUNTED_APPS)
         .map(|(id, app)| AppTotals {
+            id: id as dataplane::vocab::AppId,
+            category_id: app.category,
             name: &app.name,
             category: app.category.name(),
             flows: sum(&|c| c.apps[id].get()),

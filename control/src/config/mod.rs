@@ -116,7 +116,7 @@ impl Config {
         match &self.control.socket {
             Some(p) if p.as_os_str().is_empty() => None,
             Some(p) => Some(p.clone()),
-            None => Some(PathBuf::from(format!("/run/patronus/{}.sock", self.eal.file_prefix))),
+            None => Some(crate::ctl::default_socket(Path::new(crate::ctl::RUN_DIR), &self.eal.file_prefix)),
         }
     }
 

@@ -242,8 +242,11 @@ impl Role {
 fn default_memory_mb() -> u32 {
     1024
 }
+/// `[eal] file_prefix` when the config leaves it out.
+pub const DEFAULT_FILE_PREFIX: &str = "patronus";
+
 fn default_file_prefix() -> String {
-    "patronus".into()
+    DEFAULT_FILE_PREFIX.into()
 }
 fn default_log_level() -> String {
     "notice".into()

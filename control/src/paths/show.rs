@@ -8,6 +8,30 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 impl PathControl {
+    /// Rule `r`'s name and its path now, per tunnel peer with paths
+    /// ("peer:path" when there are several); "-" before the first choice
+    /// or with no paths.
+    pub fn rule_now(&self, r: usize) -> (&str, String) {
+        let name = self.rule_names.get(r).map_or("default", String::as_str);
+        let peers: Vec<(usize, &Vec<usize>)> = self.by_peer.iter().enumerate().filter(|(_, idx)| !idx.is_empty()).collect();
+        let now: Vec<String> = peers
+            .iter()
+            .map(|&(peer, idx)| {
+                let path = match self.choices[peer].get(r).and_then(|c| c.cur) {
+                    None => "-",
+                    Some(None) => "drop",
+                    Some(Some(s)) => self.paths[idx[s]].name.as_str(),
+                };
+                if peers.len() > 1 {
+                    format!("{}:{path}", self.paths[idx[0]].peer_name)
+                } else {
+                    path.to_owned()
+                }
+            })
+            .collect();
+        (name, if now.is_empty() { "-".to_owned() } else { now.join(",") })
+    }
+
     /// `patronus show paths`.
     pub fn show(&self) -> Value {
         let now = self.now(Instant::now());

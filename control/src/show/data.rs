@@ -95,7 +95,10 @@ impl Control {
                 "reloads": self.reloads,
                 "resident_memory_bytes": telemetry::resident_bytes(),
             }),
-            "apps" => json!(app_rows(&self.flows, &self.dpi.current().dpi)),
+            "apps" => {
+                let snap = self.dpi.current();
+                json!(app_rows(&self.flows, &snap.dpi, &snap.policy, &self.paths))
+            }
             "flows" => {
                 let sum = |f: fn(&FlowCounters) -> u64| self.flows.iter().map(|c| f(c)).sum::<u64>();
                 json!({
@@ -115,9 +118,6 @@ impl Control {
             "qos" => json!(qos_rows(&self.engine, names)),
             "paths" => self.paths.show(),
             "bfd" => self.paths.show_bfd(),
-            "queues" => {
-                return ctl::error(format!("`show {what}` is not available yet: this build has no {what}"));
-            }
             _ => {
                 return ctl::error(format!(
                 "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, paths, bfd, qos"
@@ -154,10 +154,19 @@ pub(crate) fn qos_rows(engine: &Engine, names: &[String]) -> Vec<Value> {
 }
 
 /// Flows decided per application, summed over the workers.
-fn app_rows(flows: &[Arc<FlowCounters>], dpi: &Dpi) -> Vec<Value> {
+/// Each application's traffic, the policy rule its flows take (by
+/// application alone: see `Policy::rule_for_app`) and that rule's path now.
+fn app_rows(flows: &[Arc<FlowCounters>], dpi: &Dpi, policy: &dataplane::path::Policy, paths: &crate::paths::PathControl) -> Vec<Value> {
     let mut rows: Vec<Value> = telemetry::app_totals(flows, dpi)
         .iter()
-        .map(|t| json!({ "application": t.name, "category": t.category, "flows": t.flows, "packets": t.packets, "bytes": t.bytes }))
+        .map(|t| {
+            let rule = policy.rule_for_app(t.id, t.category_id) as usize;
+            let (name, path) = paths.rule_now(rule);
+            json!({
+                "application": t.name, "category": t.category, "flows": t.flows, "packets": t.packets, "bytes": t.bytes,
+                "rule": name, "path": path,
+            })
+        })
         .collect();
     rows.sort_by(|a, b| b["flows"].as_u64().cmp(&a["flows"].as_u64()));
     rows

@@ -292,6 +292,8 @@ fn show(what: &str, data: &Value) -> String {
                 col("flows", "flows"),
                 col("packets", "packets"),
                 col("bytes", "bytes"),
+                col("rule", "rule"),
+                col("path", "path"),
             ],
         ),
         "qos" => table(

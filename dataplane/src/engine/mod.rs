@@ -585,5 +585,10 @@ mod tests {
         vdev_only.ports.pop();
         vdev_only.eal.hugepages = true;
         assert!(vdev_only.eal_args().join(" ").contains("-m 512 --file-prefix t1 --log-level=notice --no-pci"));
+        // DPDK telemetry: off unless asked for.
+        vdev_only.eal.extra_args.clear();
+        assert!(vdev_only.eal_args().join(" ").ends_with("--no-pci --no-telemetry"));
+        vdev_only.eal.extra_args = vec!["--telemetry".into()];
+        assert!(vdev_only.eal_args().join(" ").ends_with("--no-pci --telemetry"));
     }
 }

@@ -135,6 +135,12 @@ impl EngineSpec {
         for addr in pci {
             a.extend(["-a".into(), addr.to_owned()]);
         }
+        // DPDK's telemetry socket is off unless asked for: the appliance
+        // exports its own metrics, and EAL's start-up notice about it
+        // ("No legacy callbacks") only confuses.
+        if !e.extra_args.iter().any(|x| x == "--telemetry" || x == "--no-telemetry") {
+            a.push("--no-telemetry".into());
+        }
         a.extend(e.extra_args.iter().cloned());
         a
     }

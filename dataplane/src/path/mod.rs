@@ -183,6 +183,26 @@ impl Policy {
         self.rules.iter().position(|(m, _)| m.matches(f)).map_or(0, |i| (i + 1) as u8)
     }
 
+    /// The rule an application's flows take when nothing but the
+    /// application decides: the first rule whose only conditions are
+    /// applications and categories (or none) that it meets; 0 for the
+    /// default. A rule before it that also names addresses, ports,
+    /// protocols or DSCP can still take some of its flows.
+    pub fn rule_for_app(&self, app: AppId, category: Category) -> u8 {
+        self.rules
+            .iter()
+            .position(|(m, _)| {
+                m.sources.is_empty()
+                    && m.destinations.is_empty()
+                    && m.ports.is_empty()
+                    && m.protocols.is_empty()
+                    && m.dscp.is_empty()
+                    && (m.apps.is_empty() || m.apps.contains(&app))
+                    && (m.categories.is_empty() || m.categories.contains(&category))
+            })
+            .map_or(0, |i| (i + 1) as u8)
+    }
+
     pub fn class(&self, rule: u8) -> Option<Class> {
         (rule as usize).checked_sub(1).and_then(|i| self.rules.get(i)).and_then(|r| r.1)
     }
@@ -279,6 +299,17 @@ mod tests {
         assert_eq!(p.class(0), None);
         let other = v4([10, 3, 0, 2]);
         assert_eq!(p.lookup(&Facts { src: &other, ..f(None, 1, 2, 46) }), 0);
+        // By application alone: rules with other conditions are passed over.
+        assert_eq!(p.rule_for_app(7, Category::VoIP), 1);
+        assert_eq!(p.rule_for_app(8, Category::Web), 0);
+        let by_app = Match { apps: vec![8], ..Match::default() };
+        let all = Match::default();
+        let p = Policy {
+            rules: vec![(Match { apps: vec![8], dscp: vec![46], ..Match::default() }, None), (by_app, None), (all, None)],
+            generation: 1,
+        };
+        assert_eq!(p.rule_for_app(8, Category::Web), 2);
+        assert_eq!(p.rule_for_app(9, Category::Web), 3);
     }
 
     #[test]
