@@ -309,7 +309,11 @@ fn describe() {
     describe_counter!("patronus_nic_packets_total", Unit::Count, "Packets the NIC received and sent (rte_eth_stats).");
     describe_counter!("patronus_nic_bytes_total", Unit::Bytes, "Bytes the NIC received and sent (rte_eth_stats).");
     describe_counter!("patronus_nic_errors_total", Unit::Count, "Receive and transmit errors the NIC reports.");
-    describe_counter!("patronus_nic_missed_packets_total", Unit::Count, "Packets the NIC dropped because its RX ring was full.");
+    describe_counter!(
+        "patronus_nic_missed_packets_total",
+        Unit::Count,
+        "Packets the NIC dropped because its RX ring was full (net_af_packet: the kernel ring's drops)."
+    );
     describe_counter!("patronus_nic_rx_nombuf_total", Unit::Count, "RX mbuf allocation failures.");
     describe_counter!("patronus_worker_polls_total", Unit::Count, "Poll-loop iterations per worker.");
     describe_counter!("patronus_worker_sleeps_total", Unit::Count, "Adaptive-mode naps per worker.");

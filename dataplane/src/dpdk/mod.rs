@@ -9,6 +9,7 @@
 #[cfg(feature = "baselines")]
 pub mod baselines;
 pub mod eal;
+pub mod kernel_ring;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;

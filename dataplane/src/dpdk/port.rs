@@ -54,6 +54,8 @@ pub struct Port {
     started: bool,
     rx_taken: Vec<bool>,
     tx_taken: Vec<bool>,
+    /// For `net_af_packet`: the kernel rings whose drops count as missed.
+    kernel: Option<super::kernel_ring::KernelRing>,
 }
 
 impl Port {
@@ -66,7 +68,7 @@ impl Port {
         if ret < 0 {
             return Err(Error::NoSuchPort(name.to_owned()));
         }
-        Ok(Port { id, name: name.to_owned(), started: false, rx_taken: Vec::new(), tx_taken: Vec::new() })
+        Ok(Port { id, name: name.to_owned(), started: false, rx_taken: Vec::new(), tx_taken: Vec::new(), kernel: None })
     }
 
     pub fn id(&self) -> u16 {
@@ -167,6 +169,18 @@ impl Port {
         check("rte_eth_dev_stop", unsafe { ffi::rte_eth_dev_stop(self.id) }).map(drop)
     }
 
+    /// Counts the drops in the kernel's rings behind this `net_af_packet`
+    /// port on interface `iface` as missed packets; returns how many of
+    /// the driver's sockets were found.
+    pub fn watch_kernel_ring(&mut self, iface: &str) -> usize {
+        let ring = super::kernel_ring::KernelRing::find(iface);
+        let n = ring.sockets();
+        self.kernel = Some(ring);
+        n
+    }
+
+    /// Device counters; `imissed` includes the kernel's ring drops of a
+    /// watched `net_af_packet` port.
     pub fn stats(&self) -> Result<EthStats> {
         let mut s = ffi::rte_eth_stats::default();
         // SAFETY: valid port and out-pointer.
@@ -176,7 +190,7 @@ impl Port {
             opackets: s.opackets,
             ibytes: s.ibytes,
             obytes: s.obytes,
-            imissed: s.imissed,
+            imissed: s.imissed + self.kernel.as_ref().map_or(0, |k| k.drops()),
             ierrors: s.ierrors,
             oerrors: s.oerrors,
             rx_nombuf: s.rx_nombuf,

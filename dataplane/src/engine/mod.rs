@@ -205,11 +205,16 @@ impl Engine {
                 let devargs = if args.is_empty() { name.clone() } else { format!("{name},{args}") };
                 eal.probe(&devargs).map_err(|err| StartError::Probe { port: p.name.clone(), device: devargs, err })?;
             }
-            let port = Port::by_name(p.device.port_name()).map_err(|err| StartError::Probe {
+            let mut port = Port::by_name(p.device.port_name()).map_err(|err| StartError::Probe {
                 port: p.name.clone(),
                 device: p.device.port_name().to_owned(),
                 err,
             })?;
+            if let Some(iface) = p.device.af_packet_iface() {
+                if port.watch_kernel_ring(iface) == 0 {
+                    notes.push(format!("port {}: no af_packet socket found on {iface}; its kernel ring drops are not counted", p.name));
+                }
+            }
             let info = port.info().map_err(port_err)?;
             let mac = port.mac().map_err(port_err)?;
             ports.push((p, port, info, mac));

@@ -31,6 +31,16 @@ pub enum Device {
 }
 
 impl Device {
+    /// The kernel interface a `net_af_packet` vdev opens (`iface=`).
+    pub fn af_packet_iface(&self) -> Option<&str> {
+        match self {
+            Device::Vdev { name, args } if name.trim_end_matches(|c: char| c.is_ascii_digit()) == "net_af_packet" => {
+                args.split(',').find_map(|kv| kv.strip_prefix("iface="))
+            }
+            _ => None,
+        }
+    }
+
     /// Parses `0000:03:00.0`, `03:00.0` or `net_pcap0,rx_pcap=in.pcap`.
     pub fn parse(s: &str) -> Result<Device, String> {
         const EXPECT: &str = "expected a PCI address like 0000:03:00.0 or a DPDK vdev string like net_null0 or net_pcap0,rx_pcap=in.pcap";
