@@ -142,7 +142,12 @@ up() {
     site_config a "$pb" > "$LAB_DIR/a.toml"
     site_config b "$pa" > "$LAB_DIR/b.toml"
     for s in a b; do
-        "$PATRONUS" check --config "$LAB_DIR/$s.toml" >/dev/null
+        # In the site's namespace: its interfaces are checked too.
+        if ! out=$(in_ns $s "$PATRONUS" check --config "$LAB_DIR/$s.toml" 2>&1); then
+            echo "lab.sh: patronus check refused site $s's config:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
         in_ns $s setsid "$PATRONUS" run --config "$LAB_DIR/$s.toml" > "$LAB_DIR/$s.log" 2>&1 < /dev/null &
         echo $! > "$LAB_DIR/$s.pid"
     done

@@ -165,3 +165,84 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
         assert_eq!(drops.get(r).copied().unwrap_or(0), 0, "{r}:\n{stdout}");
     }
 }
+
+/// A `[[path]]` to a plain WireGuard peer (wireguard-go): its probes go as
+/// ICMP echo requests to the peer's tunnel address, the path comes up with
+/// real RTT figures, and wireguard-go logs no invalid packet (a plain
+/// Patronus probe would be "invalid IP version" to it).
+#[test]
+fn a_path_to_a_plain_wireguard_peer_is_measured_with_icmp_probes() {
+    let name = "tunnel::a_path_to_a_plain_wireguard_peer_is_measured_with_icmp_probes";
+    if let Some(why) = netns_unavailable() {
+        return skip(name, &why);
+    }
+    for tool in ["wireguard-go", "wg"] {
+        if !try_sh(&format!("command -v {tool}")).0 {
+            return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+        }
+    }
+    let lab = Lab::new("wp");
+    let dir = Scratch::new("tunnel-wgpath");
+    let k = keys(&dir);
+    let wg0 = format!("wgp{}", std::process::id() % 100_000);
+    // In the foreground, verbose: its log is what the test reads.
+    let log = dir.path("wireguard-go.log");
+    let wggo = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.b, "env", "LOG_LEVEL=verbose", "wireguard-go", "-f", &wg0])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !lab.in_b(&format!("ip link show {wg0}")).0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "wireguard-go did not create {wg0}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sh(&format!(
+        "ip netns exec {b} wg set {wg0} private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
+         ip netns exec {b} ip addr add 10.99.0.2/24 dev {wg0} && ip netns exec {b} ip link set {wg0} up && \
+         ip netns exec {b} ip route add 10.1.0.0/24 dev {wg0}",
+        b = lab.b,
+        key = k.theirs_file.display(),
+        peer = k.ours_pub,
+    ));
+    let pfx = prefix("wgpath");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "{}\n[site]\nprivate_key_file = \"appliance.key\"\n\n[tunnel]\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\n\
+             endpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\naddress = \"10.99.0.2\"\npersistent_keepalive = 1\n\n\
+             [[path]]\nname = \"inet\"\npeer = \"wggo\"\nport = \"wan0\"\nendpoint = \"10.2.0.2:51820\"\nprobe_interval_ms = 100\n",
+            lab.config(&pfx),
+            k.theirs_pub
+        ),
+    );
+    let app = lab.start(&cfg);
+    let socket = socket_path(&pfx);
+    let paths = || -> serde_json::Value {
+        let o = run_with_timeout(patronus().args(["show", "paths", "--json", "--socket"]).arg(&socket), Duration::from_secs(10));
+        serde_json::from_str::<serde_json::Value>(&text(&o.stdout)).expect("JSON")["paths"]["paths"][0].clone()
+    };
+    // B's host starts the session (the appliance answers the handshake).
+    let start = Instant::now();
+    while !lab.in_b("ping -c 1 -W 1 10.1.0.2").0 {
+        assert!(start.elapsed() < Duration::from_secs(15), "no session: {}", paths());
+    }
+    let start = Instant::now();
+    let mut p = paths();
+    while p["state"] != "up" && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        p = paths();
+    }
+    let out = stop(app);
+    let _ = try_sh(&format!("kill {}", wggo.id()));
+    let wg_log = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("path to wireguard-go: {p}");
+    assert_eq!(p["state"], "up", "{p}\n{}", text(&out.stderr));
+    assert_eq!(p["probes"], "icmp echo to 10.99.0.2", "{p}");
+    let rtt = p["rtt_ms"]["p50"].as_f64().unwrap_or(0.0);
+    assert!(rtt > 0.0 && rtt < 100.0, "a real RTT through the veth and wireguard-go: {p}");
+    assert!(p["replies"].as_u64().unwrap() >= 3, "{p}");
+    assert!(wg_log.contains("Received handshake initiation") || wg_log.contains("Sending handshake"), "the log is verbose: {wg_log}");
+    assert!(!wg_log.to_lowercase().contains("invalid"), "wireguard-go saw invalid packets:\n{wg_log}");
+}

@@ -185,7 +185,7 @@ allowed_ips = ["10.{far}.0.0/24"]
         let ring: PuntRing<HeapPacket> = Arc::new(ArrayQueue::new(256));
         let slow = SlowPath::new(routes, cfg.neighbor_conf(), vec![ring.clone()], 1);
         let tunnel = TunnelControl::new(&cfg.tunnel, &dir, cfg.private_key_path(&path).as_deref(), HZ, 0).unwrap();
-        let paths = PathControl::new(&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, &tunnel, HZ);
+        let paths = PathControl::new(&cfg, &tunnel, HZ);
         let io = TestIo { pool: HeapPool::new(), sent: Vec::new(), drops: RefCell::new(Vec::new()), tsc: 0 };
         let clock = TestClock(Arc::default());
         let decap = Decap::new(tunnel.reader(), slow.reader(), paths.reader(), clock.clone(), paths.bfd_enabled());
@@ -358,6 +358,13 @@ fn bfd_sessions_come_up_and_detect_a_cut() {
 #[test]
 fn probes_are_answered_by_the_far_worker_and_counted_with_bfd_up() {
     let (mut a, mut b) = pair(true, true, false);
+    // Before any answer: unmeasured (not down), probing wrapped in ICMP.
+    let p = a.paths.show()["paths"][0].clone();
+    assert_eq!(p["state"], "unmeasured", "{p}");
+    assert!(
+        p["probes"].as_str().unwrap().starts_with("icmp echo to ") && p["probes"].as_str().unwrap().ends_with("(no answer yet)"),
+        "{p}"
+    );
     let t0 = Instant::now();
     let t = run(&mut a, &mut b, t0, t0, 200, Duration::from_millis(10));
     // The controllers read their figures at the wall clock: let it catch up
@@ -371,6 +378,8 @@ fn probes_are_answered_by_the_far_worker_and_counted_with_bfd_up() {
     let (sent, replies) = (p["probes_sent"].as_u64().unwrap(), p["replies"].as_u64().unwrap());
     assert!(replies >= 30, "about one probe per 20 ms once the session is up: {p}");
     assert!(sent - replies <= 2, "every probe answered but those in flight: {p}");
+    // B answered the first (wrapped) probe as Patronus: A now probes plainly.
+    assert_eq!((p["state"].as_str(), p["probes"].as_str()), (Some("up"), Some("patronus")), "{p}");
     assert!(only_keepalives_dropped(&a) && only_keepalives_dropped(&b), "{:?} {:?}", a.dropped, b.dropped);
 }
 

@@ -262,7 +262,7 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
             cfg.tunnel.peer.len()
         );
     }
-    let paths = crate::paths::PathControl::new(&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, &tunnel, hz);
+    let paths = crate::paths::PathControl::new(cfg, &tunnel, hz);
     if !cfg.path.is_empty() || !cfg.bfd.is_empty() {
         tracing::info!("paths: {} path(s), {} policy rule(s), {} BFD session(s)", cfg.path.len(), cfg.policy.len(), cfg.bfd.len());
     }
@@ -559,8 +559,8 @@ impl Control {
             .reconfigure(&plan.effective.tunnel, &snapshots::config_dir(&self.path), site_key.as_deref())
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         let e = &plan.effective;
-        if (&e.paths, &e.path, &e.bfd, &e.policy) != (&self.cfg.paths, &self.cfg.path, &self.cfg.bfd, &self.cfg.policy) {
-            self.paths.configure(&e.paths, &e.path, &e.bfd, &e.policy, &self.tunnel);
+        if crate::paths::PathControl::config_key(e) != crate::paths::PathControl::config_key(&self.cfg) {
+            self.paths.configure(e, &self.tunnel);
         }
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
         self.cfg = plan.effective.clone();

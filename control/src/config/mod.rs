@@ -120,6 +120,33 @@ impl Config {
         }
     }
 
+    /// The addresses of path `p`'s probes while they travel as ICMP echo
+    /// requests (docs/PATHS.md): (source, target). The source is our first
+    /// IPv4 address on a LAN port (else on any port); the target is the
+    /// path's `probe_target`, else its peer's `address`, else the first
+    /// address of the peer's first IPv4 allowed prefix. 0.0.0.0 where none.
+    pub fn probe_addrs(&self, p: &paths::PathOpts) -> (std::net::Ipv4Addr, std::net::Ipv4Addr) {
+        use std::net::{IpAddr, Ipv4Addr};
+        let v4 = |s: &str| match router::parse_cidr(s) {
+            Ok((IpAddr::V4(a), len)) => Some((a, len)),
+            _ => None,
+        };
+        let lan = self.port.iter().filter(|q| q.role == Role::Lan).chain(self.port.iter().filter(|q| q.role != Role::Lan));
+        let src = lan.flat_map(|q| q.addresses.iter()).find_map(|a| v4(a)).map_or(Ipv4Addr::UNSPECIFIED, |(a, _)| a);
+        let peer = self.tunnel.peer.iter().find(|q| q.name == p.peer);
+        let dst = p
+            .probe_target
+            .as_deref()
+            .or(peer.and_then(|q| q.address.as_deref()))
+            .and_then(|a| a.parse().ok())
+            .or_else(|| {
+                let (net, len) = peer?.allowed_ips.iter().find_map(|a| v4(a))?;
+                Some(if len >= 31 { net } else { Ipv4Addr::from(u32::from(net) + 1) })
+            })
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        (src, dst)
+    }
+
     /// The metrics endpoint's address, if it is on.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.control.metrics_listen.parse().ok()

@@ -143,6 +143,11 @@ pub struct PathOpts {
     /// A `[[bfd]]` session whose state gates the path.
     #[serde(default)]
     pub bfd: Option<String>,
+    /// Where probes go as ICMP echo requests until the peer shows it is
+    /// Patronus (an IPv4 address behind the peer); default: the peer's
+    /// `address`, else the first address of its first IPv4 `allowed_ips`.
+    #[serde(default)]
+    pub probe_target: Option<String>,
 }
 
 /// `[[bfd]]`.
@@ -418,6 +423,9 @@ pub(super) fn validate(
         );
         check((1..=100).contains(&p.down_after), cfg_path!("path", i, "down_after"), format!("{} is out of range 1..=100", p.down_after));
         check((1..=100).contains(&p.up_after), cfg_path!("path", i, "up_after"), format!("{} is out of range 1..=100", p.up_after));
+        if let Some(t) = &p.probe_target {
+            check(t.parse::<std::net::Ipv4Addr>().is_ok(), cfg_path!("path", i, "probe_target"), format!("{t:?} is not an IPv4 address"));
+        }
         if let Some(b) = &p.bfd {
             check(
                 bfd.iter().any(|s| &s.name == b),

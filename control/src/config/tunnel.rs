@@ -69,6 +69,11 @@ pub struct PeerOpts {
     /// Seconds; 0 or absent: off.
     #[serde(default)]
     pub persistent_keepalive: u16,
+    /// The peer's own IPv4 address inside the tunnel (its wg interface's
+    /// address): where path probes go as ICMP echo requests while the
+    /// peer is not known to be Patronus.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// A peer ready for the data plane.
@@ -178,6 +183,13 @@ impl TunnelOpts {
                     e.parse::<SocketAddr>().is_ok(),
                     cfg_path!("tunnel", "peer", i, "endpoint"),
                     format!("{e:?} is not ADDRESS:PORT like 192.0.2.2:51820 or [2001:db8::2]:51820"),
+                );
+            }
+            if let Some(a) = &p.address {
+                check(
+                    a.parse::<std::net::Ipv4Addr>().is_ok(),
+                    cfg_path!("tunnel", "peer", i, "address"),
+                    format!("{a:?} is not an IPv4 address"),
                 );
             }
             for (j, a) in p.allowed_ips.iter().enumerate() {

@@ -17,9 +17,10 @@ use dataplane::rcu::{Publisher, Reader};
 use dataplane::router::punt;
 use dataplane::tunnel::stage::emit_ip_udp_ttl;
 use dataplane::wire::bfd::{self, Repr, State};
-use dataplane::wire::{ipv4, ipv6, udp};
+use dataplane::wire::{ipv4, ipv6, udp, Ipv4Address};
 
-use crate::config::paths::{ordered, BfdOpts, PathOpts, PathsOpts, PolicyOpts};
+use crate::config::paths::{ordered, PathOpts, PolicyOpts};
+use crate::config::Config;
 use crate::slowpath::SlowPath;
 use crate::tunnel::{os_random, TunnelControl};
 
@@ -47,6 +48,10 @@ struct Path {
     probes_sent: u64,
     probes_unsent: u64,
     replies: u64,
+    /// (source, target) of its probes while they travel wrapped in ICMP.
+    wrap: (Ipv4Address, Ipv4Address),
+    /// The last reply came back as an ICMP echo reply (a plain WireGuard peer).
+    via_icmp: bool,
     last_transition: Option<(Duration, &'static str)>,
 }
 
@@ -89,6 +94,9 @@ pub struct PathControl {
     choices: Vec<Vec<Choice>>,
     /// Tunnel peer index -> path indexes (into `paths`), by slot.
     by_peer: Vec<Vec<usize>>,
+    /// Per tunnel peer: it answered a probe as Patronus does, so probes go
+    /// to it plain; until then they go wrapped in ICMP echo requests.
+    patronus: Vec<bool>,
     select: SelectConf,
     sla_probes: usize,
     publisher: Publisher<Steering>,
@@ -122,6 +130,7 @@ impl PathControl {
             rules: Vec::new(),
             choices: Vec::new(),
             by_peer: Vec::new(),
+            patronus: Vec::new(),
             select: SelectConf::default(),
             sla_probes: 10,
             publisher: Publisher::new(Steering::default()),
@@ -135,22 +144,23 @@ impl PathControl {
         }
     }
 
-    pub fn new(
-        opts: &PathsOpts,
-        paths: &[PathOpts],
-        bfd: &[BfdOpts],
-        policy: &[PolicyOpts],
-        tunnel: &TunnelControl,
-        hz: u64,
-    ) -> PathControl {
+    pub fn new(cfg: &Config, tunnel: &TunnelControl, hz: u64) -> PathControl {
         let mut c = PathControl::off(hz);
-        c.configure(opts, paths, bfd, policy, tunnel);
+        c.configure(cfg, tunnel);
         c
+    }
+
+    /// What [`configure`](Self::configure) reads of a config: whether a
+    /// reload must call it.
+    pub fn config_key(cfg: &Config) -> impl PartialEq + '_ {
+        let addrs: Vec<_> = cfg.path.iter().map(|p| cfg.probe_addrs(p)).collect();
+        (&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, addrs)
     }
 
     /// Applies a (re)loaded configuration. Paths and BFD sessions that
     /// keep their name and settings keep their measurements.
-    pub fn configure(&mut self, opts: &PathsOpts, paths: &[PathOpts], bfd: &[BfdOpts], policy: &[PolicyOpts], tunnel: &TunnelControl) {
+    pub fn configure(&mut self, cfg: &Config, tunnel: &TunnelControl) {
+        let (opts, paths, bfd, policy) = (&cfg.paths, &cfg.path[..], &cfg.bfd[..], &cfg.policy[..]);
         let now = self.now(Instant::now());
         let mut old_bfd: Vec<Bfd> = std::mem::take(&mut self.bfd);
         for (i, b) in bfd.iter().enumerate() {
@@ -181,6 +191,8 @@ impl PathControl {
         }
         let mut old: Vec<Path> = std::mem::take(&mut self.paths);
         self.by_peer = vec![Vec::new(); tunnel.peer_count()];
+        // Peers may have changed places: each shows again what it is.
+        self.patronus = vec![false; tunnel.peer_count()];
         for p in paths {
             let peer = tunnel.peer_index(&p.peer);
             let endpoint = p.endpoint().expect("validated");
@@ -204,9 +216,13 @@ impl PathControl {
                     probes_sent: 0,
                     probes_unsent: 0,
                     replies: 0,
+                    wrap: (Ipv4Address::UNSPECIFIED, Ipv4Address::UNSPECIFIED),
+                    via_icmp: false,
                     last_transition: None,
                 },
             };
+            let (src, dst) = cfg.probe_addrs(p);
+            path.wrap = (Ipv4Address(src.octets()), Ipv4Address(dst.octets()));
             path.port = p.port.clone();
             path.cost = p.cost;
             path.bandwidth_mbps = p.bandwidth_mbps;
@@ -301,8 +317,15 @@ impl PathControl {
             if let Some(seq) = self.paths[i].monitor.due(now) {
                 work = true;
                 let p = &self.paths[i];
-                let payload = probe::request(p.slot as u8, seq, io.tsc());
-                let sent = tunnel.seal(peer, &payload, at).map(|msg| {
+                let req = probe::request(p.slot as u8, seq, io.tsc());
+                let wrapped;
+                let payload: &[u8] = if self.patronus[peer] {
+                    &req
+                } else {
+                    wrapped = probe::wrap(&req, p.wrap.0, p.wrap.1);
+                    &wrapped
+                };
+                let sent = tunnel.seal(peer, payload, at).map(|msg| {
                     tunnel.send(io, slow, p.endpoint, &msg, at);
                     msg.len()
                 });
@@ -432,8 +455,13 @@ impl PathControl {
         let Some(r) = pkt.data().get(h.l2_len as usize..).and_then(probe::parse_reply) else { return };
         let Some(&i) = self.by_peer.get(r.peer as usize).and_then(|v| v.get(r.path as usize)) else { return };
         let rtt = Duration::from_secs_f64(r.received.saturating_sub(r.sent) as f64 / self.hz.max(1) as f64);
+        if !r.via_icmp && !self.patronus[r.peer as usize] {
+            self.patronus[r.peer as usize] = true;
+            tracing::info!(peer = %self.paths[i].peer_name, "peer {} answers probes as Patronus does: probing it plainly", self.paths[i].peer_name);
+        }
         let p = &mut self.paths[i];
         p.replies += 1;
+        p.via_icmp = r.via_icmp;
         p.monitor.answered(r.seq, rtt, now);
     }
 

@@ -32,6 +32,16 @@ impl PathControl {
         (name, if now.is_empty() { "-".to_owned() } else { now.join(",") })
     }
 
+    /// How a path's probes travel: plain to a Patronus peer, else wrapped
+    /// in ICMP echo requests to its target.
+    fn probe_kind(&self, p: &Path) -> String {
+        match p.peer {
+            Some(peer) if self.patronus[peer] => "patronus".into(),
+            _ if p.via_icmp => format!("icmp echo to {}", p.wrap.1),
+            _ => format!("icmp echo to {} (no answer yet)", p.wrap.1),
+        }
+    }
+
     /// `patronus show paths`.
     pub fn show(&self) -> Value {
         let now = self.now(Instant::now());
@@ -50,7 +60,16 @@ impl PathControl {
                 json!({
                     "path": p.name, "peer": p.peer_name, "port": p.port, "endpoint": p.endpoint.to_string(),
                     "cost": p.cost, "bandwidth_mbps": p.bandwidth_mbps, "labels": p.labels,
-                    "state": if f.suppressed && f.up { "suppressed" } else if f.up { "up" } else { "down" },
+                    "state": if f.suppressed && f.up {
+                        "suppressed"
+                    } else if f.up {
+                        "up"
+                    } else if p.replies == 0 {
+                        "unmeasured"
+                    } else {
+                        "down"
+                    },
+                    "probes": self.probe_kind(p),
                     "health": (f.health * 10.0).round() / 10.0,
                     "rtt_ms": {"p50": ms(f.rtt_p50), "p95": ms(f.rtt_p95), "p99": ms(f.rtt_p99)},
                     "jitter_ms": (f.jitter * 1e6).round() / 1e3,
@@ -144,6 +163,7 @@ impl PathControl {
             metrics::gauge!("patronus_path_jitter_seconds", &l).set(f.jitter);
             metrics::gauge!("patronus_path_availability_pct", &l).set(f.availability_pct);
             metrics::gauge!("patronus_path_up", &l).set(if f.up && !f.suppressed { 1.0 } else { 0.0 });
+            metrics::gauge!("patronus_path_measured", &l).set(if p.replies > 0 { 1.0 } else { 0.0 });
             // NaN while no probe in the window was answered.
             for (q, v) in [("0.5", f.rtt_p50), ("0.95", f.rtt_p95), ("0.99", f.rtt_p99)] {
                 let mut l = l.to_vec();

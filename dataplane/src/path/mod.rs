@@ -214,7 +214,17 @@ impl Policy {
 /// sends a request on one path; the far end's worker turns it into a reply
 /// in place and sends it back the way it came; our worker stamps the
 /// reply's arrival and hands it to the control thread.
+///
+/// A peer that is not Patronus (plain WireGuard) would drop such a
+/// plaintext as an invalid IP packet, and log it. So until a peer has
+/// answered in this format, the request travels *wrapped*: as the data of
+/// an ICMPv4 echo request ([`ICMP_IDENT`]) to an address behind the peer.
+/// A Patronus far end answers a wrapped request with a plain reply (which
+/// tells the sender it may send plain ones); any other host answers with
+/// an echo reply carrying the request back, which our worker unwraps.
 pub mod probe {
+    use crate::wire::{icmpv4, ip_proto, ipv4, Ipv4Address};
+
     pub const REQUEST: u8 = 0x10;
     pub const REPLY: u8 = 0x11;
     /// Plaintext length (a multiple of WireGuard's 16-byte padding).
@@ -232,6 +242,49 @@ pub mod probe {
         pub const SENT: usize = 8;
         /// Sender's worker clock when the reply arrived.
         pub const RECEIVED: usize = 16;
+        /// 1 when the reply came back as an ICMP echo reply (written by
+        /// the worker that unwraps it).
+        pub const VIA_ICMP: usize = 24;
+    }
+
+    /// The ICMP echo identifier of wrapped requests.
+    pub const ICMP_IDENT: u16 = 0x5054;
+    /// Bytes of a wrapped request: IPv4 header, ICMP echo header, the probe.
+    pub const WRAPPED_LEN: usize = ipv4::HEADER_LEN + icmpv4::HEADER_LEN + LEN;
+
+    /// `req` as an ICMPv4 echo request from `src` to `dst`.
+    pub fn wrap(req: &[u8; LEN], src: Ipv4Address, dst: Ipv4Address) -> [u8; WRAPPED_LEN] {
+        let mut b = [0u8; WRAPPED_LEN];
+        let (ip, icmp) = b.split_at_mut(ipv4::HEADER_LEN);
+        let mut e = icmpv4::Packet::new_unchecked(&mut *icmp);
+        e.set_msg_type(icmpv4::msg::ECHO_REQUEST);
+        e.set_rest(ICMP_IDENT, u32::from_le_bytes(req[field::SEQ..field::SEQ + 4].try_into().expect("4 bytes")) as u16);
+        e.data_mut().copy_from_slice(req);
+        e.fill_checksum();
+        let mut h = ipv4::Packet::new_unchecked(&mut *ip);
+        h.set_version_ihl(ipv4::HEADER_LEN);
+        h.set_total_len(WRAPPED_LEN as u16);
+        h.set_ttl(64);
+        h.set_protocol(ip_proto::ICMP);
+        h.set_src_addr(src);
+        h.set_dst_addr(dst);
+        h.fill_checksum();
+        b
+    }
+
+    /// A wrapped probe in the IP packet `ip`: the ICMP type (echo request
+    /// or reply) and the offset of the probe in `ip`. Only the identifier
+    /// and the probe's type are checked: the tunnel authenticated it.
+    pub fn unwrap(ip: &[u8]) -> Option<(u8, usize)> {
+        let h = ipv4::Packet::new_checked(ip).ok()?;
+        if h.version() != 4 || h.protocol() != ip_proto::ICMP || h.is_fragment() {
+            return None;
+        }
+        let at = h.header_len();
+        let e = icmpv4::Packet::new_checked(ip.get(at..h.total_len() as usize)?).ok()?;
+        let t = e.msg_type();
+        let ours = e.echo_ident() == ICMP_IDENT && e.data().len() >= LEN && e.data()[field::TYPE] == REQUEST;
+        (ours && (t == icmpv4::msg::ECHO_REQUEST || t == icmpv4::msg::ECHO_REPLY)).then_some((t, at + icmpv4::HEADER_LEN))
     }
 
     /// A request's plaintext.
@@ -252,6 +305,8 @@ pub mod probe {
         pub seq: u32,
         pub sent: u64,
         pub received: u64,
+        /// It came back as an ICMP echo reply: the peer is not Patronus.
+        pub via_icmp: bool,
     }
 
     pub fn parse_reply(b: &[u8]) -> Option<Reply> {
@@ -265,6 +320,7 @@ pub mod probe {
             seq: u32::from_le_bytes(b[field::SEQ..field::SEQ + 4].try_into().expect("4 bytes")),
             sent: u64_at(field::SENT),
             received: u64_at(field::RECEIVED),
+            via_icmp: b[field::VIA_ICMP] == 1,
         })
     }
 }
@@ -334,8 +390,38 @@ mod tests {
         b[probe::field::TYPE] = probe::REPLY;
         b[probe::field::PEER..probe::field::PEER + 2].copy_from_slice(&5u16.to_le_bytes());
         b[probe::field::RECEIVED..probe::field::RECEIVED + 8].copy_from_slice(&999u64.to_le_bytes());
-        assert_eq!(probe::parse_reply(&b), Some(probe::Reply { path: 3, peer: 5, seq: 77, sent: 123_456, received: 999 }));
+        assert_eq!(probe::parse_reply(&b), Some(probe::Reply { path: 3, peer: 5, seq: 77, sent: 123_456, received: 999, via_icmp: false }));
         assert_eq!(probe::parse_reply(&b[..31]), None);
         assert_eq!(probe::parse_reply(&probe::request(0, 0, 0)), None);
+    }
+
+    #[test]
+    fn a_wrapped_probe_is_an_echo_request_with_the_probe_as_its_data() {
+        use crate::wire::{icmpv4, ipv4, Ipv4Address};
+        let req = probe::request(2, 0x0001_0007, 42);
+        let w = probe::wrap(&req, Ipv4Address::new(10, 1, 0, 1), Ipv4Address::new(10, 99, 0, 2));
+        // Golden bytes (checksums computed independently, with Python): IPv4, then the echo header.
+        assert_eq!(
+            w[..28],
+            [
+                0x45, 0, 0, 60, 0, 0, 0, 0, 64, 1, 0x66, 0x5b, 10, 1, 0, 1, 10, 99, 0, 2, //
+                8, 0, 0x65, 0xa2, 0x50, 0x54, 0, 7
+            ]
+        );
+        let ip = ipv4::Packet::new_checked(&w[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(icmpv4::Packet::new_checked(&w[20..]).unwrap().verify_checksum());
+        assert_eq!(&w[28..], &req);
+        assert_eq!(probe::unwrap(&w), Some((icmpv4::msg::ECHO_REQUEST, 28)));
+        // The echo reply a host sends back.
+        let mut r = w;
+        r[20] = icmpv4::msg::ECHO_REPLY;
+        assert_eq!(probe::unwrap(&r), Some((icmpv4::msg::ECHO_REPLY, 28)));
+        // Someone else's ping, a truncated one, and a plain probe are not.
+        let mut other = w;
+        other[24] = 0x12;
+        assert_eq!(probe::unwrap(&other), None);
+        assert_eq!(probe::unwrap(&w[..50]), None);
+        assert_eq!(probe::unwrap(&req), None);
     }
 }

@@ -430,4 +430,35 @@ fn rules_steer_packets_to_paths_and_probes_are_answered_in_place() {
     let msg = w.da.encapsulate(0, &[probe::REQUEST; 16], w.now).unwrap();
     let mut p = w.pool.packet(&udp_frame(B_WAN, A_WAN, "192.0.2.1:51820", "192.0.2.2:51820", &msg));
     assert_eq!(w.b.run(1, &mut p).0, Verdict::Drop(DropReason::TunnelMalformed));
+
+    // Wrapped in an ICMP echo request (A does not know B is Patronus yet):
+    // B answers with a plain reply, 32 bytes of plaintext.
+    use crate::wire::Ipv4Address;
+    let req = probe::request(1, 8, 5678);
+    let wrapped = probe::wrap(&req, Ipv4Address::new(10, 1, 0, 1), Ipv4Address::new(10, 2, 0, 1));
+    let msg = w.da.encapsulate(0, &wrapped, w.now).unwrap();
+    let mut p = w.pool.packet(&udp_frame(B_WAN, A_WAN, "192.0.2.1:51820", "192.0.2.2:51820", &msg));
+    let (v, m) = w.b.run(1, &mut p);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, 1), "{:?}", m.dropped());
+    let mut reply = p.data()[42..].to_vec();
+    assert_eq!(reply.len(), wg::TRANSPORT_HEADER_LEN + probe::LEN + wg::TAG_LEN, "UDP payload: the plain reply only");
+    let (_, n) = w.da.decapsulate(&mut reply, w.now).expect("A opens B's reply");
+    let plain = reply[16..16 + n].to_vec();
+    assert_eq!((n, plain[0], plain[probe::field::VIA_ICMP]), (probe::LEN, probe::REPLY, 0));
+    assert_eq!(&plain[4..16], &req[4..16]);
+
+    // A plain WireGuard host answers with an echo reply carrying the probe
+    // back: A's worker unwraps it, marks it, stamps it and punts it.
+    let mut echoed = wrapped;
+    echoed[12..16].copy_from_slice(&[10, 2, 0, 1]);
+    echoed[16..20].copy_from_slice(&[10, 1, 0, 1]);
+    echoed[20] = crate::wire::icmpv4::msg::ECHO_REPLY;
+    let msg = w.db.encapsulate(0, &echoed, w.now).unwrap();
+    let mut p = w.pool.packet(&udp_frame(A_WAN, B_WAN, "192.0.2.2:51820", "192.0.2.1:51820", &msg));
+    let (v, m) = w.a.run(1, &mut p);
+    assert_eq!((v, m.out_port()), (Verdict::Continue, TO_CONTROL), "{:?}", m.dropped());
+    let h = crate::router::punt::pop(&mut p).unwrap();
+    assert_eq!(h.kind, crate::router::punt::Kind::Probe);
+    let r = probe::parse_reply(&p.data()[h.l2_len as usize..]).unwrap();
+    assert_eq!((r.path, r.peer, r.seq, r.sent, r.received, r.via_icmp), (1, 0, 8, 5678, ticks(w.now), true));
 }
