@@ -67,6 +67,18 @@ fn json_logs_parse_line_by_line_and_hold_no_secret() {
         }
         let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
         assert!(has("running: 1 worker(s)"), "{how}: {messages:?}");
+        // The Promtail config reads fields the lines really have.
+        let keys: std::collections::BTreeSet<String> = all
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default())
+            .collect();
+        let promtail =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/promtail/promtail.yml")).unwrap();
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(promtail.contains(&format!(": {field}\n")), "promtail.yml does not read {field}");
+            assert!(keys.contains(field), "{how}: no line has {field}: {keys:?}");
+        }
         // DPDK's own notices (telemetry's, asked for with --telemetry) came through as events.
         assert!(dpdk > 0, "{how}: no DPDK line among {messages:?}");
         assert!(has("tunnel: public key "), "{how}: {messages:?}");

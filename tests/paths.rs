@@ -453,7 +453,12 @@ fn bfd_comes_up_with_frr_and_both_detect_a_cut() {
     assert_eq!(LabSh::path(&v, "mpls")["state"], "down", "{v}");
     assert!(v["choices"].as_array().unwrap().iter().all(|c| c["path"] != "mpls"), "{v}");
     let m = lab.metrics("a");
-    assert!(m.lines().any(|l| l.starts_with("patronus_bfd_session_status{") && l.ends_with(" 0")), "{m}");
+    // The state set: "down" is the current state, "up" is not.
+    let status = |state: &str| {
+        m.lines().find(|l| l.starts_with("patronus_bfd_session_status{") && l.contains(&format!("state=\"{state}\""))).map(str::to_owned)
+    };
+    assert!(status("down").is_some_and(|l| l.ends_with(" 1") && l.contains("path_id=\"mpls\"")), "{m}");
+    assert!(status("up").is_some_and(|l| l.ends_with(" 0")), "{m}");
 }
 
 #[test]

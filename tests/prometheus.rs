@@ -23,6 +23,7 @@ const PENDING: &[(&str, &str)] = &[("patronus_compression_ratio", "tunnel compre
 /// it); another test makes the event and checks the series.
 const ON_EVENT: &[(&str, &str)] = &[
     ("patronus_failover_events_total", "a failover (tests/paths.rs checks it after one)"),
+    ("patronus_failover_path_health", "a failover (tests/paths.rs checks it after one)"),
     ("patronus_application_bytes_total", "IP traffic for DPI (net_null's frames are not IP; tests/demo.rs checks it)"),
 ];
 
@@ -120,6 +121,18 @@ fn alert_rules_pass_promtool_and_every_alert_has_a_unit_test() {
     for required in ["PathDown", "HighPacketLoss", "BfdSessionDown", "CompressionRatioDegraded", "FailoverLoop", "PatronusReloadFailed"] {
         assert!(alerts.contains(&required), "alerts.yml lacks {required}");
     }
+    // The specification's group, verbatim.
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/sprint-43.md");
+    match std::fs::read_to_string(&spec) {
+        Err(_) => skip("alert_rules: the specification's rules verbatim", &format!("{} is absent", spec.display())),
+        Ok(text) => {
+            let block: Vec<&str> =
+                text.lines().skip_while(|l| !l.contains("- name: patronus-sdwan")).take_while(|l| !l.starts_with("```")).collect();
+            assert!(block.len() > 40, "the specification's rule block: {block:?}");
+            let want = block.join("\n");
+            assert!(rules.contains(&want), "alerts.yml does not hold the specification's group verbatim:\n{want}");
+        }
+    }
     for a in &alerts {
         let firing = tests.split("alertname: ").skip(1).filter(|t| t.starts_with(&format!("{a}\n"))).any(|t| t.contains("exp_labels"));
         assert!(firing, "alerts_test.yml has no case where {a} fires");
@@ -135,7 +148,42 @@ fn dashboards_are_provisionable_and_use_the_contract_metrics() {
     let ds_uses = |v: &Value| v["datasource"]["uid"] == uid;
     let boards = dashboards();
     let titles: Vec<&str> = boards.iter().map(|d| d["title"].as_str().unwrap()).collect();
-    assert_eq!(titles, ["Patronus / Failover", "Patronus / Performance", "Patronus / Topology"]);
+    // The specification's titles.
+    assert_eq!(titles, ["Failover Events", "Performance Metrics", "Patronus SD-WAN Topology"]);
+    let panels = |d: &Value| {
+        d["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["type"].as_str().unwrap().to_owned(), p["title"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let has = |d: &Value, ty: &str, title: &str| panels(d).iter().any(|(t, n)| t == ty && n == title);
+    let topo = &boards[2];
+    assert!(
+        has(topo, "nodeGraph", "Site Connectivity Map")
+            && has(topo, "heatmap", "Path Health Heatmap")
+            && has(topo, "stat", "Active Tunnels"),
+        "{:?}",
+        panels(topo)
+    );
+    let active = topo["panels"].as_array().unwrap().iter().find(|p| p["title"] == "Active Tunnels").unwrap();
+    assert_eq!(active["targets"][0]["expr"], "sum(patronus_tunnel_status{status=\"up\"})");
+    for title in
+        ["Latency p50 / p95 / p99 per path", "Packet Loss", "Throughput per tunnel", "Compression Ratio", "BFD Session Status per path"]
+    {
+        assert!(panels(&boards[1]).iter().any(|(_, n)| n == title), "Performance Metrics lacks {title}");
+    }
+    for title in ["Failover Timeline", "Failover Reasons", "MTTR", "Path Quality before and after failover"] {
+        assert!(panels(&boards[0]).iter().any(|(_, n)| n == title), "Failover Events lacks {title}");
+    }
+    // Latency comes from the histograms.
+    let exprs: Vec<String> = expressions().into_iter().map(|(_, e)| e).collect();
+    for h in
+        ["patronus_path_rtt_histogram_seconds_bucket", "patronus_packet_residence_seconds_bucket", "patronus_stage_packet_cycles_bucket"]
+    {
+        assert!(exprs.iter().any(|e| e.contains("histogram_quantile(") && e.contains(h)), "no histogram_quantile over {h}");
+    }
     for d in &boards {
         let mut ids = BTreeSet::new();
         for p in d["panels"].as_array().unwrap() {
@@ -280,11 +328,27 @@ fn a_real_prometheus_finds_every_metric_the_rules_and_dashboards_use() {
     }
     assert!(missing.is_empty(), "rules or dashboards use metrics Prometheus has no series for: {missing:?}");
 
-    // Every expression parses and evaluates in this Prometheus.
+    // Every expression parses and evaluates in this Prometheus, and every
+    // dashboard query returns data unless it waits for an event.
+    let waits: BTreeSet<&str> = PENDING.iter().chain(ON_EVENT).map(|(m, _)| *m).collect();
+    let mut empty = Vec::new();
     for (from, e) in expressions() {
         let q = grafana_to_promql(&e);
-        prom.query(&q).unwrap_or_else(|err| panic!("{from}: {q}: {err}"));
+        let r = prom.query(&q).unwrap_or_else(|err| panic!("{from}: {q}: {err}"));
+        let dashboard = !from.starts_with("alerts.yml") && !from.ends_with("annotation");
+        if dashboard && r.as_array().is_some_and(|a| a.is_empty()) && !metric_names(&e).iter().any(|m| waits.contains(m.as_str())) {
+            empty.push(format!("{from}: {q}"));
+        }
     }
+    assert!(empty.is_empty(), "dashboard queries with no data:\n{}", empty.join("\n"));
+    // The residence histogram's median is in the bucket of the hdrhistogram's, or next to it.
+    let bounds = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2];
+    let bucket = |v: f64| bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
+    let hist = prom.query("histogram_quantile(0.5, sum by (le) (patronus_packet_residence_seconds_bucket))").unwrap();
+    let hdr = prom.query("max(patronus_residence_seconds{quantile=\"0.5\"})").unwrap();
+    let (h, q): (f64, f64) =
+        (hist[0]["value"][1].as_str().unwrap().parse().unwrap(), hdr[0]["value"][1].as_str().unwrap().parse().unwrap());
+    assert!(bucket(h).abs_diff(bucket(q)) <= 1, "histogram p50 {h} s against the hdrhistogram's {q} s");
     // Live values are what the appliance counts.
     let r = prom.query("sum(rate(patronus_packets_total{direction=\"rx\"}[5s]))").unwrap();
     let pps: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod config;
 pub mod ctl;
 pub mod envcheck;
+pub mod histogram;
 pub mod log;
 pub mod paths;
 pub mod reload;

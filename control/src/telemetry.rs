@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
 use crate::acceptor::AcceptLoop;
+use crate::histogram::{self, Buckets};
 
 /// Quantiles are taken over at most this long (and at least half of it).
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -63,6 +64,8 @@ struct Track {
     /// Values ever recorded, and those at or above the stall threshold.
     total: u64,
     stalls: u64,
+    /// Every value since start, in Prometheus buckets (seconds or cycles).
+    hist: Buckets,
 }
 
 /// One histogram's summary, for `patronus show latency` and the exporter.
@@ -97,7 +100,18 @@ impl LatencyBook {
     }
 
     pub fn add(&mut self, core: u32, measure: Measure, slot: Arc<Slot>) {
-        self.tracks.push(Track { core, measure, slot, delta: accumulator(), cur: accumulator(), prev: accumulator(), total: 0, stalls: 0 });
+        let hist = Buckets::new(if matches!(measure, Measure::Stage(_)) { histogram::STAGE_CYCLES } else { histogram::FORWARDING_SECONDS });
+        self.tracks.push(Track {
+            core,
+            measure,
+            slot,
+            delta: accumulator(),
+            cur: accumulator(),
+            prev: accumulator(),
+            total: 0,
+            stalls: 0,
+            hist,
+        });
     }
 
     /// Takes what the workers recorded since the last call; slides the
@@ -114,6 +128,8 @@ impl LatencyBook {
                     t.stalls += t.delta.count_between(self.stall_cycles, u64::MAX);
                 }
                 let _ = t.cur.add(&t.delta);
+                let scale = if matches!(t.measure, Measure::Stage(_)) { 1.0 } else { 1.0 / self.hz };
+                t.hist.add_hdr(&t.delta, scale);
                 t.delta.reset();
             }
             if rotate {
@@ -145,6 +161,42 @@ impl LatencyBook {
                 LatencyRow { core: t.core, what, unit, count: window.len(), quantiles, total: t.total, stalls: t.stalls }
             })
             .collect()
+    }
+
+    /// The Prometheus histograms of every track since start:
+    /// `patronus_packet_residence_seconds`,
+    /// `patronus_loop_iteration_duration_seconds` and
+    /// `patronus_stage_packet_cycles`.
+    pub fn render_histograms(&self) -> String {
+        let families: [(&str, &str, fn(&Measure) -> Option<&str>); 3] = [
+            (
+                "patronus_packet_residence_seconds",
+                "Packet residence, RX burst to TX burst (one TX burst in [worker] latency_every), per core.",
+                |m| matches!(m, Measure::Residence).then_some(""),
+            ),
+            ("patronus_loop_iteration_duration_seconds", "Poll-loop iteration lengths (sampled, and every stall), per core.", |m| {
+                matches!(m, Measure::Iteration).then_some("")
+            }),
+            ("patronus_stage_packet_cycles", "TSC cycles per packet in a pipeline stage, per core and stage.", |m| match m {
+                Measure::Stage(s) => Some(s.as_str()),
+                _ => None,
+            }),
+        ];
+        let mut out = String::new();
+        for (name, help, pick) in families {
+            let mut first = true;
+            for t in &self.tracks {
+                let Some(stage) = pick(&t.measure) else { continue };
+                if std::mem::take(&mut first) {
+                    histogram::header(name, help, &mut out);
+                }
+                let core = t.core.to_string();
+                let labels: Vec<(&str, &str)> =
+                    if stage.is_empty() { vec![("core", core.as_str())] } else { vec![("core", core.as_str()), ("stage", stage)] };
+                t.hist.render(name, &labels, &mut out);
+            }
+        }
+        out
     }
 
     /// Stalls counted on `core` since start.
@@ -206,6 +258,7 @@ impl Metrics {
     /// Sets every series from a counter snapshot, the latency book and the
     /// reload state.
     pub fn update(&mut self, snap: &Snapshot, book: &LatencyBook, reloads: &ReloadStats) {
+        histogram::publish("latency", book.render_histograms());
         let per_core = snap.workers.iter().map(|w| &w.ports).chain(std::iter::once(&snap.control));
         let labels = self.cores.iter().map(String::as_str).chain(std::iter::once("control"));
         for (core, ports) in labels.zip(per_core) {
@@ -363,7 +416,7 @@ pub fn install() -> Result<(), String> {
 
 /// The text Prometheus scrapes.
 pub fn render() -> String {
-    handle().map(|h| h.render()).unwrap_or_default()
+    handle().map(|h| h.render() + &histogram::rendered()).unwrap_or_default()
 }
 
 /// The HTTP endpoint: `GET /metrics` on its own thread.

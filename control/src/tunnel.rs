@@ -431,7 +431,11 @@ impl TunnelControl {
         let now = self.now(Instant::now());
         for (i, p) in self.device.peers.iter().enumerate().filter(|(_, p)| !p.removed) {
             let peer = self.names[i].clone();
-            metrics::gauge!("patronus_tunnel_status", "peer" => peer.clone()).set(if self.up(i, now) { 1.0 } else { 0.0 });
+            // An OpenMetrics state set: one series per status, 1 for the current one.
+            let up = self.up(i, now);
+            for (status, on) in [("up", up), ("down", !up)] {
+                metrics::gauge!("patronus_tunnel_status", "peer" => peer.clone(), "status" => status).set(if on { 1.0 } else { 0.0 });
+            }
             metrics::counter!("patronus_tunnel_rx_bytes_total", "peer" => peer.clone()).absolute(p.live.rx_bytes.load(Relaxed));
             metrics::counter!("patronus_tunnel_tx_bytes_total", "peer" => peer.clone()).absolute(p.live.tx_bytes.load(Relaxed));
             metrics::counter!("patronus_tunnel_handshakes_total", "peer" => peer.clone()).absolute(p.handshakes);

@@ -21,6 +21,7 @@ use dataplane::wire::{ipv4, ipv6, udp, Ipv4Address};
 
 use crate::config::paths::{ordered, PathOpts, PolicyOpts};
 use crate::config::Config;
+use crate::histogram::Buckets;
 use crate::slowpath::SlowPath;
 use crate::tunnel::{os_random, TunnelControl};
 
@@ -52,8 +53,33 @@ struct Path {
     wrap: (Ipv4Address, Ipv4Address),
     /// The last reply came back as an ICMP echo reply (a plain WireGuard peer).
     via_icmp: bool,
+    /// Every answered probe's RTT, in Prometheus buckets.
+    rtt_hist: Buckets,
+    /// Outages (down to up again) and their count.
+    outage_hist: Buckets,
+    down_since: Option<Duration>,
     last_transition: Option<(Duration, &'static str)>,
 }
+
+/// One failover, and the health of the path it left and the path it took
+/// when it happened and [`AFTER`] later.
+#[derive(Clone, Debug)]
+pub struct FailoverEvent {
+    pub at: Duration,
+    pub rule: String,
+    pub from: String,
+    pub to: String,
+    pub reason: &'static str,
+    /// Path indexes of `from` and `to` (None: drop, or none before).
+    pub paths: (Option<usize>, Option<usize>),
+    pub before: (Option<f64>, Option<f64>),
+    pub after: Option<(Option<f64>, Option<f64>)>,
+}
+
+/// How long after a failover its "after" health is read.
+pub const AFTER: Duration = Duration::from_secs(10);
+/// Failover events kept for `show paths`.
+const EVENTS: usize = 32;
 
 /// A BFD session and where it talks.
 struct Bfd {
@@ -106,6 +132,10 @@ pub struct PathControl {
     hz: u64,
     /// (rule, from, to, reason) -> count.
     failovers: std::collections::BTreeMap<(String, String, String, &'static str), u64>,
+    /// The latest failovers, with the paths' health around them.
+    events: std::collections::VecDeque<FailoverEvent>,
+    /// Per rule: the application it stands for (`app` label), if one.
+    rule_apps: Vec<String>,
     refused: BfdRefusals,
     last_select: Duration,
     dirty: bool,
@@ -138,6 +168,8 @@ impl PathControl {
             started_wall: std::time::SystemTime::now(),
             hz,
             failovers: Default::default(),
+            events: Default::default(),
+            rule_apps: vec![String::new()],
             refused: Default::default(),
             last_select: Duration::ZERO,
             dirty: false,
@@ -218,6 +250,9 @@ impl PathControl {
                     replies: 0,
                     wrap: (Ipv4Address::UNSPECIFIED, Ipv4Address::UNSPECIFIED),
                     via_icmp: false,
+                    rtt_hist: Buckets::new(crate::histogram::PATH_RTT_SECONDS),
+                    outage_hist: Buckets::new(crate::histogram::OUTAGE_SECONDS),
+                    down_since: None,
                     last_transition: None,
                 },
             };
@@ -237,6 +272,10 @@ impl PathControl {
         let rules = ordered(policy);
         self.rule_names = std::iter::once("default".to_owned()).chain(rules.iter().map(|r| r.name.clone())).collect();
         self.rule_matches = std::iter::once("everything no rule matches".to_owned()).chain(rules.iter().map(|r| describe(r))).collect();
+        // A rule for exactly one application stands for it in the `app` label.
+        self.rule_apps = std::iter::once(String::new())
+            .chain(rules.iter().map(|r| if r.application.len() == 1 { r.application[0].clone() } else { String::new() }))
+            .collect();
         self.rules = (0..self.by_peer.len())
             .map(|peer| {
                 let mine: Vec<&PathOpts> = paths.iter().filter(|p| tunnel.peer_index(&p.peer) == Some(peer)).collect();
@@ -349,6 +388,16 @@ impl PathControl {
             p.monitor.bfd_down = bfd_down;
             let was = p.monitor.usable();
             if let Some(t) = p.monitor.tick(now) {
+                match t {
+                    Transition::Up => {
+                        if let Some(since) = p.down_since.take() {
+                            p.outage_hist.observe(now.saturating_sub(since).as_secs_f64());
+                        }
+                    }
+                    Transition::Down | Transition::BfdDown => {
+                        p.down_since.get_or_insert(now);
+                    }
+                }
                 p.last_transition = Some((
                     now,
                     match t {
@@ -360,6 +409,15 @@ impl PathControl {
                 tracing::info!(path = %p.name, peer = %p.peer_name, state = p.last_transition.unwrap().1, "path {} to {}: {}", p.name, p.peer_name, p.last_transition.unwrap().1);
             }
             changed |= was != p.monitor.usable();
+        }
+        // The health after each recent failover, once AFTER has passed.
+        for i in 0..self.events.len() {
+            let e = &self.events[i];
+            if e.after.is_none() && now.saturating_sub(e.at) >= AFTER {
+                let health = |i: Option<usize>| i.and_then(|i| self.paths.get(i)).map(|p| p.monitor.figures(now).health);
+                let after = (health(e.paths.0), health(e.paths.1));
+                self.events[i].after = Some(after);
+            }
         }
         // Choices: at once on a state change, else every few milliseconds.
         if changed || now.saturating_sub(self.last_select) >= Duration::from_millis(5) {
@@ -416,6 +474,22 @@ impl PathControl {
                     };
                     let (from, to) = (name(cur), name(Some(next)));
                     if reason != Reason::Initial {
+                        let idx = |c: Option<Option<usize>>| c.flatten().map(|s| self.by_peer[peer][s]);
+                        let paths = (idx(cur), idx(Some(next)));
+                        let health = |i: Option<usize>| i.map(|i| self.paths[i].monitor.figures(now).health);
+                        if self.events.len() == EVENTS {
+                            self.events.pop_front();
+                        }
+                        self.events.push_back(FailoverEvent {
+                            at: now,
+                            rule: self.rule_names[r].clone(),
+                            from: from.clone(),
+                            to: to.clone(),
+                            reason: reason.name(),
+                            paths,
+                            before: (health(paths.0), health(paths.1)),
+                            after: None,
+                        });
                         *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason.name())).or_default() += 1;
                         tracing::warn!(rule = %self.rule_names[r], from = %from, to = %to, reason = reason.name(), "rule {} moved from path {from} to {to} ({})", self.rule_names[r], reason.name());
                     }
@@ -462,6 +536,7 @@ impl PathControl {
         let p = &mut self.paths[i];
         p.replies += 1;
         p.via_icmp = r.via_icmp;
+        p.rtt_hist.observe(rtt.as_secs_f64());
         p.monitor.answered(r.seq, rtt, now);
     }
 

@@ -79,6 +79,8 @@ impl PathControl {
                     "probe_interval_ms": p.monitor.conf.interval.as_millis() as u64,
                     "probes_sent": p.probes_sent, "probes_unsent": p.probes_unsent, "replies": p.replies,
                     "downs": p.monitor.downs,
+                    "recoveries": p.outage_hist.count,
+                    "outage_seconds_total": (p.outage_hist.sum * 1e3).round() / 1e3,
                     "bfd": p.bfd.map(|b| self.bfd[b].name.clone()),
                     "last_change": p.last_transition.map(|(t, what)| json!({
                         "seconds_ago": now.saturating_sub(t).as_secs_f64(),
@@ -119,6 +121,12 @@ impl PathControl {
             "choices": choices,
             "failovers": failovers,
             "failovers_total": self.failovers.values().sum::<u64>(),
+            "events": self.events.iter().map(|e| json!({
+                "seconds_ago": now.saturating_sub(e.at).as_secs_f64(),
+                "rule": e.rule, "from": e.from, "to": e.to, "reason": e.reason,
+                "health_before": {"from": e.before.0, "to": e.before.1},
+                "health_after": e.after.map(|a| json!({"from": a.0, "to": a.1})),
+            })).collect::<Vec<_>>(),
             "bfd": self.show_bfd(),
         })
     }
@@ -157,7 +165,7 @@ impl PathControl {
         let now = self.now(Instant::now());
         for p in &self.paths {
             let f: Figures = p.monitor.figures(now);
-            let l = [("path", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
+            let l = [("path", p.name.clone()), ("path_id", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
             metrics::gauge!("patronus_path_health_score", &l).set(f.health);
             metrics::gauge!("patronus_path_packet_loss_pct", &l).set(f.loss_pct);
             metrics::gauge!("patronus_path_jitter_seconds", &l).set(f.jitter);
@@ -177,12 +185,72 @@ impl PathControl {
             }
         }
         for ((rule, from, to, reason), n) in &self.failovers {
-            metrics::counter!("patronus_failover_events_total", "app" => rule.clone(), "from_path" => from.clone(), "to_path" => to.clone(), "reason" => *reason)
-                .absolute(*n);
+            let app = self.rule_names.iter().position(|r| r == rule).and_then(|r| self.rule_apps.get(r)).cloned().unwrap_or_default();
+            metrics::counter!("patronus_failover_events_total", "policy_id" => rule.clone(), "app" => app, "from_path" => from.clone(),
+                "to_path" => to.clone(), "reason" => *reason)
+            .absolute(*n);
         }
+        // The latest failover of each rule: the health of both paths then and AFTER later.
+        let mut latest: std::collections::BTreeMap<&str, &FailoverEvent> = Default::default();
+        for e in &self.events {
+            latest.insert(e.rule.as_str(), e);
+        }
+        for (rule, e) in latest {
+            let sides = [("from", &e.from, e.before.0, e.after.map(|a| a.0)), ("to", &e.to, e.before.1, e.after.map(|a| a.1))];
+            for (side, path, before, after) in sides {
+                for (when, v) in [("before", before), ("after", after.flatten())] {
+                    metrics::gauge!("patronus_failover_path_health", "policy_id" => rule.to_owned(), "path_id" => path.clone(),
+                        "side" => side, "when" => when)
+                    .set(v.unwrap_or(f64::NAN));
+                }
+            }
+        }
+        // OpenMetrics state sets: one series per state, 1 for the current one.
         for b in &self.bfd {
-            metrics::gauge!("patronus_bfd_session_status", "peer" => b.name.clone(), "address" => b.peer.to_string())
-                .set(if b.session.is_up() { 1.0 } else { 0.0 });
+            let path_id: Vec<&str> =
+                self.paths.iter().filter(|p| p.bfd.is_some_and(|i| self.bfd[i].name == b.name)).map(|p| p.name.as_str()).collect();
+            let now = b.session.state;
+            for (state, s) in [("up", State::Up), ("down", State::Down), ("init", State::Init), ("admin_down", State::AdminDown)] {
+                metrics::gauge!("patronus_bfd_session_status", "peer" => b.name.clone(), "address" => b.peer.to_string(),
+                    "path_id" => path_id.join(","), "state" => state)
+                .set(if now == s { 1.0 } else { 0.0 });
+            }
         }
+        crate::histogram::publish("paths", self.render_histograms());
+    }
+
+    /// `patronus_path_rtt_histogram_seconds`, `patronus_path_outage_seconds`
+    /// and `patronus_path_recoveries_total`, per path.
+    fn render_histograms(&self) -> String {
+        use crate::histogram::header;
+        let mut out = String::new();
+        if self.paths.is_empty() {
+            return out;
+        }
+        let labels =
+            |p: &Path| [("path", p.name.clone()), ("path_id", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
+        header("patronus_path_rtt_histogram_seconds", "Round-trip times of answered probes, per path, since start.", &mut out);
+        for p in &self.paths {
+            let l = labels(p);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.rtt_hist.render("patronus_path_rtt_histogram_seconds", &l, &mut out);
+        }
+        header("patronus_path_outage_seconds", "Path outages, from down to up again, per path.", &mut out);
+        for p in &self.paths {
+            let l = labels(p);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            p.outage_hist.render("patronus_path_outage_seconds", &l, &mut out);
+        }
+        out.push_str(
+            "# HELP patronus_path_recoveries_total Paths that came back up after an outage.
+# TYPE patronus_path_recoveries_total counter
+",
+        );
+        for p in &self.paths {
+            let l = labels(p);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            crate::histogram::counter_line("patronus_path_recoveries_total", &l, p.outage_hist.count, &mut out);
+        }
+        out
     }
 }

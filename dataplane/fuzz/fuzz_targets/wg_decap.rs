@@ -5,7 +5,8 @@
 //! so this is how it reaches the post-decryption checks); and arbitrary
 //! LAN frames through Encap, steered by a policy rule over two paths (or
 //! dropped by one). Inner bytes starting 0x10/0x11 reach the SLA probe
-//! reflection and the reply punt; frames to UDP 3784/4784 the BFD punt.
+//! reflection and the reply punt, ICMP echoes with identifier 0x5054 the
+//! wrapped probes' (`probe::unwrap`); frames to UDP 3784/4784 the BFD punt.
 //! Nothing may panic; what is forwarded is well-formed.
 use std::net::IpAddr;
 use std::sync::Arc;
