@@ -234,10 +234,27 @@ fn failover_within_50_ms_with_10_ms_probes() {
     let m = lab.metrics("a");
     let n: f64 = m
         .lines()
-        .filter(|l| l.starts_with("patronus_failover_events_total{") && l.contains("app=\"default\"") && l.contains("reason=\"path_down\""))
+        .filter(|l| {
+            l.starts_with("patronus_failover_events_total{") && l.contains("policy_id=\"default\"") && l.contains("reason=\"path_down\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(n >= 3.0, "{m}");
+    // Outage accounting: each cut path came back (three cuts, each ended),
+    // and the latest failover recorded both paths' health around it.
+    let sum = |prefix: &str| -> f64 {
+        m.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    assert!(sum("patronus_path_recoveries_total{") >= 3.0, "{m}");
+    assert_eq!(sum("patronus_path_recoveries_total{"), sum("patronus_path_outage_seconds_count{"), "{m}");
+    let mttr = sum("patronus_path_outage_seconds_sum{") / sum("patronus_path_outage_seconds_count{");
+    assert!(mttr > 0.0 && mttr < 10.0, "each outage lasted the cut (about 2 s) plus up_after probes: {mttr} s\n{m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("patronus_failover_path_health{") && l.contains("when=\"before\"") && l.contains("side=\"from\"")),
+        "{m}"
+    );
+    let events = v["events"].as_array().unwrap();
+    assert!(events.len() >= 3 && events.iter().all(|e| e["health_before"].is_object()), "{v}");
     for series in
         ["patronus_path_health_score{", "patronus_path_packet_loss_pct{", "patronus_path_rtt_seconds{", "patronus_path_bytes_total{"]
     {
