@@ -382,7 +382,10 @@ impl PathControl {
         for i in 0..self.paths.len() {
             let bfd_down = self.paths[i].bfd.is_some_and(|b| {
                 let s = &self.bfd[b].session;
-                s.state != State::Up && s.stats.up_events > 0
+                // AdminDown, ours or the neighbour's, is not a failure (RFC
+                // 5882 section 3.2): the path is judged by its probes alone.
+                let admin = s.state == State::AdminDown || s.remote_state == State::AdminDown;
+                !admin && s.state != State::Up && s.stats.up_events > 0
             });
             let p = &mut self.paths[i];
             p.monitor.bfd_down = bfd_down;
