@@ -20,6 +20,7 @@ packages=(
   pkg-config clang libclang-dev # bindgen over the DPDK headers
   build-essential             # cc for the C shim
   iproute2 ethtool iputils-ping iperf3 curl busybox  # end-to-end tests in network namespaces
+  nftables                    # loss injected with `numgen random` (no netem here)
   prometheus                  # promtool and a real server for the monitoring tests
   # DPI tests: real clients and servers in namespaces (scripts/lab-traffic.sh),
   # and nDPI's ndpiReader for the speed comparison. The server packages may

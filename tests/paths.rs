@@ -563,8 +563,8 @@ fn the_specifications_rules_fire_on_series_recorded_from_the_lab() {
 
     let mid = lab.ns("mid");
     sh(&format!(
-        "ip netns exec {mid} nft add table inet chaos && ip netns exec {mid} nft add chain inet chaos fwd '{{ type filter hook forward priority 0; }}' && \
-         ip netns exec {mid} nft add rule inet chaos fwd iifname m-a2 numgen random mod 100 '<' 30 drop"
+        "ip netns exec {mid} nft add table inet chaos && ip netns exec {mid} nft add chain inet chaos loss '{{ type filter hook forward priority 0; }}' && \
+         ip netns exec {mid} nft add rule inet chaos loss iifname m-a2 numgen random mod 100 lt 30 drop"
     ));
     wait("degraded", &|| {
         let p = path("inet");
@@ -584,7 +584,7 @@ fn the_specifications_rules_fire_on_series_recorded_from_the_lab() {
     let held = base.replace("[[bfd]]\nname = \"inet-bfd\"\n", "[[bfd]]\nname = \"inet-bfd\"\nadmin_down = true\n");
     assert_ne!(held, base, "the lab config has an inet-bfd session");
     reload(&held);
-    wait("admin down", &|| bfd("inet-bfd") == "admin_down");
+    wait("admin down", &|| bfd("inet-bfd") == "admin-down" && path("inet")["state"] == "up");
     steps.push(("admin_down", lab.metrics("a")));
 
     // The recordings as promtool series: each step held for STEP.
