@@ -524,12 +524,16 @@ fn a_reload_changes_the_policy_live_and_a_bad_one_changes_nothing() {
 #[test]
 fn the_specifications_rules_fire_on_series_recorded_from_the_lab() {
     let name = "paths::the_specifications_rules_fire_on_series_recorded_from_the_lab";
-    if let Some(why) = lab_unavailable(&["nft", "promtool"]) {
+    if let Some(why) = lab_unavailable(&["nft", "promtool", "prometheus"]) {
         return skip(name, &why);
     }
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = LabSh::up("m", &[("LAB_BFD", "1")]);
     lab.wait_paths_up();
+    // A real Prometheus scraping site A all along, in its namespace.
+    let prom_dir = lab.dir.join("prometheus");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom = common::monitoring::Prometheus::start(&prom_dir, "127.0.0.1:9100", Some(&lab.ns("a")));
     // Ten unanswered probes before down: 30% loss degrades the path without cutting it.
     let cfg = lab.dir.join("a.toml");
     // The degraded link's BFD session is as patient (B detects A with A's multiplier).
@@ -586,6 +590,13 @@ fn the_specifications_rules_fire_on_series_recorded_from_the_lab() {
     reload(&held);
     wait("admin down", &|| bfd("inet-bfd") == "admin-down" && path("inet")["state"] == "up");
     steps.push(("admin_down", lab.metrics("a")));
+
+    // Every panel of every dashboard shows data from that Prometheus
+    // (after a failover and a recovery, only compression is still to come).
+    std::thread::sleep(Duration::from_secs(2));
+    let empty = prom.panels_without_data(&["patronus_compression_ratio"].into_iter().collect());
+    assert!(empty.is_empty(), "dashboard panels with no data from the lab:\n{}", empty.join("\n"));
+    drop(prom);
 
     // The recordings as promtool series: each step held for STEP.
     const STEP_MIN: usize = 6;

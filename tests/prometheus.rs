@@ -9,10 +9,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
+use common::monitoring::*;
 use common::*;
 use serde_json::Value;
 
@@ -22,7 +22,10 @@ const PENDING: &[(&str, &str)] = &[("patronus_compression_ratio", "tunnel compre
 /// Metrics with a series only once an event happened (their labels name
 /// it); another test makes the event and checks the series.
 const ON_EVENT: &[(&str, &str)] = &[
-    ("patronus_failover_events_total", "a failover (tests/paths.rs checks it after one)"),
+    (
+        "patronus_failover_events_total",
+        "a failover: its series are at 0 until then, and panels of failovers empty (tests/paths.rs shows them after one)",
+    ),
     ("patronus_failover_path_health", "a failover (tests/paths.rs checks it after one)"),
     ("patronus_application_bytes_total", "IP traffic for DPI (net_null's frames are not IP; tests/demo.rs checks it)"),
 ];
@@ -36,71 +39,6 @@ const CONTRACT: &[&str] = &[
     "patronus_compression_ratio",
     "patronus_failover_events_total",
 ];
-
-fn conf(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf").join(rel)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
-}
-
-/// Every PromQL expression in the alert rules and the dashboards, with
-/// where it comes from.
-fn expressions() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let rules = std::fs::read_to_string(conf("prometheus/alerts.yml")).unwrap();
-    for l in rules.lines() {
-        if let Some(e) = l.trim().strip_prefix("expr: ") {
-            out.push(("alerts.yml".to_owned(), e.to_owned()));
-        }
-    }
-    for d in dashboards() {
-        let name = d["uid"].as_str().unwrap().to_owned();
-        for p in d["panels"].as_array().unwrap() {
-            for t in p["targets"].as_array().unwrap() {
-                out.push((format!("{name}: {}", p["title"].as_str().unwrap()), t["expr"].as_str().unwrap().to_owned()));
-            }
-        }
-        for a in d["annotations"]["list"].as_array().unwrap() {
-            out.push((format!("{name}: annotation"), a["expr"].as_str().unwrap().to_owned()));
-        }
-        out.push((format!("{name}: variable"), d["templating"]["list"][0]["definition"].as_str().unwrap().to_owned()));
-    }
-    out
-}
-
-fn dashboards() -> Vec<Value> {
-    let mut v = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(conf("grafana/dashboards")).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    for f in files {
-        let d: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        v.push(d);
-    }
-    v
-}
-
-/// patronus_* names in an expression.
-fn metric_names(expr: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let b = expr.as_bytes();
-    let mut i = 0;
-    while let Some(pos) = expr[i..].find("patronus_") {
-        let start = i + pos;
-        let mut end = start;
-        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
-            end += 1;
-        }
-        out.push(expr[start..end].to_owned());
-        i = end;
-    }
-    out
-}
-
-fn referenced() -> BTreeSet<String> {
-    expressions().iter().flat_map(|(_, e)| metric_names(e)).collect()
-}
 
 #[test]
 fn alert_rules_pass_promtool_and_every_alert_has_a_unit_test() {
@@ -201,47 +139,6 @@ fn dashboards_are_provisionable_and_use_the_contract_metrics() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
-struct Prometheus {
-    child: Child,
-    base: String,
-}
-
-impl Prometheus {
-    fn query(&self, q: &str) -> Result<Value, String> {
-        let body = http_get(&format!("{}/api/v1/query?query={}", self.base, encode(q)))?;
-        let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-        if v["status"] != "success" {
-            return Err(format!("{q}: {v}"));
-        }
-        Ok(v["data"]["result"].clone())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Grafana's variables, as a query through the HTTP API needs them.
-fn grafana_to_promql(expr: &str) -> String {
-    if let Some(inner) = expr.strip_prefix("label_values(").and_then(|e| e.strip_suffix(')')) {
-        return inner.split(',').next().unwrap().to_owned();
-    }
-    expr.replace("$instance", ".*").replace("$__rate_interval", "1m").replace("$__range", "5m").replace("$__interval", "15s")
-}
-
 #[test]
 fn a_real_prometheus_finds_every_metric_the_rules_and_dashboards_use() {
     const NAME: &str = "a_real_prometheus_finds_every_metric";
@@ -274,36 +171,7 @@ fn a_real_prometheus_finds_every_metric_the_rules_and_dashboards_use() {
         assert!(doc.contains(&format!("| `{name}` |")), "docs/METRICS.md does not document {name}");
     }
     let target = app.metrics_url().trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
-    std::fs::copy(conf("prometheus/alerts.yml"), dir.path("alerts.yml")).unwrap();
-    let prom_cfg = dir.write(
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - alerts.yml\nscrape_configs:\n  - job_name: patronus\n    static_configs:\n      - targets: [\"{target}\"]\n"
-        ),
-    );
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start prometheus");
-    let prom = Prometheus { child, base: format!("http://127.0.0.1:{port}") };
-
-    // Ready, and at least three scrapes in (rate() needs two points).
-    let start = Instant::now();
-    loop {
-        let up = prom.query("up{job=\"patronus\"} == 1").ok().and_then(|r| r.as_array().map(|a| !a.is_empty()));
-        let scrapes =
-            prom.query("count_over_time(up{job=\"patronus\"}[1m])").ok().and_then(|r| r[0]["value"][1].as_str()?.parse::<u32>().ok());
-        if up == Some(true) && scrapes.is_some_and(|n| n >= 3) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "Prometheus did not scrape the appliance at {target} in 60 s");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let prom = Prometheus::start(&dir.path(""), &target, None);
 
     let later: BTreeSet<&str> = PENDING.iter().map(|(m, _)| *m).collect();
     let mut missing = Vec::new();
@@ -329,23 +197,9 @@ fn a_real_prometheus_finds_every_metric_the_rules_and_dashboards_use() {
     assert!(missing.is_empty(), "rules or dashboards use metrics Prometheus has no series for: {missing:?}");
 
     // Every expression parses and evaluates in this Prometheus, and every
-    // dashboard query returns data unless it waits for an event.
-    // (A panel's target may be empty, e.g. drops "> 0", if another has data.)
+    // dashboard panel shows data unless it waits for an event or feature.
     let waits: BTreeSet<&str> = PENDING.iter().chain(ON_EVENT).map(|(m, _)| *m).collect();
-    let mut panels: std::collections::BTreeMap<String, (bool, Vec<String>)> = Default::default();
-    for (from, e) in expressions() {
-        let q = grafana_to_promql(&e);
-        let r = prom.query(&q).unwrap_or_else(|err| panic!("{from}: {q}: {err}"));
-        if from.starts_with("alerts.yml") || from.ends_with("annotation") {
-            continue;
-        }
-        let data = r.as_array().is_some_and(|a| !a.is_empty()) || metric_names(&e).iter().any(|m| waits.contains(m.as_str()));
-        let p = panels.entry(from).or_default();
-        p.0 |= data;
-        p.1.push(q);
-    }
-    let empty: Vec<String> =
-        panels.iter().filter(|(_, (data, _))| !data).map(|(from, (_, qs))| format!("{from}: {}", qs.join(" | "))).collect();
+    let empty = prom.panels_without_data(&waits);
     assert!(empty.is_empty(), "dashboard panels with no data:\n{}", empty.join("\n"));
     // The residence histogram's median is in the bucket of the hdrhistogram's, or next to it.
     let bounds = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2];

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod fixture;
+pub mod monitoring;
 pub use fixture::TwoPorts;
 
 use std::io::Write;

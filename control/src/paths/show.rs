@@ -184,7 +184,21 @@ impl PathControl {
                 metrics::counter!("patronus_path_bytes_total", &l).absolute(v.load(Relaxed));
             }
         }
-        for ((rule, from, to, reason), n) in &self.failovers {
+        // Every failover a rule could make is a series from the start, at 0,
+        // so that `increase()` counts a first failover too.
+        let reasons = [Reason::PathDown.name(), Reason::Sla.name(), Reason::Failback.name()];
+        let mut all = self.failovers.clone();
+        for idx in self.by_peer.iter().filter(|idx| !idx.is_empty()) {
+            let ends: Vec<&str> = idx.iter().map(|&i| self.paths[i].name.as_str()).chain(["drop"]).collect();
+            for rule in &self.rule_names {
+                for (from, to) in ends.iter().flat_map(|f| ends.iter().map(move |t| (*f, *t))).filter(|(f, t)| f != t) {
+                    for reason in reasons {
+                        all.entry((rule.clone(), from.to_owned(), to.to_owned(), reason)).or_default();
+                    }
+                }
+            }
+        }
+        for ((rule, from, to, reason), n) in &all {
             let app = self.rule_names.iter().position(|r| r == rule).and_then(|r| self.rule_apps.get(r)).cloned().unwrap_or_default();
             metrics::counter!("patronus_failover_events_total", "policy_id" => rule.clone(), "app" => app, "from_path" => from.clone(),
                 "to_path" => to.clone(), "reason" => *reason)
