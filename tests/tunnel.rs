@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// One lab at a time: two appliances, wireguard-go and iperf3 at once on a
+/// 2-core machine starve each other's handshakes.
+static ONE_LAB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Keys {
     ours_pub: String,
     theirs_file: std::path::PathBuf,
@@ -60,6 +64,7 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
             return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
         }
     }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::new("wg");
     let dir = Scratch::new("tunnel-wggo");
     let k = keys(&dir);
@@ -181,6 +186,7 @@ fn a_path_to_a_plain_wireguard_peer_is_measured_with_icmp_probes() {
             return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
         }
     }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::new("wp");
     let dir = Scratch::new("tunnel-wgpath");
     let k = keys(&dir);
