@@ -42,7 +42,7 @@ fn corpus(dir: &Scratch) -> Vec<(PathBuf, String, String)> {
     let mut names: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
     for p in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
-        let text = std::fs::read_to_string(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap().replace("{dir}", dir.0.to_str().unwrap());
         let expect =
             text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{}: no # expect: line", p.display()));
         let expect = expect.replace("{dir}", dir.0.to_str().unwrap());

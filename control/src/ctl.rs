@@ -87,7 +87,11 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("control socket {shown}: cannot create {}: {e}", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !m.file_type().is_socket() {
+            return Err(format!("control socket {shown}: the path exists and is not a socket; not replacing it (remove it, or choose another [control] socket)"));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(format!(
                 "control socket {shown} is in use: another patronus is running with it (give each instance its own [control] socket or eal.file_prefix)"
@@ -317,6 +321,17 @@ mod tests {
         assert!(e.contains("missing.toml: cannot read"), "{e}");
         // --socket wins.
         assert_eq!(locate(Some(Path::new("/s")), Some(&p), run).unwrap(), Path::new("/s"));
+    }
+
+    #[test]
+    fn what_is_not_a_socket_is_never_replaced() {
+        let path = sock("notsock");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "precious").unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let e = Server::start(&path, None, tx, Duration::from_secs(5)).err().unwrap();
+        assert!(e.contains("exists and is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
     }
 
     #[test]

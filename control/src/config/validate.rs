@@ -85,10 +85,12 @@ impl Config {
             cfg_path!("eal", "memory_mb"),
             format!("{} MiB is out of range; expected 64..=1048576", e.memory_mb),
         );
+        // It names files under /var/run/dpdk and the default control socket.
+        let p = &e.file_prefix;
         check(
-            !e.file_prefix.is_empty() && !e.file_prefix.contains(['/', ' ']),
+            !p.is_empty() && p.len() <= 64 && !p.starts_with('.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             cfg_path!("eal", "file_prefix"),
-            format!("{:?} is not a valid prefix; expected a non-empty name without '/' or spaces", e.file_prefix),
+            format!("{p:?} is not a valid prefix; expected 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"),
         );
         check(
             LOG_LEVELS.contains(&e.log_level.as_str()),
@@ -178,11 +180,26 @@ impl Config {
         let c = &self.control;
         if let Some(sock) = &c.socket {
             let s = sock.as_os_str();
+            let named = sock.file_name().is_some() && !s.as_encoded_bytes().ends_with(b"/");
+            let plain = sock.components().all(|c| !matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir));
+            let usable = sock.is_absolute() && s.len() < 108 && named && plain;
             check(
-                s.is_empty() || (sock.is_absolute() && s.len() < 108),
+                s.is_empty() || usable,
                 cfg_path!("control", "socket"),
-                format!("{sock:?} is not usable; expected an absolute path shorter than 108 bytes, or \"\" (off)"),
+                format!("{sock:?} is not usable; expected an absolute path to a file, without '.' or '..', shorter than 108 bytes, or \"\" (off)"),
             );
+            // Never replace something that is not a socket (a stale socket is replaced at start).
+            if let Some(m) = usable.then(|| std::fs::symlink_metadata(sock).ok()).flatten() {
+                use std::os::unix::fs::FileTypeExt;
+                check(
+                    m.file_type().is_socket(),
+                    cfg_path!("control", "socket"),
+                    format!(
+                        "{} exists and is not a socket; the appliance will not replace it: remove it, or choose another path",
+                        sock.display()
+                    ),
+                );
+            }
         }
         if !c.metrics_listen.is_empty() {
             check(
