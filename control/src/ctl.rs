@@ -180,7 +180,7 @@ pub fn locate(socket: Option<&Path>, config: Option<&Path>, run_dir: &Path) -> R
 /// be valid: `[control] socket`, else `[eal] file_prefix`'s default.
 fn socket_of_config(config: &Path, run_dir: &Path) -> Result<PathBuf, String> {
     let shown = config.display();
-    let text = std::fs::read_to_string(config).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let text = crate::config::read_text(config).map_err(|e| format!("{shown}: {e}"))?;
     let (socket, prefix) = control_fields(&text);
     match socket {
         Some(s) if s.is_empty() => Err(format!("{shown}: the control socket is off ([control] socket = \"\"); give --socket")),

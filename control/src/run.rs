@@ -529,7 +529,7 @@ impl Control {
 
     /// parse -> validate -> compile -> publish.
     fn try_reload(&mut self) -> Result<(u64, reload::Plan), String> {
-        let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{}:0:0: cannot read: {e}", self.path.display()))?;
+        let text = crate::config::read_text(&self.path).map_err(|e| format!("{}:0:0: {e}", self.path.display()))?;
         let new = Config::parse(&self.path, &text).map_err(|e: ConfigErrors| e.to_string())?;
         let plan = reload::plan(&self.cfg, &new);
         plan.effective.revalidate(&self.path, &text).map_err(|e| format!("{e} (changes to ports need a restart)"))?;

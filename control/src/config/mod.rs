@@ -36,17 +36,38 @@ pub(crate) use locate::{serde_path, Locator, Seg};
 pub use locate::{ConfigError, ConfigErrors};
 pub use schema::*;
 
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// A config file's text: a regular file of at most [`MAX_CONFIG_BYTES`].
+/// Opened without blocking (a FIFO would hang the reader) and checked on
+/// the open file (`fstat`), so `/dev/zero`, a FIFO or a directory given by
+/// mistake is refused at once with what it is.
+pub fn read_text(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(file).map_err(|e| format!("cannot read: {e}"))?;
+    let m = f.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !m.is_file() {
+        return Err("cannot read: not a regular file (a directory, FIFO or device); give the config file itself".into());
+    }
+    let too_big = || format!("cannot read: larger than {} MiB; a config is a few kilobytes", MAX_CONFIG_BYTES >> 20);
+    if m.len() > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    Ok(text)
+}
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: file.to_owned(),
-                line: 0,
-                column: 0,
-                field: String::new(),
-                message: format!("cannot read: {e}"),
-            }])
+        let text = read_text(file).map_err(|message| {
+            ConfigErrors(vec![ConfigError { file: file.to_owned(), line: 0, column: 0, field: String::new(), message }])
         })?;
         Self::parse(file, &text)
     }
@@ -202,6 +223,33 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_regular_file_of_sane_size_is_read() {
+        let dir = std::env::temp_dir().join(format!("patronus-cfgread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = std::time::Instant::now();
+        for p in [fifo.as_path(), std::path::Path::new("/dev/zero"), dir.as_path()] {
+            let e = super::read_text(p).unwrap_err();
+            assert!(e.contains("not a regular file"), "{}: {e}", p.display());
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Larger than the limit (sparse): refused before reading it.
+        let big = dir.join("big.toml");
+        std::fs::File::create(&big).unwrap().set_len(super::MAX_CONFIG_BYTES + 1).unwrap();
+        assert!(super::read_text(&big).unwrap_err().contains("larger than 16 MiB"));
+        let ok = dir.join("ok.toml");
+        std::fs::write(&ok, "[eal]\n").unwrap();
+        assert_eq!(super::read_text(&ok).unwrap(), "[eal]\n");
+        let e = super::Config::load(&fifo).unwrap_err().to_string();
+        assert!(e.contains("fifo:0:0: cannot read: not a regular file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     use super::*;
 
     const GOOD: &str = r#"
