@@ -32,6 +32,38 @@ fn keys(dir: &Scratch) -> Keys {
     Keys { ours_pub, theirs_file, theirs_pub }
 }
 
+/// Why these tests cannot run here (root, namespaces, `tools`), if they cannot.
+fn unavailable(tools: &[&str]) -> Option<String> {
+    netns_unavailable().or_else(|| {
+        let missing = tools.iter().find(|t| !try_sh(&format!("command -v {t}")).0)?;
+        Some(format!("`{missing}` is not installed (scripts/setup.sh installs it)"))
+    })
+}
+
+/// Host B's wireguard-go interface `wg0`, once created: tunnel address
+/// 10.99.0.2, the appliance as its peer, A's LAN routed through it.
+fn configure_wggo(lab: &Lab, wg0: &str, k: &Keys) {
+    sh(&format!(
+        "ip netns exec {b} wg set {wg0} private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
+         ip netns exec {b} ip addr add 10.99.0.2/24 dev {wg0} && ip netns exec {b} ip link set {wg0} up && \
+         ip netns exec {b} ip route add 10.1.0.0/24 dev {wg0}",
+        b = lab.b,
+        key = k.theirs_file.display(),
+        peer = k.ours_pub,
+    ));
+}
+
+/// The appliance on the lab's ports with wireguard-go as tunnel peer
+/// "wggo"; `more` continues the peer's table (more fields, then tables).
+fn appliance_config(lab: &Lab, pfx: &str, k: &Keys, more: &str) -> String {
+    format!(
+        "{}\n[site]\nprivate_key_file = \"appliance.key\"\n\n[tunnel]\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\n\
+         endpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\n{more}",
+        lab.config(pfx),
+        k.theirs_pub
+    )
+}
+
 /// Runs `iperf3 -c` in A for `secs`, forcing a rekey after 2 s; returns the
 /// receiver's bits per second.
 fn iperf_across_rekey(lab: &Lab, socket: &std::path::Path, reverse: bool, secs: u32) -> f64 {
@@ -56,13 +88,8 @@ fn iperf_across_rekey(lab: &Lab, socket: &std::path::Path, reverse: bool, secs: 
 #[test]
 fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     let name = "tunnel::wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys";
-    if let Some(why) = netns_unavailable() {
+    if let Some(why) = unavailable(&["wireguard-go", "wg", "iperf3"]) {
         return skip(name, &why);
-    }
-    for tool in ["wireguard-go", "wg", "iperf3"] {
-        if !try_sh(&format!("command -v {tool}")).0 {
-            return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
-        }
     }
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::new("wg");
@@ -74,23 +101,9 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
     let wg0 = format!("wgt{}", std::process::id() % 100_000);
     let (ok, out) = lab.in_b(&format!("wireguard-go {wg0}"));
     assert!(ok, "wireguard-go: {out}");
-    sh(&format!(
-        "ip netns exec {b} wg set {wg0} private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
-         ip netns exec {b} ip addr add 10.99.0.2/24 dev {wg0} && ip netns exec {b} ip link set {wg0} up && \
-         ip netns exec {b} ip route add 10.1.0.0/24 dev {wg0}",
-        b = lab.b,
-        key = k.theirs_file.display(),
-        peer = k.ours_pub,
-    ));
+    configure_wggo(&lab, &wg0, &k);
     let pfx = prefix("wggo");
-    let cfg = dir.write(
-        "c.toml",
-        &format!(
-            "{}\n[site]\nprivate_key_file = \"appliance.key\"\n\n[tunnel]\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\nendpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\n",
-            lab.config(&pfx),
-            k.theirs_pub
-        ),
-    );
+    let cfg = dir.write("c.toml", &appliance_config(&lab, &pfx, &k, ""));
     let app = lab.start(&cfg);
     let socket = socket_path(&pfx);
 
@@ -185,13 +198,8 @@ fn wireguard_go_peer_ping_and_iperf3_both_ways_across_rekeys() {
 #[test]
 fn a_path_to_a_plain_wireguard_peer_is_measured_with_icmp_probes() {
     let name = "tunnel::a_path_to_a_plain_wireguard_peer_is_measured_with_icmp_probes";
-    if let Some(why) = netns_unavailable() {
+    if let Some(why) = unavailable(&["wireguard-go", "wg"]) {
         return skip(name, &why);
-    }
-    for tool in ["wireguard-go", "wg"] {
-        if !try_sh(&format!("command -v {tool}")).0 {
-            return skip(name, &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
-        }
     }
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::new("wp");
@@ -211,23 +219,16 @@ fn a_path_to_a_plain_wireguard_peer_is_measured_with_icmp_probes() {
         assert!(start.elapsed() < Duration::from_secs(10), "wireguard-go did not create {wg0}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    sh(&format!(
-        "ip netns exec {b} wg set {wg0} private-key {key} listen-port 51820 peer {peer} endpoint 10.2.0.1:51820 allowed-ips 10.1.0.0/24 && \
-         ip netns exec {b} ip addr add 10.99.0.2/24 dev {wg0} && ip netns exec {b} ip link set {wg0} up && \
-         ip netns exec {b} ip route add 10.1.0.0/24 dev {wg0}",
-        b = lab.b,
-        key = k.theirs_file.display(),
-        peer = k.ours_pub,
-    ));
+    configure_wggo(&lab, &wg0, &k);
     let pfx = prefix("wgpath");
     let cfg = dir.write(
         "c.toml",
-        &format!(
-            "{}\n[site]\nprivate_key_file = \"appliance.key\"\n\n[tunnel]\nlisten_port = 51820\n\n[[tunnel.peer]]\nname = \"wggo\"\npublic_key = \"{}\"\n\
-             endpoint = \"10.2.0.2:51820\"\nallowed_ips = [\"10.99.0.0/24\"]\naddress = \"10.99.0.2\"\npersistent_keepalive = 1\n\n\
+        &appliance_config(
+            &lab,
+            &pfx,
+            &k,
+            "address = \"10.99.0.2\"\npersistent_keepalive = 1\n\n\
              [[path]]\nname = \"inet\"\npeer = \"wggo\"\nport = \"wan0\"\nendpoint = \"10.2.0.2:51820\"\nprobe_interval_ms = 100\n",
-            lab.config(&pfx),
-            k.theirs_pub
         ),
     );
     let app = lab.start(&cfg);

@@ -99,16 +99,10 @@ pub fn inspect(cfg: &Config, m: &Machine) -> Vec<Finding> {
 pub fn interfaces(cfg: &Config, m: &Machine) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, p) in cfg.port.iter().enumerate() {
-        let Ok(Device::Vdev { name, args }) = Device::parse(&p.device) else {
+        let Ok(device) = Device::parse(&p.device) else {
             continue;
         };
-        let driver = name.trim_end_matches(|c: char| c.is_ascii_digit());
-        let keys: &[&str] = match driver {
-            "net_af_packet" | "net_af_xdp" => &["iface"],
-            "net_pcap" => &["iface", "rx_iface", "rx_iface_in", "tx_iface"],
-            _ => continue,
-        };
-        for (key, iface) in args.split(',').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| keys.contains(k)) {
+        for (key, iface) in device.kernel_ifaces() {
             let at = format!("port[{i}].device ({}): {key}={iface}", p.name);
             if iface.is_empty() || iface.contains('/') || !m.path(&format!("/sys/class/net/{iface}")).exists() {
                 out.push(problem(
@@ -119,7 +113,7 @@ pub fn interfaces(cfg: &Config, m: &Machine) -> Vec<Finding> {
                 ));
                 continue;
             }
-            if driver == "net_pcap" {
+            if device.driver() == Some("net_pcap") {
                 out.push(ok(format!("{at}: interface exists")));
                 continue;
             }

@@ -68,7 +68,7 @@ impl Buckets {
     }
 
     /// The exposition lines of this histogram under `name` with `labels`.
-    pub fn render(&self, name: &str, labels: &[(&str, &str)], out: &mut String) {
+    pub fn render(&self, name: &str, labels: &[(&str, String)], out: &mut String) {
         let base: String = labels.iter().map(|(k, v)| format!("{k}=\"{}\",", escape(v))).collect();
         for (i, c) in self.cumulative().into_iter().enumerate() {
             let le = self.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
@@ -82,7 +82,7 @@ impl Buckets {
 }
 
 /// One counter sample line.
-pub fn counter_line(name: &str, labels: &[(&str, &str)], value: u64, out: &mut String) {
+pub fn counter_line(name: &str, labels: &[(&str, String)], value: u64, out: &mut String) {
     let set: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
     let _ = writeln!(out, "{name}{{{}}} {value}", set.join(","));
 }
@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(b.cumulative(), vec![2, 5, 6]);
         let mut out = String::new();
         header("x_seconds", "help", &mut out);
-        b.render("x_seconds", &[("path", "a\"b")], &mut out);
+        b.render("x_seconds", &[("path", "a\"b".to_owned())], &mut out);
         assert_eq!(
             out,
             "# HELP x_seconds help\n# TYPE x_seconds histogram\n\

@@ -168,31 +168,30 @@ impl LatencyBook {
     /// `patronus_loop_iteration_duration_seconds` and
     /// `patronus_stage_packet_cycles`.
     pub fn render_histograms(&self) -> String {
-        let families: [(&str, &str, fn(&Measure) -> Option<&str>); 3] = [
+        const FAMILIES: [(&str, &str); 3] = [
             (
                 "patronus_packet_residence_seconds",
                 "Packet residence, RX burst to TX burst (one TX burst in [worker] latency_every), per core.",
-                |m| matches!(m, Measure::Residence).then_some(""),
             ),
-            ("patronus_loop_iteration_duration_seconds", "Poll-loop iteration lengths (sampled, and every stall), per core.", |m| {
-                matches!(m, Measure::Iteration).then_some("")
-            }),
-            ("patronus_stage_packet_cycles", "TSC cycles per packet in a pipeline stage, per core and stage.", |m| match m {
-                Measure::Stage(s) => Some(s.as_str()),
-                _ => None,
-            }),
+            ("patronus_loop_iteration_duration_seconds", "Poll-loop iteration lengths (sampled, and every stall), per core."),
+            ("patronus_stage_packet_cycles", "TSC cycles per packet in a pipeline stage, per core and stage."),
         ];
+        let family = |m: &Measure| match m {
+            Measure::Residence => 0,
+            Measure::Iteration => 1,
+            Measure::Stage(_) => 2,
+        };
         let mut out = String::new();
-        for (name, help, pick) in families {
-            let mut first = true;
-            for t in &self.tracks {
-                let Some(stage) = pick(&t.measure) else { continue };
-                if std::mem::take(&mut first) {
-                    histogram::header(name, help, &mut out);
+        for (k, (name, help)) in FAMILIES.iter().enumerate() {
+            let mut tracks = self.tracks.iter().filter(|t| family(&t.measure) == k).peekable();
+            if tracks.peek().is_some() {
+                histogram::header(name, help, &mut out);
+            }
+            for t in tracks {
+                let mut labels = vec![("core", t.core.to_string())];
+                if let Measure::Stage(stage) = &t.measure {
+                    labels.push(("stage", stage.clone()));
                 }
-                let core = t.core.to_string();
-                let labels: Vec<(&str, &str)> =
-                    if stage.is_empty() { vec![("core", core.as_str())] } else { vec![("core", core.as_str()), ("stage", stage)] };
                 t.hist.render(name, &labels, &mut out);
             }
         }
@@ -416,7 +415,12 @@ pub fn install() -> Result<(), String> {
 
 /// The text Prometheus scrapes.
 pub fn render() -> String {
-    handle().map(|h| h.render() + &histogram::rendered()).unwrap_or_default()
+    handle().map(exposition).unwrap_or_default()
+}
+
+/// The registry's series, then the histograms the control thread rendered.
+fn exposition(h: &PrometheusHandle) -> String {
+    h.render() + &histogram::rendered()
 }
 
 /// The HTTP endpoint: `GET /metrics` on its own thread.
@@ -460,7 +464,7 @@ fn answer(conn: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", handle.render() + &histogram::rendered()),
+        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", exposition(handle)),
         ("GET" | "HEAD", "/") => ("200 OK", "text/plain; charset=utf-8", "Patronus metrics: GET /metrics\n".to_owned()),
         ("GET" | "HEAD", _) => ("404 Not Found", "text/plain; charset=utf-8", "not found; try /metrics\n".to_owned()),
         _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", "only GET and HEAD\n".to_owned()),

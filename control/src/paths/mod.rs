@@ -62,6 +62,14 @@ struct Path {
     last_transition: Option<(Duration, &'static str)>,
 }
 
+impl Path {
+    /// The labels of its series: `path` and the specification's `path_id`
+    /// (both its name), its local port (`link`) and peer.
+    fn labels(&self) -> [(&'static str, String); 4] {
+        [("path", self.name.clone()), ("path_id", self.name.clone()), ("link", self.port.clone()), ("peer", self.peer_name.clone())]
+    }
+}
+
 /// One failover, and the health of the path it left and the path it took
 /// when it happened and [`AFTER`] later.
 #[derive(Clone, Debug)]
@@ -71,8 +79,7 @@ pub struct FailoverEvent {
     pub from: String,
     pub to: String,
     pub reason: &'static str,
-    /// Path indexes of `from` and `to` (None: drop, or none before).
-    pub paths: (Option<usize>, Option<usize>),
+    /// Health of `from` and `to` (None for "drop").
     pub before: (Option<f64>, Option<f64>),
     pub after: Option<(Option<f64>, Option<f64>)>,
 }
@@ -414,12 +421,12 @@ impl PathControl {
             }
             changed |= was != p.monitor.usable();
         }
-        // The health after each recent failover, once AFTER has passed.
+        // The health after each recent failover, once AFTER has passed
+        // (by name: path names are unique, and survive a reload).
         for i in 0..self.events.len() {
             let e = &self.events[i];
             if e.after.is_none() && now.saturating_sub(e.at) >= AFTER {
-                let health = |i: Option<usize>| i.and_then(|i| self.paths.get(i)).map(|p| p.monitor.figures(now).health);
-                let after = (health(e.paths.0), health(e.paths.1));
+                let after = (self.health_of(&e.from, now), self.health_of(&e.to, now));
                 self.events[i].after = Some(after);
             }
         }
@@ -435,6 +442,11 @@ impl PathControl {
         }
         self.publisher.reclaim();
         work
+    }
+
+    /// The health of the path named `name` (None: "drop", or gone).
+    fn health_of(&self, name: &str, now: Duration) -> Option<f64> {
+        self.paths.iter().find(|p| p.name == name).map(|p| p.monitor.figures(now).health)
     }
 
     fn view(&self, i: usize, now: Duration) -> PathView {
@@ -478,9 +490,7 @@ impl PathControl {
                     };
                     let (from, to) = (name(cur), name(Some(next)));
                     if reason != Reason::Initial {
-                        let idx = |c: Option<Option<usize>>| c.flatten().map(|s| self.by_peer[peer][s]);
-                        let paths = (idx(cur), idx(Some(next)));
-                        let health = |i: Option<usize>| i.map(|i| self.paths[i].monitor.figures(now).health);
+                        let before = (self.health_of(&from, now), self.health_of(&to, now));
                         if self.events.len() == EVENTS {
                             self.events.pop_front();
                         }
@@ -490,8 +500,7 @@ impl PathControl {
                             from: from.clone(),
                             to: to.clone(),
                             reason: reason.name(),
-                            paths,
-                            before: (health(paths.0), health(paths.1)),
+                            before,
                             after: None,
                         });
                         *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason.name())).or_default() += 1;

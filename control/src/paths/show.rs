@@ -165,7 +165,7 @@ impl PathControl {
         let now = self.now(Instant::now());
         for p in &self.paths {
             let f: Figures = p.monitor.figures(now);
-            let l = [("path", p.name.clone()), ("path_id", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
+            let l = p.labels();
             metrics::gauge!("patronus_path_health_score", &l).set(f.health);
             metrics::gauge!("patronus_path_packet_loss_pct", &l).set(f.loss_pct);
             metrics::gauge!("patronus_path_jitter_seconds", &l).set(f.jitter);
@@ -241,29 +241,17 @@ impl PathControl {
         if self.paths.is_empty() {
             return out;
         }
-        let labels =
-            |p: &Path| [("path", p.name.clone()), ("path_id", p.name.clone()), ("link", p.port.clone()), ("peer", p.peer_name.clone())];
         header("patronus_path_rtt_histogram_seconds", "Round-trip times of answered probes, per path, since start.", &mut out);
         for p in &self.paths {
-            let l = labels(p);
-            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            p.rtt_hist.render("patronus_path_rtt_histogram_seconds", &l, &mut out);
+            p.rtt_hist.render("patronus_path_rtt_histogram_seconds", &p.labels(), &mut out);
         }
         header("patronus_path_outage_seconds", "Path outages, from down to up again, per path.", &mut out);
         for p in &self.paths {
-            let l = labels(p);
-            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            p.outage_hist.render("patronus_path_outage_seconds", &l, &mut out);
+            p.outage_hist.render("patronus_path_outage_seconds", &p.labels(), &mut out);
         }
-        out.push_str(
-            "# HELP patronus_path_recoveries_total Paths that came back up after an outage.
-# TYPE patronus_path_recoveries_total counter
-",
-        );
+        out.push_str("# HELP patronus_path_recoveries_total Paths that came back up after an outage.\n# TYPE patronus_path_recoveries_total counter\n");
         for p in &self.paths {
-            let l = labels(p);
-            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            crate::histogram::counter_line("patronus_path_recoveries_total", &l, p.outage_hist.count, &mut out);
+            crate::histogram::counter_line("patronus_path_recoveries_total", &p.labels(), p.outage_hist.count, &mut out);
         }
         out
     }

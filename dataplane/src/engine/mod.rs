@@ -559,6 +559,18 @@ mod tests {
     }
 
     #[test]
+    fn vdevs_name_the_kernel_interfaces_they_open() {
+        let d = |s: &str| Device::parse(s).unwrap();
+        let a = d("net_af_packet1,iface=veth0,qpairs=2");
+        assert_eq!((a.driver(), a.kernel_ifaces(), a.af_packet_iface()), (Some("net_af_packet"), vec![("iface", "veth0")], Some("veth0")));
+        let p = d("net_pcap0,rx_iface=a,tx_pcap=out.pcap,tx_iface=b");
+        assert_eq!((p.kernel_ifaces(), p.af_packet_iface()), (vec![("rx_iface", "a"), ("tx_iface", "b")], None));
+        assert_eq!(d("net_af_xdp0,iface=x,start_queue=0").kernel_ifaces(), vec![("iface", "x")]);
+        assert!(d("net_tap0,iface=tap0").kernel_ifaces().is_empty(), "tap creates its interface");
+        assert_eq!((d("0000:03:00.0").driver(), d("0000:03:00.0").kernel_ifaces()), (None, vec![]));
+    }
+
+    #[test]
     fn eal_args_follow_the_spec() {
         let spec = EngineSpec {
             eal: EalSpec {

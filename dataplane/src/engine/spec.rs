@@ -31,14 +31,31 @@ pub enum Device {
 }
 
 impl Device {
+    /// A vdev's driver: its name without the instance number
+    /// (`net_af_packet` for `net_af_packet1`).
+    pub fn driver(&self) -> Option<&str> {
+        match self {
+            Device::Vdev { name, .. } => Some(name.trim_end_matches(|c: char| c.is_ascii_digit())),
+            Device::Pci(_) => None,
+        }
+    }
+
+    /// The kernel network interfaces a vdev opens, as (argument,
+    /// interface): `iface=` of af_packet and af_xdp; pcap's `iface=`,
+    /// `rx_iface=`, `rx_iface_in=` and `tx_iface=`.
+    pub fn kernel_ifaces(&self) -> Vec<(&str, &str)> {
+        let keys: &[&str] = match self.driver() {
+            Some("net_af_packet" | "net_af_xdp") => &["iface"],
+            Some("net_pcap") => &["iface", "rx_iface", "rx_iface_in", "tx_iface"],
+            _ => return Vec::new(),
+        };
+        let Device::Vdev { args, .. } = self else { return Vec::new() };
+        args.split(',').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| keys.contains(k)).collect()
+    }
+
     /// The kernel interface a `net_af_packet` vdev opens (`iface=`).
     pub fn af_packet_iface(&self) -> Option<&str> {
-        match self {
-            Device::Vdev { name, args } if name.trim_end_matches(|c: char| c.is_ascii_digit()) == "net_af_packet" => {
-                args.split(',').find_map(|kv| kv.strip_prefix("iface="))
-            }
-            _ => None,
-        }
+        (self.driver() == Some("net_af_packet")).then(|| self.kernel_ifaces().first().map(|&(_, i)| i)).flatten()
     }
 
     /// Parses `0000:03:00.0`, `03:00.0` or `net_pcap0,rx_pcap=in.pcap`.

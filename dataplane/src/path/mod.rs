@@ -258,7 +258,8 @@ pub mod probe {
         let (ip, icmp) = b.split_at_mut(ipv4::HEADER_LEN);
         let mut e = icmpv4::Packet::new_unchecked(&mut *icmp);
         e.set_msg_type(icmpv4::msg::ECHO_REQUEST);
-        e.set_rest(ICMP_IDENT, u32::from_le_bytes(req[field::SEQ..field::SEQ + 4].try_into().expect("4 bytes")) as u16);
+        // The echo sequence number: the low 16 bits of the probe's (little-endian) one.
+        e.set_rest(ICMP_IDENT, u16::from_le_bytes([req[field::SEQ], req[field::SEQ + 1]]));
         e.data_mut().copy_from_slice(req);
         e.fill_checksum();
         let mut h = ipv4::Packet::new_unchecked(&mut *ip);
@@ -285,6 +286,25 @@ pub mod probe {
         let t = e.msg_type();
         let ours = e.echo_ident() == ICMP_IDENT && e.data().len() >= LEN && e.data()[field::TYPE] == REQUEST;
         (ours && (t == icmpv4::msg::ECHO_REQUEST || t == icmpv4::msg::ECHO_REPLY)).then_some((t, at + icmpv4::HEADER_LEN))
+    }
+
+    /// Makes a wrapped probe in the IP packet `ip` plain, in place: the
+    /// probe moves to `ip`'s start and, when it came back in an echo
+    /// reply, becomes a reply marked [`field::VIA_ICMP`]. Whether `ip`
+    /// held one; anything else is left as it was.
+    #[inline]
+    pub fn unwrap_in_place(ip: &mut [u8]) -> bool {
+        // The cheap test first: every IPv4 packet out of a tunnel comes here.
+        if ip.len() <= ipv4::HEADER_LEN || ip[0] >> 4 != 4 || ip[9] != ip_proto::ICMP {
+            return false;
+        }
+        let Some((icmp_type, at)) = unwrap(ip) else { return false };
+        ip.copy_within(at..at + LEN, 0);
+        if icmp_type == icmpv4::msg::ECHO_REPLY {
+            ip[field::TYPE] = REPLY;
+            ip[field::VIA_ICMP] = 1;
+        }
+        true
     }
 
     /// A request's plaintext.
@@ -423,5 +443,15 @@ mod tests {
         assert_eq!(probe::unwrap(&other), None);
         assert_eq!(probe::unwrap(&w[..50]), None);
         assert_eq!(probe::unwrap(&req), None);
+        // Made plain in place: a request stays one, an echo reply becomes a marked reply.
+        let mut ip = w;
+        assert!(probe::unwrap_in_place(&mut ip));
+        assert_eq!(&ip[..probe::LEN], &req);
+        let mut ip = r;
+        assert!(probe::unwrap_in_place(&mut ip));
+        assert_eq!((ip[probe::field::TYPE], ip[probe::field::VIA_ICMP]), (probe::REPLY, 1));
+        assert_eq!(&ip[4..16], &req[4..16]);
+        let (mut plain, mut short) = (req, [0x45u8; 20]);
+        assert!(!probe::unwrap_in_place(&mut plain) && plain == req && !probe::unwrap_in_place(&mut short));
     }
 }

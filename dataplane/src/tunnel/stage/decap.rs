@@ -182,14 +182,12 @@ impl<C: Clock> Decap<C> {
             return Verdict::Drop(DropReason::TunnelKeepalive);
         }
         let inner_at = outer.msg + wg::TRANSPORT_HEADER_LEN;
+        // A probe wrapped in an ICMP echo (a peer not yet known to be
+        // Patronus, or its echo reply) is made plain, then handled as one.
+        let n = if probe::unwrap_in_place(&mut pkt.data_mut()[inner_at..inner_at + n]) { probe::LEN } else { n };
         let inner = &pkt.data()[inner_at..inner_at + n];
         if inner[0] >> 4 == probe::REQUEST >> 4 {
             return self.probe(t, peer, in_port, pkt, meta, &outer, inner_at, n, now);
-        }
-        if inner[0] >> 4 == 4 && n > ipv4::HEADER_LEN && inner[9] == ip_proto::ICMP {
-            if let Some((icmp_type, at)) = probe::unwrap(inner) {
-                return self.wrapped_probe(t, peer, in_port, pkt, meta, &outer, inner_at, (icmp_type, at), now);
-            }
         }
         let (len, et, allowed) = match inner[0] >> 4 {
             4 if n >= ipv4::HEADER_LEN => {
@@ -226,35 +224,6 @@ impl<C: Clock> Decap<C> {
 }
 
 impl<C: Clock> Decap<C> {
-    /// A probe wrapped in an ICMP echo (see [`probe`]) at `at` in the
-    /// plaintext: moved to the plaintext's start and handled as a plain
-    /// one. A request (a peer that does not know us yet) gets a plain
-    /// reply, which tells it we are Patronus; an echo reply (from a peer
-    /// that is not) is marked as such for the control thread.
-    #[allow(clippy::too_many_arguments)]
-    #[cold]
-    fn wrapped_probe<P: Packet>(
-        &self,
-        t: &Tunnels,
-        peer: usize,
-        in_port: PortIdx,
-        pkt: &mut P,
-        meta: &mut Meta,
-        outer: &Outer,
-        inner_at: usize,
-        (icmp_type, at): (u8, usize),
-        now: u64,
-    ) -> Verdict {
-        use probe::field;
-        let d = pkt.data_mut();
-        d.copy_within(inner_at + at..inner_at + at + probe::LEN, inner_at);
-        if icmp_type == crate::wire::icmpv4::msg::ECHO_REPLY {
-            d[inner_at + field::TYPE] = probe::REPLY;
-            d[inner_at + field::VIA_ICMP] = 1;
-        }
-        self.probe(t, peer, in_port, pkt, meta, outer, inner_at, probe::LEN, now)
-    }
-
     /// An SLA probe from `peer`, opened in place at `inner_at` (`n` bytes
     /// of plaintext). A request is answered at once from here, by the way
     /// it came: the reply is sealed with our sending session in the same
