@@ -2,7 +2,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* fopencookie */
 #endif
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <rte_config.h>
 #include <rte_log.h>
 #include <rte_errno.h>
@@ -60,6 +62,46 @@ uint64_t shim_rte_rdtsc(void)
 uint64_t shim_rss_hf_ip_tcp_udp(void)
 {
 	return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+}
+
+int shim_reta_spread(uint16_t port, uint16_t reta_size, uint16_t nq)
+{
+	struct rte_eth_rss_reta_entry64 conf[64];
+	unsigned i;
+
+	if (nq == 0 || reta_size == 0 || reta_size % RTE_ETH_RETA_GROUP_SIZE != 0 ||
+	    reta_size / RTE_ETH_RETA_GROUP_SIZE > 64)
+		return -EINVAL;
+	memset(conf, 0, sizeof(conf));
+	for (i = 0; i < reta_size; i++) {
+		conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+		conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = i % nq;
+	}
+	int ret = rte_eth_dev_rss_reta_update(port, conf, reta_size);
+	if (ret != 0)
+		return ret;
+	for (i = 0; i < reta_size; i++)
+		conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = UINT16_MAX;
+	ret = rte_eth_dev_rss_reta_query(port, conf, reta_size);
+	if (ret != 0)
+		return ret;
+	for (i = 0; i < reta_size; i++)
+		if (conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] != i % nq)
+			return -EIO;
+	return 0;
+}
+
+int shim_rss_conf_get(uint16_t port, uint8_t *key, uint8_t *len, uint64_t *hf)
+{
+	struct rte_eth_rss_conf c;
+
+	memset(&c, 0, sizeof(c));
+	c.rss_key = key;
+	c.rss_key_len = *len;
+	int ret = rte_eth_dev_rss_hash_conf_get(port, &c);
+	*len = c.rss_key_len;
+	*hf = c.rss_hf;
+	return ret;
 }
 
 uint64_t shim_rx_offload_ipv4_cksum(void)

@@ -28,6 +28,13 @@ uint64_t shim_rte_rdtsc(void);
 /* RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP (function-like macros
  * bindgen cannot evaluate). */
 uint64_t shim_rss_hf_ip_tcp_udp(void);
+/* Fills the redirection table with entry i -> queue i % nq and reads it
+ * back: 0 when the device holds exactly that table, -EIO when it reads
+ * back otherwise, or the ethdev error. */
+int shim_reta_spread(uint16_t port, uint16_t reta_size, uint16_t nq);
+/* The device's RSS key (up to *len bytes into key; *len set to its
+ * length) and hash functions. */
+int shim_rss_conf_get(uint16_t port, uint8_t *key, uint8_t *len, uint64_t *hf);
 /* RTE_ETH_RX_OFFLOAD_IPV4_CKSUM (a function-like macro). */
 uint64_t shim_rx_offload_ipv4_cksum(void);
 /* rte_lpm_lookup / rte_lpm_lookup_bulk (static inline), for the LPM benchmark. */

@@ -48,6 +48,9 @@ pub struct Summary {
     pub unknown: usize,
     pub seconds: f64,
     pub packets_per_second: f64,
+    /// With `--workers N` (N > 1): the flows each worker's table held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flows_per_worker: Vec<usize>,
 }
 
 fn basis_name(b: Basis) -> &'static str {
@@ -67,48 +70,90 @@ fn basis_name(b: Basis) -> &'static str {
 /// With `loops` > 1 the capture (read once) is classified that many times
 /// from a fresh state, as `ndpiReader -l` does, and only the last run's
 /// flows are kept; `summary.seconds` counts processing, not reading.
-pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, summary: &mut Summary) -> Result<Vec<FlowResult>, String> {
+///
+/// `workers` splits the flows as that many appliance workers would: each
+/// packet goes to the table of the worker that owns it by the symmetric
+/// RSS hash (`dataplane::rss`), and the workers share one DNS answer and
+/// announcement cache, as in the appliance. Packets are taken in capture
+/// order, so verdicts must not depend on the split.
+pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, workers: usize, summary: &mut Summary) -> Result<Vec<FlowResult>, String> {
     let cap = crate::capture::Capture::open(path)?;
+    let workers = workers.max(1);
     // Sized to the capture (a flow needs a packet), within 1 Ki..1 Mi;
     // allocated once, cleared between loops.
-    let mut table = FlowTable::new(cap.packets().clamp(1024, 1 << 20), Timeouts::with_hz(1_000_000_000));
-    table.keep_retired();
-    let mut local = Local::new(4096, 64);
-    local.dns.hz = 1_000_000_000;
+    let mut tables: Vec<FlowTable> = (0..workers)
+        .map(|_| {
+            let mut t = FlowTable::new(cap.packets().clamp(1024, 1 << 20), Timeouts::with_hz(1_000_000_000));
+            t.keep_retired();
+            t
+        })
+        .collect();
+    let shared = dataplane::dpi::DnsCache::new(4096);
+    let mut locals: Vec<Local> = (0..workers)
+        .map(|_| {
+            let mut l = Local::new(1, 64);
+            l.dns = shared.clone();
+            l.dns.hz = 1_000_000_000;
+            l
+        })
+        .collect();
     let started = Instant::now();
     let (mut n, mut not_ip) = (0, 0);
     for _ in 0..loops.max(1) {
-        table.clear();
-        local.clear();
-        (n, not_ip) = classify_once(dpi, &cap, &mut table, &mut local, path)?;
+        for t in &mut tables {
+            t.clear();
+        }
+        // The locals share one cache: clearing one clears it for all.
+        for l in &mut locals {
+            l.clear();
+        }
+        (n, not_ip) = classify_once(dpi, &cap, &mut tables, &mut locals, path)?;
     }
     summary.seconds += started.elapsed().as_secs_f64();
     summary.packets += n * loops.max(1) as u64;
     summary.not_ip += not_ip;
     summary.captures += 1;
-    Ok(results(dpi, table, path, summary))
+    if workers > 1 {
+        summary.flows_per_worker.resize(workers, 0);
+        for (s, t) in summary.flows_per_worker.iter_mut().zip(&tables) {
+            *s += t.retired_len() + t.iter().count();
+        }
+    }
+    let mut flows: Vec<Flow> = Vec::new();
+    for t in &mut tables {
+        flows.extend(t.take_retired());
+        flows.extend(t.iter().cloned());
+    }
+    Ok(results(dpi, flows, path, summary))
 }
 
-/// One pass over a capture: the flow table it leaves, packets, not-IP frames.
+/// One pass over a capture, each packet to its worker's table: packets,
+/// not-IP frames.
 fn classify_once(
     dpi: &Dpi,
     cap: &crate::capture::Capture,
-    table: &mut FlowTable,
-    local: &mut Local,
+    tables: &mut [FlowTable],
+    locals: &mut [Local],
     path: &Path,
 ) -> Result<(u64, u64), String> {
     let mut not_ip = 0;
     let mut last_ts = 0;
+    let workers = tables.len() as u32;
     let n = cap
         .for_each(|pkt| {
             // Timestamps: never backwards (captures merged from several
             // interfaces can step back a little).
             let now = pkt.ts_ns.max(last_ts);
             last_ts = now;
-            let Some(p) = pkt.ip_header().and_then(|ip| parse_at(pkt.data, ip)) else {
+            let Some((ip, p)) = pkt.ip_header().and_then(|ip| Some((ip, parse_at(pkt.data, ip)?))) else {
                 not_ip += 1;
                 return;
             };
+            let w = match workers {
+                1 => 0,
+                n => dataplane::rss::ip_hash(pkt.data, ip).map_or(0, |h| dataplane::rss::owner(h, n) as usize),
+            };
+            let (table, local) = (&mut tables[w], &mut locals[w]);
             let (flow, d) = table.lookup_or_insert(&p.key, p.dir, now);
             account(flow, d, p.ip_len, &p.l4, now);
             if flow.dpi.wants() {
@@ -121,9 +166,7 @@ fn classify_once(
     Ok((n, not_ip))
 }
 
-fn results(dpi: &Dpi, mut table: FlowTable, path: &Path, summary: &mut Summary) -> Vec<FlowResult> {
-    let mut flows: Vec<Flow> = table.take_retired();
-    flows.extend(table.iter().cloned());
+fn results(dpi: &Dpi, mut flows: Vec<Flow>, path: &Path, summary: &mut Summary) -> Vec<FlowResult> {
     flows.sort_by_key(|f| f.first_seen);
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut out = Vec::new();
@@ -172,12 +215,12 @@ fn results(dpi: &Dpi, mut table: FlowTable, path: &Path, summary: &mut Summary) 
 }
 
 /// Runs `patronus classify`; returns the exit status.
-pub fn main(dpi: &Dpi, files: &[PathBuf], format: Format, loops: u32) -> u8 {
+pub fn main(dpi: &Dpi, files: &[PathBuf], format: Format, loops: u32, workers: usize) -> u8 {
     let mut summary = Summary::default();
     let mut all = Vec::new();
     let mut failed = false;
     for f in files {
-        match classify_file(dpi, f, loops, &mut summary) {
+        match classify_file(dpi, f, loops, workers, &mut summary) {
             Ok(flows) => all.extend(flows),
             Err(e) => {
                 eprintln!("patronus: error: {e}");

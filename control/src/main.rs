@@ -108,6 +108,11 @@ enum Command {
         /// Packets per direction inspected before a flow is given up.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=64))]
         max_packets: u8,
+        /// Split the flows as this many appliance workers would (by the
+        /// symmetric RSS hash, one flow table each, one shared DNS cache);
+        /// the verdicts must be those of one.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: u16,
         #[arg(long, value_enum, default_value = "table")]
         format: patronus::classify::Format,
     },
@@ -284,7 +289,7 @@ fn main() -> ExitCode {
             };
             ExitCode::from(run(&cfg, &config, &RunOptions { duration }) as u8)
         }
-        Command::Classify { files, signatures, max_packets, format, loops } => {
+        Command::Classify { files, signatures, max_packets, format, loops, workers } => {
             let paths: Vec<&Path> = signatures.iter().map(PathBuf::as_path).collect();
             let set = if paths.is_empty() {
                 let mut set = dataplane::dpi::SignatureSet::default();
@@ -309,7 +314,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
-            ExitCode::from(patronus::classify::main(&dpi, &files, format, loops))
+            ExitCode::from(patronus::classify::main(&dpi, &files, format, loops, workers as usize))
         }
         Command::Genkey => {
             // Like wg: warn when the key goes to a file others could read.

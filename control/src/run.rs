@@ -292,6 +292,8 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
         bfd: paths.bfd_enabled(),
         hz,
         latency_every: cfg.worker.latency_sample,
+        spread: engine.spread(),
+        dns: dataplane::dpi::DnsCache::new(cfg.dpi.flow_conf().dns_cache),
     };
     let sources = snapshots::Publishers { slowpath: &slowpath, tunnel: &tunnel, paths: &paths, dpi: &dpi };
     let mut stage_slots = Vec::new();
@@ -417,7 +419,7 @@ impl Control {
             if now.duration_since(exported) >= METRICS_EVERY {
                 exported = now;
                 self.metrics.update(&self.engine.snapshot(), &self.book, &self.reloads);
-                telemetry::flow_series(&self.flows, &self.dpi.current().dpi);
+                telemetry::flow_series(&self.flows, &self.cfg.eal.worker_lcores, &self.dpi.current().dpi);
                 telemetry::qos_series(&crate::show::qos_rows(&self.engine, &self.names));
                 self.tunnel.export();
                 self.paths.export();

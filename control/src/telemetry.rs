@@ -281,6 +281,8 @@ impl Metrics {
             counter!("patronus_worker_polls_total", "core" => core.clone()).absolute(w.polls);
             counter!("patronus_worker_sleeps_total", "core" => core.clone()).absolute(w.sleeps);
             counter!("patronus_worker_stalls_total", "core" => core.clone()).absolute(book.stalls(w.lcore));
+            counter!("patronus_worker_handoff_packets_total", "core" => core.clone(), "direction" => "out").absolute(w.handoff_out);
+            counter!("patronus_worker_handoff_packets_total", "core" => core.clone(), "direction" => "in").absolute(w.handoff_in);
             if let Some(p) = self.prev.as_ref().and_then(|p| p.workers.get(i)) {
                 let span = snap.tsc.wrapping_sub(self.prev.as_ref().map_or(0, |p| p.tsc));
                 if span > 0 {
@@ -369,6 +371,12 @@ fn describe() {
     describe_counter!("patronus_nic_rx_nombuf_total", Unit::Count, "RX mbuf allocation failures.");
     describe_counter!("patronus_worker_polls_total", Unit::Count, "Poll-loop iterations per worker.");
     describe_counter!("patronus_worker_sleeps_total", Unit::Count, "Adaptive-mode naps per worker.");
+    describe_counter!(
+        "patronus_worker_handoff_packets_total",
+        Unit::Count,
+        "Packets a worker handed to the worker owning their flow (out) or took from others (in); a full ring is the drop reason handoff_full."
+    );
+    describe_gauge!("patronus_worker_flows_active", Unit::Count, "Flows in each worker's table.");
     describe_counter!(
         "patronus_worker_stalls_total",
         Unit::Count,
@@ -541,10 +549,14 @@ pub fn qos_series(rows: &[serde_json::Value]) {
     }
 }
 
-pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>], dpi: &dataplane::dpi::Dpi) {
+/// Flow and DPI series; `cores` names each worker's lcore, in worker order.
+pub fn flow_series(flows: &[std::sync::Arc<dataplane::flow::stage::FlowCounters>], cores: &[u32], dpi: &dataplane::dpi::Dpi) {
     use dataplane::flow::stage::FlowCounters;
     let sum = |f: fn(&FlowCounters) -> u64| flows.iter().map(|c| f(c)).sum::<u64>();
     gauge!("patronus_flows_active").set(sum(|c| c.active.get()) as f64);
+    for (c, core) in flows.iter().zip(cores) {
+        gauge!("patronus_worker_flows_active", "core" => core.to_string()).set(c.active.get() as f64);
+    }
     counter!("patronus_flows_total", "event" => "created").absolute(sum(|c| c.created.get()));
     counter!("patronus_flows_total", "event" => "expired").absolute(sum(|c| c.expired.get()));
     counter!("patronus_flows_total", "event" => "closed").absolute(sum(|c| c.closed.get()));

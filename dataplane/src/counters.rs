@@ -118,6 +118,8 @@ drop_reasons! {
     TunnelMtu => "tunnel_mtu",
     /// A keepalive: authenticated and consumed (not an error).
     TunnelKeepalive => "tunnel_keepalive",
+    /// The ring to the worker that owns the packet's flow was full.
+    HandoffFull => "handoff_full",
     /// The QoS class queue of the egress port was full (tail drop).
     QosQueueFull => "qos_queue_full",
     /// Dropped by CoDel from a QoS queue that stayed above its target delay.
@@ -179,6 +181,10 @@ pub struct CoreCounters {
     pub sleeps: Counter,
     /// Linux thread id of the worker (for CPU accounting), set once at start.
     pub tid: Counter,
+    /// Packets handed to the worker that owns their flow.
+    pub handoff_out: Counter,
+    /// Packets other workers handed to this one.
+    pub handoff_in: Counter,
 }
 
 /// Everything one worker counts. Allocated once per worker at start-up.

@@ -27,6 +27,15 @@ pub trait TxQueue<P>: Send {
 /// per worker (ARP, ND, packets waiting for a neighbour).
 pub type PuntRing<P> = Arc<ArrayQueue<P>>;
 
+/// Packets one worker hands to another, the owner of their flow (see
+/// [`crate::flow::affinity`]), with the port each arrived on: a bounded
+/// lock-free ring per ordered pair of workers. A full ring is a counted
+/// drop (`handoff_full`), never a wait.
+pub type HandoffRing<P> = Arc<ArrayQueue<(P, PortIdx)>>;
+
+/// Capacity of each handoff ring.
+pub const HANDOFF_RING: usize = 512;
+
 pub(crate) struct TxPort<T, P> {
     pub(crate) queue: Option<T>,
     pub(crate) buf: Burst<P>,
@@ -54,6 +63,8 @@ pub(crate) struct Egress<T, P> {
     /// The clock at the start of this poll iteration (QoS arrival times).
     pub(crate) now: u64,
     pub(crate) punt: Option<PuntRing<P>>,
+    /// Rings to the other workers, by worker index (`None` for this one).
+    pub(crate) handoff: Vec<Option<HandoffRing<P>>>,
     pub(crate) trash: Burst<P>,
     pub(crate) lat: Option<TxLatency>,
 }
@@ -245,7 +256,7 @@ impl<T: TxQueue<P>, P: Packet> ControlEgress<T, P> {
     /// `queues`: the control thread's TX queue per port, in port order.
     pub fn new(queues: Vec<Option<T>>, counters: Arc<WorkerCounters>) -> Self {
         let tx = queues.into_iter().map(|queue| TxPort { queue, buf: Burst::new(), since: 0, qos: None }).collect();
-        ControlEgress { out: Egress { tx, now: 0, punt: None, trash: Burst::new(), lat: None }, counters }
+        ControlEgress { out: Egress { tx, now: 0, punt: None, handoff: Vec::new(), trash: Burst::new(), lat: None }, counters }
     }
 
     /// Shapes `port` with `sched` (the control thread's class queues).

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod qos;
 pub mod rcu;
 pub mod router;
+pub mod rss;
 pub mod tunnel;
 pub mod vocab;
 pub mod wire;

@@ -22,8 +22,9 @@ pub const PREFETCH_OFFSET: usize = 3;
 /// Per-packet metadata: where the packet goes, its QoS class, or why it
 /// was dropped. One `u64` (egress port in bits 0-15, drop reason + 1 in
 /// bits 16-21, a noted reason + 1 in bits 22-27, QoS class + 1 in bits
-/// 28-31, policy rule in bits 32-39), so a burst's worth initialises,
-/// fills and compares as vectors.
+/// 28-31, policy rule in bits 32-39, "opened from a tunnel" in bit 40,
+/// "handed to the worker in bits 0-15" in bit 41), so a burst's worth
+/// initialises, fills and compares as vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Meta(u64);
@@ -33,12 +34,44 @@ const NOTED_SHIFT: u32 = 22;
 const REASON_MASK: u64 = 0x3f;
 const RULE_SHIFT: u32 = 32;
 const CLASS_SHIFT: u32 = 28;
+const INNER: u64 = 1 << 40;
+const HANDOFF: u64 = 1 << 41;
 const _: () = assert!(DropReason::COUNT < REASON_MASK as usize, "drop reasons fit in 6 bits");
 const _: () = assert!(crate::vocab::CLASSES < 15, "classes fit in 4 bits");
 
 impl Meta {
     /// A live packet with no egress yet.
     pub const NEW: Meta = Meta(NO_PORT as u64);
+
+    /// A packet another worker opened from a tunnel and handed over:
+    /// decap leaves it alone.
+    pub const HANDED_INNER: Meta = Meta(NO_PORT as u64 | INNER);
+
+    /// True for a packet decap opened from a tunnel (its frame now the
+    /// inner packet).
+    #[inline(always)]
+    pub fn inner(self) -> bool {
+        self.0 & INNER != 0
+    }
+
+    #[inline(always)]
+    pub fn set_inner(&mut self) {
+        self.0 |= INNER;
+    }
+
+    /// Hands the packet to worker `worker` (the owner of its flow): later
+    /// stages skip it, as they skip a dropped one, and the poll loop puts
+    /// it on that worker's handoff ring.
+    #[inline(always)]
+    pub fn hand_to(&mut self, worker: u16) {
+        self.0 = (self.0 & !0xffff) | HANDOFF | worker as u64;
+    }
+
+    /// The worker the packet was handed to, if it was.
+    #[inline(always)]
+    pub fn handoff(self) -> Option<usize> {
+        (self.0 & HANDOFF != 0).then_some(self.0 as u16 as usize)
+    }
 
     /// Port the packet leaves by ([`NO_PORT`] until a stage sets it).
     #[inline(always)]
@@ -77,9 +110,11 @@ impl Meta {
         }
     }
 
+    /// Dropped, or handed to another worker: either way no later stage
+    /// of this worker touches it.
     #[inline(always)]
     pub fn is_dropped(self) -> bool {
-        self.0 & REASON_MASK << DROP_SHIFT != 0
+        self.0 & (REASON_MASK << DROP_SHIFT | HANDOFF) != 0
     }
 
     /// Marks the packet dropped; later stages skip it.
@@ -130,8 +165,14 @@ impl Metas {
     /// `len` live packets with no egress yet.
     #[inline(always)]
     pub fn new(len: usize) -> Self {
+        Self::uniform_as(len, Meta::NEW)
+    }
+
+    /// `len` packets that all start as `first`.
+    #[inline(always)]
+    pub fn uniform_as(len: usize, first: Meta) -> Self {
         debug_assert!(len <= MAX_BURST);
-        Metas { len: len.min(MAX_BURST), all: Some(Meta::NEW), each: [const { MaybeUninit::uninit() }; MAX_BURST] }
+        Metas { len: len.min(MAX_BURST), all: Some(first), each: [const { MaybeUninit::uninit() }; MAX_BURST] }
     }
 
     pub fn len(&self) -> usize {

@@ -1,20 +1,23 @@
 //! The poll loop: one per worker lcore, no locks, no allocation, no
 //! syscalls while packets flow (adaptive mode sleeps only when idle).
 //!
-//! Each iteration: RX a burst from every assigned queue, run every packet
-//! through the stage chain, buffer it for its egress port, flush a port's
-//! buffer when full or when the drain timer (~100 µs) fires, and free and
-//! count whatever TX refuses.
+//! Each iteration: RX a burst from every assigned queue, then from every
+//! other worker's handoff ring, run every packet through the stage chain,
+//! buffer it for its egress port (or hand it to the worker that owns its
+//! flow), flush a port's buffer when full or when the drain timer
+//! (~100 µs) fires, and free and count whatever TX refuses.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::counters::{DropReason, WorkerCounters};
-use crate::egress::{buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, PuntRing, TxLatency, TxPort, TxQueue};
+use crate::egress::{
+    buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, HandoffRing, PuntRing, TxLatency, TxPort, TxQueue,
+};
 use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
-use crate::pipeline::{Meta, Metas, Stage, TO_CONTROL};
+use crate::pipeline::{Meta, Metas, Stage, NO_PORT, TO_CONTROL};
 use crate::qos::Scheduler;
 use crate::{PortIdx, MAX_BURST};
 
@@ -80,6 +83,8 @@ pub struct WorkerLatency {
 /// One worker's state: its queues, stage chain, counters and clock.
 pub struct Worker<R: RxQueue, T, S, C> {
     rx: Vec<(PortIdx, R)>,
+    /// Rings other workers hand this one packets on.
+    handed: Vec<HandoffRing<R::Pkt>>,
     out: Egress<T, R::Pkt>,
     stages: S,
     counters: Arc<WorkerCounters>,
@@ -135,7 +140,15 @@ where
             ),
             None => (None, None),
         };
-        Worker { rx, out: Egress { tx, now: 0, punt, trash: Burst::new(), lat }, stages, counters, conf, clock, iteration }
+        let out = Egress { tx, now: 0, punt, handoff: Vec::new(), trash: Burst::new(), lat };
+        Worker { rx, handed: Vec::new(), out, stages, counters, conf, clock, iteration }
+    }
+
+    /// Connects the worker to the others: `to[w]` carries packets to
+    /// worker `w` (`None` for this one), `from` the rings into this one.
+    pub fn set_handoff(&mut self, to: Vec<Option<HandoffRing<R::Pkt>>>, from: Vec<HandoffRing<R::Pkt>>) {
+        self.out.handoff = to;
+        self.handed = from;
     }
 
     /// Shapes `port` with `sched` (its class queues on this worker).
@@ -167,8 +180,11 @@ where
                 let n = queue.rx_burst(&mut rx, self.conf.burst);
                 if n > 0 {
                     got += n;
-                    process_burst(*port, &mut rx, &mut self.stages, &mut self.out, &self.counters, self.conf.burst);
+                    process_burst(*port, &mut rx, Meta::NEW, &mut self.stages, &mut self.out, &self.counters, self.conf.burst);
                 }
+            }
+            for ring in &self.handed {
+                got += drain_handoff(ring, &mut rx, &mut self.stages, &mut self.out, &self.counters, self.conf.burst);
             }
 
             let now = self.clock.now();
@@ -204,13 +220,50 @@ where
     }
 }
 
-/// Runs one RX burst (all from `port`) through the stages and hands each
-/// packet to its egress port's TX buffer (or the control thread), or drops
-/// and counts it.
+/// Takes up to one burst from a ring another worker hands this one
+/// packets on and runs it through the stages, one burst per arrival port.
+/// Returns how many packets it took.
+#[inline(always)]
+fn drain_handoff<P: Packet, T: TxQueue<P>, S: Stage<P>>(
+    ring: &HandoffRing<P>,
+    rx: &mut Burst<P>,
+    stages: &mut S,
+    out: &mut Egress<T, P>,
+    counters: &WorkerCounters,
+    burst: usize,
+) -> usize {
+    let mut at = NO_PORT;
+    let mut took = 0;
+    while took < burst {
+        let Some((pkt, port)) = ring.pop() else { break };
+        if port != at && !rx.is_empty() {
+            process_burst(at, rx, Meta::HANDED_INNER, stages, out, counters, burst);
+        }
+        at = port;
+        took += 1;
+        // rx was emptied by the last burst and holds fewer than `burst` since.
+        if let Err(p) = rx.push(pkt) {
+            drop(p);
+        }
+    }
+    if !rx.is_empty() {
+        process_burst(at, rx, Meta::HANDED_INNER, stages, out, counters, burst);
+    }
+    counters.core.handoff_in.add(took as u64);
+    took
+}
+
+/// Runs one burst (all received on `port`) through the stages and hands
+/// each packet to its egress port's TX buffer (or the control thread, or
+/// the worker that owns its flow), or drops and counts it. `first` is
+/// every packet's meta before the first stage: [`Meta::NEW`] for what a
+/// queue received (counted as received here), [`Meta::HANDED_INNER`] for
+/// what another worker handed over (counted there).
 #[inline(always)]
 fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     port: PortIdx,
     rx: &mut Burst<P>,
+    first: Meta,
     stages: &mut S,
     out: &mut Egress<T, P>,
     counters: &WorkerCounters,
@@ -219,9 +272,11 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
     let n = rx.len();
     let c = &counters.ports[port as usize];
     let rx_bytes = bytes(rx);
-    c.rx_packets.add(n as u64);
-    c.rx_bytes.add(rx_bytes);
-    let mut metas = Metas::new(n);
+    if first == Meta::NEW {
+        c.rx_packets.add(n as u64);
+        c.rx_bytes.add(rx_bytes);
+    }
+    let mut metas = Metas::uniform_as(n, first);
     stages.process_burst(port, rx.as_mut_slice(), &mut metas);
 
     // Common cases: the whole burst bound for one port, or all dropped
@@ -234,6 +289,7 @@ fn process_burst<P: Packet, T: TxQueue<P>, S: Stage<P>>(
                 return;
             }
             (None, TO_CONTROL) => {}
+            (None, _) if meta.handoff().is_some() => {}
             (None, _) => {
                 account_replies(port, meta, n, counters);
                 return send_burst(rx, S::KEEPS_LENGTH.then_some(rx_bytes), port, meta, out, counters, flush_at);
@@ -256,6 +312,9 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
     counters: &WorkerCounters,
     flush_at: usize,
 ) {
+    if let Some(w) = meta.handoff() {
+        return hand_off(pkt, port, w, out, counters);
+    }
     if let Some(reason) = meta.dropped() {
         counters.ports[port as usize].drop(reason, 1);
         // The trash holds at most one burst: it is freed after each.
@@ -277,6 +336,22 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
         },
         Err((at, reason)) => counters.ports[at as usize].drop(reason, 1),
     }
+}
+
+/// Puts a packet on the ring to worker `w`, the owner of its flow; a full
+/// ring is a counted drop.
+#[inline(always)]
+fn hand_off<P: Packet, T: TxQueue<P>>(pkt: P, port: PortIdx, w: usize, out: &mut Egress<T, P>, counters: &WorkerCounters) {
+    let c = &counters.ports[port as usize];
+    let refused = match out.handoff.get(w).and_then(Option::as_ref) {
+        Some(ring) => match ring.push((pkt, port)) {
+            Ok(()) => return counters.core.handoff_out.add(1),
+            Err((pkt, _)) => (pkt, DropReason::HandoffFull),
+        },
+        None => (pkt, DropReason::NoEgress),
+    };
+    c.drop(refused.1, 1);
+    let _ = out.trash.push(refused.0);
 }
 
 /// Counts packets turned into an ICMP error in place: a drop of the

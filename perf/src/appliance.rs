@@ -54,5 +54,14 @@ impl chain::Snapshots for Snapshots {
 /// The chain's settings: classification on with `flows` per worker, no
 /// trusted port, no BFD, latency sampled as the appliance does.
 pub fn conf(hz: u64, flows: usize, latency_every: u32) -> ChainConf {
-    ChainConf { classify: true, flows: FlowConf { flows, ..Default::default() }, trusted_ports: vec![], bfd: false, hz, latency_every }
+    ChainConf {
+        classify: true,
+        flows: FlowConf { flows, ..Default::default() },
+        trusted_ports: vec![],
+        bfd: false,
+        hz,
+        latency_every,
+        spread: Default::default(),
+        dns: dataplane::dpi::DnsCache::new(4096),
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use dataplane::counters::DropReason;
 use dataplane::dpdk;
 use dataplane::dpi::Dpi;
-use dataplane::engine::{Engine, Snapshot};
+use dataplane::engine::{Engine, PortSpread, Snapshot};
 use dataplane::flow::stage::FlowCounters;
 use serde_json::{json, Value};
 
@@ -34,6 +34,11 @@ impl Control {
                     json!({
                         "port": c.name, "device": c.device, "driver": p.info.driver, "mac": mac(&p.mac), "role": c.role.name(),
                         "rx_queues": p.rx_queues, "tx_queues": p.tx_queues, "forward": c.forward,
+                        "spread": match &p.spread {
+                            PortSpread::OneWorker => "one worker".to_owned(),
+                            PortSpread::Device => "device (symmetric RSS)".to_owned(),
+                            PortSpread::Software(why) => format!("software: {why}"),
+                        },
                         "rx_packets": t.rx_packets, "tx_packets": t.tx_packets, "rx_bytes": t.rx_bytes, "tx_bytes": t.tx_bytes,
                         "drops": t.total_drops(), "punted": t.punted, "icmp_errors": t.icmp_errors,
                         "nic_rx_packets": e.ipackets, "nic_tx_packets": e.opackets, "nic_rx_bytes": e.ibytes, "nic_tx_bytes": e.obytes,
@@ -59,15 +64,31 @@ impl Control {
                 .collect::<Vec<_>>()),
             "workers" => {
                 let hz = self.engine.tsc_hz().max(1) as f64;
+                let n = snap.workers.len() as u16;
                 json!(snap
                     .workers
                     .iter()
-                    .map(|w| json!({
-                        "core": w.lcore, "tid": w.tid, "rx_packets": w.rx_packets, "polls": w.polls, "sleeps": w.sleeps,
-                        "busy_seconds": w.busy_cycles as f64 / hz, "cpu_seconds": w.cpu_seconds,
-                        "cycles_per_packet": (w.rx_packets > 0).then(|| w.busy_cycles as f64 / w.rx_packets as f64),
-                        "stalls": self.book.stalls(w.lcore),
-                    }))
+                    .enumerate()
+                    .map(|(i, w)| {
+                        // Worker i polls queues i, i + n, ... of every port (Engine::launch).
+                        let queues: Vec<String> = self
+                            .engine
+                            .ports()
+                            .iter()
+                            .zip(&self.cfg.port)
+                            .flat_map(|(p, c)| (i as u16..p.rx_queues).step_by(n as usize).map(move |q| format!("{}:{q}", c.name)))
+                            .collect();
+                        let flows = self.flows.get(i);
+                        json!({
+                            "core": w.lcore, "tid": w.tid, "queues": queues, "rx_packets": w.rx_packets, "polls": w.polls, "sleeps": w.sleeps,
+                            "busy_seconds": w.busy_cycles as f64 / hz, "cpu_seconds": w.cpu_seconds,
+                            "cycles_per_packet": (w.rx_packets > 0).then(|| w.busy_cycles as f64 / w.rx_packets as f64),
+                            "stalls": self.book.stalls(w.lcore),
+                            "flows_active": flows.map(|f| f.active.get()), "flows_created": flows.map(|f| f.created.get()),
+                            "handoff_out": w.handoff_out, "handoff_in": w.handoff_in,
+                            "handoff_full": w.ports.iter().map(|p| p.drops[DropReason::HandoffFull as usize]).sum::<u64>(),
+                        })
+                    })
                     .collect::<Vec<_>>())
             }
             "latency" => {

@@ -25,6 +25,8 @@ enum Fmt {
     Raw,
     /// Seconds, one decimal.
     Seconds,
+    /// A list of strings, space-separated.
+    List,
 }
 
 const fn col(head: &'static str, key: &'static str) -> Col {
@@ -37,6 +39,9 @@ fn cell(v: &Value, fmt: Fmt) -> String {
         (Value::Number(n), Fmt::Seconds) => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
         (Value::Number(n), Fmt::Raw) if n.is_f64() => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
         (Value::String(s), _) => s.clone(),
+        (Value::Array(a), Fmt::List) => {
+            a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(" ")
+        }
         (v, _) => v.to_string(),
     }
 }
@@ -44,7 +49,7 @@ fn cell(v: &Value, fmt: Fmt) -> String {
 /// Aligned columns: text left, numbers right.
 fn table(rows: &[Value], cols: &[Col]) -> String {
     let cells: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| cell(&r[c.key], c.fmt)).collect()).collect();
-    let is_num = |v: &Value| !v.is_string() || v.as_str().is_some_and(|s| s.parse::<f64>().is_ok());
+    let is_num = |v: &Value| !(v.is_string() || v.is_array()) || v.as_str().is_some_and(|s| s.parse::<f64>().is_ok());
     let numeric: Vec<bool> = (0..cols.len()).map(|i| rows.iter().all(|r| is_num(&r[cols[i].key]))).collect();
     let width: Vec<usize> =
         (0..cols.len()).map(|i| cells.iter().map(|r| r[i].len()).chain([cols[i].head.len()]).max().unwrap_or(0)).collect();
@@ -278,6 +283,11 @@ fn show(what: &str, data: &Value) -> String {
                 Col { head: "cpu_s", key: "cpu_seconds", fmt: Fmt::Seconds },
                 col("cycles/pkt", "cycles_per_packet"),
                 col("stalls", "stalls"),
+                col("flows", "flows_active"),
+                col("handoff_out", "handoff_out"),
+                col("handoff_in", "handoff_in"),
+                col("ring_full", "handoff_full"),
+                Col { head: "queues", key: "queues", fmt: Fmt::List },
             ],
         ),
         "latency" => latency(&rows),

@@ -17,6 +17,9 @@ pub struct DevInfo {
     pub max_tx_queues: u16,
     /// RSS hash functions the device supports (0: no RSS).
     pub rss_offloads: u64,
+    /// Entries in its RSS redirection table, and its key length (bytes).
+    pub reta_size: u16,
+    pub hash_key_size: u8,
     /// The device can verify IPv4 header checksums on receive.
     pub rx_ipv4_checksum: bool,
     pub socket: i32,
@@ -96,6 +99,8 @@ impl Port {
             max_rx_queues: i.max_rx_queues,
             max_tx_queues: i.max_tx_queues,
             rss_offloads: i.flow_type_rss_offloads,
+            reta_size: i.reta_size,
+            hash_key_size: i.hash_key_size,
             // SAFETY: pure function.
             rx_ipv4_checksum: i.rx_offload_capa & unsafe { ffi::shim_rx_offload_ipv4_cksum() } != 0,
             socket,
@@ -110,16 +115,22 @@ impl Port {
     }
 
     /// Configures queues and rings. RSS spreads flows over the RX queues when
-    /// there are several and the device supports it; IPv4 checksum
-    /// verification is offloaded when the device can. Returns the ring
-    /// sizes the device accepted.
+    /// there are several and the device supports it, with the symmetric key
+    /// ([`crate::rss::KEY`], repeated to the device's key length; check it
+    /// took with [`Port::spread_symmetric`]); IPv4 checksum verification is
+    /// offloaded when the device can. Returns the ring sizes the device
+    /// accepted.
     pub fn configure(&mut self, setup: &PortSetup, pool: &Mempool) -> Result<(u16, u16)> {
         let info = self.info()?;
         let mut conf = ffi::rte_eth_conf::default();
+        let mut key = symmetric_key(info.hash_key_size);
         if setup.rx_queues > 1 && info.rss_offloads != 0 {
             conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
             // SAFETY: pure function.
             conf.rx_adv_conf.rss_conf.rss_hf = unsafe { ffi::shim_rss_hf_ip_tcp_udp() } & info.rss_offloads;
+            // DPDK copies the key during configure.
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
         }
         if info.rx_ipv4_checksum {
             // The NIC checks IPv4 header checksums; mbufs carry its verdict
@@ -146,6 +157,46 @@ impl Port {
         self.rx_taken = vec![false; setup.rx_queues as usize];
         self.tx_taken = vec![false; setup.tx_queues as usize];
         Ok((rxd, txd))
+    }
+
+    /// After [`Port::start`]: points redirection entry `i` at queue
+    /// `i % queues` and checks that the device holds the symmetric key, the
+    /// TCP/UDP hash functions and that table, so that a flow's both
+    /// directions reach the same queue index on every port. `Err` says why
+    /// not (the caller spreads this port's packets in software).
+    pub fn spread_symmetric(&self, queues: u16) -> std::result::Result<(), String> {
+        let info = self.info().map_err(|e| e.to_string())?;
+        if info.rss_offloads == 0 {
+            return Err(format!("the {} device has no RSS", info.driver));
+        }
+        let wanted = symmetric_key(info.hash_key_size);
+        let mut key = [0u8; 255];
+        let mut len = wanted.len().min(key.len()) as u8;
+        let mut hf = 0u64;
+        // SAFETY: valid port; `key` holds `len` bytes.
+        let ret = unsafe { ffi::shim_rss_conf_get(self.id, key.as_mut_ptr(), &mut len, &mut hf) };
+        if ret != 0 {
+            return Err(format!("reading its RSS key failed ({})", Error::Call { op: "rte_eth_dev_rss_hash_conf_get", errno: -ret }));
+        }
+        if key[..len as usize] != wanted[..] {
+            return Err(format!("the {} device did not take the symmetric RSS key", info.driver));
+        }
+        // SAFETY: pure function.
+        let tcp_udp = unsafe { ffi::shim_rss_hf_ip_tcp_udp() } & info.rss_offloads;
+        if hf & tcp_udp != tcp_udp {
+            return Err(format!("the {} device hashes with functions {hf:#x}, not {tcp_udp:#x}", info.driver));
+        }
+        if info.reta_size % queues != 0 {
+            return Err(format!("its redirection table ({} entries) does not divide into {queues} queues", info.reta_size));
+        }
+        // SAFETY: valid, started port.
+        match unsafe { ffi::shim_reta_spread(self.id, info.reta_size, queues) } {
+            0 => Ok(()),
+            code => Err(format!(
+                "programming its redirection table failed ({})",
+                Error::Call { op: "rte_eth_dev_rss_reta_update", errno: -code }
+            )),
+        }
     }
 
     pub fn start(&mut self) -> Result<()> {
@@ -208,6 +259,13 @@ impl Port {
         let slot = self.tx_taken.get_mut(q as usize)?;
         (!std::mem::replace(slot, true)).then_some(EthTxQueue { port: self.id, queue: q })
     }
+}
+
+/// [`crate::rss::KEY`]'s pattern at a device's key length (40 bytes when
+/// it does not say): the key stays symmetric at any length.
+fn symmetric_key(len: u8) -> Vec<u8> {
+    let len = if len == 0 { crate::rss::KEY.len() } else { len as usize };
+    (0..len).map(|i| crate::rss::KEY[i % 2]).collect()
 }
 
 impl Drop for Port {

@@ -3,6 +3,8 @@
 //! to one of them is classified on its first packet.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::Name;
 use crate::vocab::AppId;
@@ -90,44 +92,146 @@ struct Entry {
     expires: u64,
 }
 
-/// A fixed-size, direct-mapped cache (a newer answer replaces whatever
-/// shared its slot). TTLs are capped at 10 minutes.
+/// Words of a slot after its sequence number: address (2), port and
+/// kind and application (1), expiry (1), name (12).
+const WORDS: usize = 16;
+const NAME_WORDS: usize = 12;
+const KIND_NAME: u64 = 1;
+const KIND_APP: u64 = 2;
+
+/// One entry, written under a sequence lock: the sequence is odd while a
+/// writer fills the words; a reader that saw it change discards what it
+/// read. Every field is an atomic, so a torn read is a detected miss,
+/// never undefined behaviour.
+#[repr(align(64))]
+#[derive(Default)]
+struct Slot {
+    seq: AtomicU64,
+    words: [AtomicU64; WORDS],
+}
+
+/// An address as the slots hold it (IPv4 mapped into IPv6).
+fn addr_key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+/// The answers and announcements every worker shares: a fixed-size,
+/// direct-mapped table (a newer entry replaces whatever shared its slot)
+/// that any worker writes and reads without a lock. A DNS answer seen by
+/// one worker classifies the flow that then arrives on another; so does
+/// an SDP or FTP announcement. TTLs are capped at 10 minutes.
+///
+/// A handle is cheap to clone and shares the table; `hz` and `learned`
+/// are the handle's own.
 pub struct DnsCache {
-    slots: Box<[Option<Entry>]>,
+    slots: Arc<[Slot]>,
     /// Clock ticks per second, for TTLs.
     pub hz: u64,
+    /// Entries this handle wrote.
     pub learned: u64,
+    /// Writes this handle gave up because another worker was writing the
+    /// same slot (a cache: the next answer fills it).
+    pub contended: u64,
+}
+
+impl Clone for DnsCache {
+    fn clone(&self) -> Self {
+        DnsCache { slots: self.slots.clone(), hz: self.hz, learned: 0, contended: 0 }
+    }
+}
+
+impl std::fmt::Debug for DnsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DnsCache({} slots)", self.slots.len())
+    }
 }
 
 impl DnsCache {
     pub fn new(entries: usize) -> DnsCache {
-        DnsCache { slots: vec![None; entries.max(1).next_power_of_two()].into_boxed_slice(), hz: 1, learned: 0 }
+        let slots: Arc<[Slot]> = (0..entries.max(1).next_power_of_two()).map(|_| Slot::default()).collect();
+        DnsCache { slots, hz: 1, learned: 0, contended: 0 }
     }
 
-    /// Forgets everything learnt.
+    /// Forgets everything learnt (offline reruns; no worker may be using
+    /// the table).
     pub fn clear(&mut self) {
-        if self.learned > 0 {
-            self.slots.fill(None);
-            self.learned = 0;
+        for s in self.slots.iter() {
+            s.seq.store(0, Ordering::Relaxed);
+            for w in &s.words {
+                w.store(0, Ordering::Relaxed);
+            }
         }
+        self.learned = 0;
     }
 
-    fn slot(&self, a: IpAddr, port: u16) -> usize {
-        let h = match a {
-            IpAddr::V4(v) => u32::from(v) as u64,
-            IpAddr::V6(v) => {
-                let x = u128::from(v);
-                (x as u64) ^ (x >> 64) as u64
-            }
-        };
+    fn slot(&self, a: u128, port: u16) -> usize {
+        let h = (a as u64) ^ (a >> 64) as u64;
         let h = (h ^ port as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (h >> 32) as usize & (self.slots.len() - 1)
     }
 
     fn put(&mut self, e: Entry) {
-        let i = self.slot(e.addr, e.port);
-        self.slots[i] = Some(e);
+        let a = addr_key(e.addr);
+        let slot = &self.slots[self.slot(a, e.port)];
+        let seq = slot.seq.load(Ordering::Relaxed);
+        if seq & 1 == 1 || slot.seq.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.contended += 1;
+            return;
+        }
+        let (kind, app, name) = match e.what {
+            Learned::Name(n) => (KIND_NAME, 0, n),
+            Learned::App(app) => (KIND_APP, app, Name::default()),
+        };
+        let w = &slot.words;
+        // The writes may not move above the odd sequence.
+        std::sync::atomic::fence(Ordering::Release);
+        w[0].store(a as u64, Ordering::Relaxed);
+        w[1].store((a >> 64) as u64, Ordering::Relaxed);
+        w[2].store(e.port as u64 | kind << 16 | (app as u64) << 32, Ordering::Relaxed);
+        w[3].store(e.expires, Ordering::Relaxed);
+        let mut bytes = [0u8; NAME_WORDS * 8];
+        bytes[0] = name.len;
+        bytes[1..].copy_from_slice(&name.b);
+        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+            w[4 + i].store(u64::from_le_bytes(chunk.try_into().expect("8 bytes")), Ordering::Relaxed);
+        }
+        slot.seq.store(seq + 2, Ordering::Release);
         self.learned += 1;
+    }
+
+    /// The entry for `a:port` if a consistent copy of it is live.
+    fn get(&self, a: u128, port: u16, now: u64) -> Option<Learned> {
+        let slot = &self.slots[self.slot(a, port)];
+        let seq = slot.seq.load(Ordering::Acquire);
+        if seq & 1 == 1 || seq == 0 {
+            return None;
+        }
+        let w = &slot.words;
+        let addr = w[0].load(Ordering::Relaxed) as u128 | (w[1].load(Ordering::Relaxed) as u128) << 64;
+        let meta = w[2].load(Ordering::Relaxed);
+        let expires = w[3].load(Ordering::Relaxed);
+        if addr != a || meta as u16 != port || now > expires {
+            return None;
+        }
+        let what = match meta >> 16 & 0xffff {
+            KIND_APP => Learned::App((meta >> 32) as AppId),
+            KIND_NAME => {
+                let mut bytes = [0u8; NAME_WORDS * 8];
+                for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+                    chunk.copy_from_slice(&w[4 + i].load(Ordering::Relaxed).to_le_bytes());
+                }
+                let mut name = Name::default();
+                name.len = bytes[0].min(name.b.len() as u8);
+                name.b.copy_from_slice(&bytes[1..]);
+                Learned::Name(name)
+            }
+            _ => return None,
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        (slot.seq.load(Ordering::Relaxed) == seq).then_some(what)
     }
 
     /// Learns the A/AAAA answers of a DNS response.
@@ -162,13 +266,73 @@ impl DnsCache {
 
     /// What is known of a flow's server end.
     pub fn lookup(&self, addr: IpAddr, port: u16, now: u64) -> Option<Learned> {
-        for p in [port, 0] {
-            if let Some(e) = self.slots[self.slot(addr, p)] {
-                if e.addr == addr && e.port == p && now <= e.expires {
-                    return Some(e.what);
+        let a = addr_key(addr);
+        self.get(a, port, now).or_else(|| self.get(a, 0, now))
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn what_one_worker_learns_another_finds() {
+        let mut a = DnsCache::new(64);
+        let b = a.clone();
+        let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80));
+        a.announce(server, 5004, 7, 0);
+        assert_eq!(b.lookup(server, 5004, 10), Some(Learned::App(7)));
+        assert_eq!(b.lookup(server, 5006, 10), None, "another port");
+        assert_eq!(b.lookup(server, 5004, 601), None, "expired");
+        a.put(Entry { addr: server, port: 0, what: Learned::Name(Name::new(b"video.example")), expires: 100 });
+        match b.lookup(server, 443, 5) {
+            Some(Learned::Name(n)) => assert_eq!(n.as_str(), "video.example"),
+            other => panic!("{other:?}"),
+        }
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        assert_eq!(b.lookup(v6, 443, 5), None);
+        a.announce(v6, 443, 9, 0);
+        assert_eq!(b.lookup(v6, 443, 5), Some(Learned::App(9)));
+    }
+
+    /// Writers on several threads hammer a small table while readers
+    /// check every hit: a name always belongs to its address (no torn
+    /// entry is ever returned).
+    #[test]
+    fn concurrent_writers_never_show_a_reader_a_torn_entry() {
+        let cache = DnsCache::new(8);
+        let name_of = |i: u32| Name::new(format!("host-{i}-{}", "x".repeat((i % 60) as usize)).as_bytes());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for t in 0..3u32 {
+            let mut c = cache.clone();
+            threads.push(std::thread::spawn(move || {
+                for round in 0..100_000u32 {
+                    let i = (round * 7 + t) % 64;
+                    let addr = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+                    c.put(Entry { addr, port: 0, what: Learned::Name(name_of(i)), expires: u64::MAX });
+                }
+                c.learned + c.contended
+            }));
+        }
+        let (reader, s) = (cache.clone(), stop.clone());
+        let check = std::thread::spawn(move || {
+            let mut hits = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                for i in 0..64u32 {
+                    if let Some(Learned::Name(n)) = reader.lookup(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 80, 0) {
+                        assert_eq!(n, name_of(i));
+                        hits += 1;
+                    }
                 }
             }
+            hits
+        });
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 100_000, "every write either landed or was counted as contended");
         }
-        None
+        stop.store(true, Ordering::Relaxed);
+        assert!(check.join().unwrap() > 0);
     }
 }

@@ -12,7 +12,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::counters::{port_totals, PortTotals, WorkerCounters};
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
 use crate::egress::ControlEgress;
-use crate::egress::PuntRing;
+use crate::egress::{HandoffRing, PuntRing, HANDOFF_RING};
 use crate::latency;
 use crate::packet::Burst;
 use crate::pipeline::Stage;
@@ -88,6 +88,21 @@ pub struct RunningPort {
     pub tx_queues: u16,
     pub rx_desc: u16,
     pub tx_desc: u16,
+    /// How its received packets reach the worker that owns their flow.
+    pub spread: PortSpread,
+}
+
+/// How a port's received packets are spread over the workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortSpread {
+    /// One worker: nothing to spread.
+    OneWorker,
+    /// The device hashes with the symmetric key into a table the workers'
+    /// queues divide evenly: each packet arrives at its flow's owner.
+    Device,
+    /// The device cannot (the reason): the workers check every packet and
+    /// hand it to its owner (`flow::affinity`).
+    Software(String),
 }
 
 struct WorkerSlot {
@@ -109,6 +124,9 @@ pub struct WorkerSnapshot {
     pub sleeps: u64,
     /// Packets this worker received, over all ports.
     pub rx_packets: u64,
+    /// Packets it handed to the worker owning their flow, and took from others.
+    pub handoff_out: u64,
+    pub handoff_in: u64,
     /// CPU time (user + system) the worker thread has used, in seconds.
     pub cpu_seconds: Option<f64>,
     /// This worker's counters, per port.
@@ -185,6 +203,8 @@ pub struct Engine {
     /// counters (worker index, port index).
     qos: Vec<Option<Arc<crate::qos::PortShaper>>>,
     qos_counters: Vec<(usize, PortIdx, Arc<crate::qos::QosCounters>)>,
+    /// Every handoff ring between workers (emptied at shutdown).
+    handoff: Vec<HandoffRing<Mbuf>>,
     eal: Eal,
 }
 
@@ -231,7 +251,8 @@ impl Engine {
                 None => need.push((s, rings)),
             }
         }
-        let per_lcore = (nworkers as u32 + 1) * (MBUF_CACHE + (spec.ports.len() as u32 + 1) * MAX_BURST as u32 + PUNT_RING as u32);
+        let per_lcore = (nworkers as u32 + 1) * (MBUF_CACHE + (spec.ports.len() as u32 + 1) * MAX_BURST as u32 + PUNT_RING as u32)
+            + nworkers as u32 * (nworkers as u32 - 1) * HANDOFF_RING as u32;
         let mut pools = Vec::new();
         for (s, rings) in need {
             let n = (rings + per_lcore + MBUF_SLACK).max(spec.mbufs);
@@ -263,7 +284,18 @@ impl Engine {
             let port_err = |err| StartError::Port { port: p.name.clone(), err };
             let (rx_desc, tx_desc) = port.configure(&setup, pool).map_err(port_err)?;
             port.start().map_err(port_err)?;
-            running.push(RunningPort { spec: p.clone(), port, info, mac, rx_queues, tx_queues, rx_desc, tx_desc });
+            let spread = match (nworkers, rx_queues) {
+                (1, _) => PortSpread::OneWorker,
+                (_, q) if q % nworkers != 0 => PortSpread::Software(format!("{q} RX queue(s) do not divide among {nworkers} workers")),
+                (_, q) => port.spread_symmetric(q).map_or_else(PortSpread::Software, |()| PortSpread::Device),
+            };
+            if let PortSpread::Software(why) = &spread {
+                notes.push(format!(
+                    "port {}: {why}; the workers spread its packets in software (each one another worker owns is handed to it)",
+                    p.name
+                ));
+            }
+            running.push(RunningPort { spec: p.clone(), port, info, mac, rx_queues, tx_queues, rx_desc, tx_desc, spread });
         }
 
         let tsc_hz = eal.tsc_hz();
@@ -301,18 +333,35 @@ impl Engine {
             tsc_hz,
             qos: (0..spec.ports.len()).map(|_| None).collect(),
             qos_counters: Vec::new(),
+            handoff: Vec::new(),
             eal,
         })
     }
 
+    /// How flows are spread over the workers (the chain's affinity stage).
+    pub fn spread(&self) -> crate::flow::affinity::Spread {
+        crate::flow::affinity::Spread {
+            workers: self.workers.len() as u16,
+            check_ports: (0..self.ports.len() as PortIdx)
+                .filter(|&i| matches!(self.ports[i as usize].spread, PortSpread::Software(_)))
+                .collect(),
+        }
+    }
+
     /// Starts one worker per worker lcore, each with the stage chain
-    /// `make_stages(worker_index, ports)` builds for it.
+    /// `make_stages(worker_index, ports)` builds for it. With several
+    /// workers, each pair is joined by a handoff ring each way.
     pub fn launch<S, F>(&mut self, mut make_stages: F) -> Result<(), StartError>
     where
         S: Stage<Mbuf> + Send + 'static,
         F: FnMut(usize, &[RunningPort]) -> S,
     {
         let nworkers = self.workers.len() as u16;
+        // ring[from][to]
+        let rings: Vec<Vec<Option<HandoffRing<Mbuf>>>> = (0..nworkers)
+            .map(|from| (0..nworkers).map(|to| (from != to).then(|| Arc::new(ArrayQueue::new(HANDOFF_RING)))).collect())
+            .collect();
+        self.handoff = rings.iter().flatten().flatten().cloned().collect();
         for (i, slot) in self.workers.iter_mut().enumerate() {
             let w = i as u16;
             let queues = self
@@ -334,6 +383,9 @@ impl Engine {
                 now: dpdk::tsc,
             });
             let mut worker = Worker::with_latency(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc, lat);
+            if nworkers > 1 {
+                worker.set_handoff(rings[i].clone(), rings.iter().filter_map(|to| to[i].clone()).collect());
+            }
             for (port, shaper) in self.qos.iter().enumerate() {
                 if let Some(shaper) = shaper {
                     let sched = crate::qos::Scheduler::new(shaper.clone(), self.tsc_hz);
@@ -448,6 +500,8 @@ impl Engine {
                         polls: c.polls.get(),
                         sleeps: c.sleeps.get(),
                         rx_packets: w.counters.ports.iter().map(|p| p.rx_packets.get()).sum(),
+                        handoff_out: c.handoff_out.get(),
+                        handoff_in: c.handoff_in.get(),
                         cpu_seconds: (tid != 0).then(|| thread_cpu_seconds(tid)).flatten(),
                         ports: port_totals(&[&w.counters], self.ports.len()),
                     }
@@ -477,6 +531,9 @@ impl Engine {
         let last = self.snapshot();
         for w in &self.workers {
             while w.punt.pop().is_some() {}
+        }
+        for ring in &self.handoff {
+            while ring.pop().is_some() {}
         }
         self.control_out.close();
         for p in &mut self.ports {

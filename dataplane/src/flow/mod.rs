@@ -17,6 +17,7 @@
 //! ([`FlowTable::sweep`]) the worker runs a few buckets at a time, so the
 //! `expired` counter stays current without a pass over the whole table.
 
+pub mod affinity;
 pub mod key;
 pub mod stage;
 
@@ -190,6 +191,11 @@ impl FlowTable {
     /// worker never turns this on: it allocates).
     pub fn keep_retired(&mut self) {
         self.retired = Some(Vec::new());
+    }
+
+    /// How many flows [`FlowTable::keep_retired`] has kept.
+    pub fn retired_len(&self) -> usize {
+        self.retired.as_ref().map_or(0, Vec::len)
     }
 
     /// The flows kept by [`FlowTable::keep_retired`].

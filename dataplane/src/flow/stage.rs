@@ -141,6 +141,15 @@ impl<C: Clock> Classifier<C> {
         c
     }
 
+    /// Shares `cache` (DNS answers, SDP and FTP announcements) with the
+    /// other workers' classifiers instead of a table of its own.
+    pub fn sharing(mut self, cache: &crate::dpi::DnsCache) -> Self {
+        let hz = self.local.dns.hz;
+        self.local.dns = cache.clone();
+        self.local.dns.hz = hz;
+        self
+    }
+
     /// A stage that passes every packet untouched (classification off).
     pub fn off(dpi: Reader<DpiSnapshot>, clock: C, hz: u64, counters: Arc<FlowCounters>) -> Self {
         let tiny = FlowConf { flows: 8, dns_cache: 1, reassembly: 1, ..FlowConf::default() };

@@ -132,7 +132,7 @@ impl<C: Clock> Decap<C> {
     #[inline(always)]
     fn open_one<P: Packet>(&self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta, now: u64, tally: &mut Tally) -> Verdict {
         let t = self.tunnels.get();
-        if t.listen_port == 0 || meta.out_port() != NO_PORT {
+        if t.listen_port == 0 || meta.out_port() != NO_PORT || meta.inner() {
             return Verdict::Continue;
         }
         let fib = self.fib.get();
@@ -219,6 +219,7 @@ impl<C: Clock> Decap<C> {
         d[..6].copy_from_slice(&mac.0);
         d[6..12].fill(0);
         d[12..14].copy_from_slice(&et.0.to_be_bytes());
+        meta.set_inner();
         Verdict::Continue
     }
 }
