@@ -91,6 +91,75 @@ pub fn hash_folded(folded: u16) -> u32 {
     TABLES[0][(folded >> 8) as usize] ^ TABLES[1][(folded & 0xff) as usize]
 }
 
+/// Most outer source ports one tunnel session spreads over
+/// ([`source_port`]).
+pub const MAX_SOURCE_PORTS: u16 = 32;
+
+/// The hash under [`KEY`] of a tuple whose words XOR to `w`, computed
+/// bit by bit at compile time.
+const fn hash_word(w: u16) -> u32 {
+    let mut h = 0u32;
+    let mut bit = 0;
+    while bit < 16 {
+        if w & (0x8000 >> bit) != 0 {
+            // The 32-bit window of the 0x6d5a... key starting at `bit`.
+            let key = 0x6d5a_6d5a_6d5au64;
+            h ^= (key >> (16 - bit)) as u32;
+        }
+        bit += 1;
+    }
+    h
+}
+
+/// `PORT_BITS[m][t]`: the smallest `x < 32` whose hash has `t` in its low
+/// `m` bits. The low five bits of a port reach every value of the low five
+/// bits of the hash, so for `m <= 5` every `t` has one.
+static PORT_BITS: [[u8; 32]; 6] = {
+    let mut table = [[0u8; 32]; 6];
+    let mut m = 0;
+    while m <= 5 {
+        let mut t = 0;
+        while t < (1 << m) {
+            let mut x = 0;
+            while x < 32 && hash_word(x as u16) & ((1 << m) - 1) != t {
+                x += 1;
+            }
+            assert!(x < 32, "the low port bits reach every hash value");
+            table[m][t as usize] = x as u8;
+            t += 1;
+        }
+        m += 1;
+    }
+    table
+};
+
+/// The outer UDP source port for a tunnel packet whose inner flow hashes
+/// to `inner` ([`frame_hash`]), between two ends that spread a session
+/// over `ports` (a power of two, at most [`MAX_SOURCE_PORTS`]) ports
+/// around `listen`. `outer` is the XOR of the outer addresses' 16-bit
+/// words and the destination port.
+///
+/// The port is chosen so that the outer tuple's hash agrees with `inner`
+/// in its low `log2(ports)` bits: a receiver spreading by [`KEY`] over a
+/// power-of-two number of workers up to `ports` decrypts the packet on the
+/// worker that owns its inner flow, so nothing is handed over; and one
+/// peer's traffic spreads over that many workers.
+#[inline]
+pub fn source_port(listen: u16, outer: u16, inner: u32, ports: u16) -> u16 {
+    let m = ports.min(MAX_SOURCE_PORTS).max(1).trailing_zeros() as usize;
+    let want = (hash_folded(outer ^ listen) ^ inner) & ((1 << m) - 1);
+    listen ^ PORT_BITS[m][want as usize] as u16
+}
+
+/// The XOR of an address's 16-bit words.
+#[inline(always)]
+pub fn fold_addr(a: std::net::IpAddr) -> u16 {
+    match a {
+        std::net::IpAddr::V4(v) => fold(&v.octets()),
+        std::net::IpAddr::V6(v) => fold(&v.octets()),
+    }
+}
+
 /// The XOR of a byte string's 16-bit big-endian words (an even length).
 #[inline(always)]
 fn fold(bytes: &[u8]) -> u16 {
@@ -258,6 +327,35 @@ mod tests {
         assert_eq!(frame_hash(&[0u8; 60]), None);
         for n in 0..udp.len() {
             let _ = frame_hash(&udp[..n]);
+        }
+    }
+
+    #[test]
+    fn the_chosen_source_port_lands_the_outer_packet_with_its_inner_flow() {
+        assert_eq!(hash_word(0x1234), hash_folded(0x1234));
+        let (site_a, site_b) = ([192, 0, 2, 1], [198, 51, 100, 7]);
+        let listen = 51820;
+        let outer = fold(&site_a) ^ fold(&site_b) ^ listen;
+        for ports in [1u16, 2, 4, 8, 16, 32] {
+            let mut used = std::collections::HashSet::new();
+            let mut x = 0x2545_f491u32;
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let inner =
+                    frame_hash(&frame_v4(ip_proto::TCP, [10, 1, (x >> 24) as u8, (x >> 16) as u8], [10, 2, 0, 9], x as u16, 443, 0))
+                        .unwrap();
+                let sport = source_port(listen, outer, inner, ports);
+                used.insert(sport);
+                // What a receiver's NIC computes for the outer packet.
+                let on_wire = toeplitz(&KEY, &tuple(site_a, site_b, sport, listen));
+                for workers in (0..).map(|k| 1u32 << k).take_while(|&w| w <= ports as u32) {
+                    assert_eq!(owner(on_wire, workers), owner(inner, workers), "{ports} ports, {workers} workers");
+                }
+            }
+            assert_eq!(used.len(), ports as usize, "{ports} ports: {used:?}");
+            assert!(used.iter().all(|p| p ^ listen < 32), "near the listen port: {used:?}");
         }
     }
 

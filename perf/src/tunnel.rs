@@ -84,7 +84,7 @@ pub fn steer_stage(t: &Publisher<Tunnels>, fib: &Publisher<Fib>, hz: u64) -> (En
     use dataplane::path::{PathLive, PathOut, PeerPaths, Steering};
     let path = |ep: &str| PathOut { endpoint: ep.parse().unwrap(), live: std::sync::Arc::new(PathLive::default()) };
     let steering = Box::leak(Box::new(Publisher::new(Steering {
-        peers: vec![PeerPaths { paths: vec![path(PEER), path("192.0.2.10:51821")], choice: vec![1, 0] }],
+        peers: vec![PeerPaths { paths: vec![path(PEER), path("192.0.2.10:51821")], choice: vec![1, 0], source_ports: 1 }],
     })));
     (Encap::new(t.reader(), fib.reader(), steering.reader(), Tsc, hz), crate::route::stage(fib, hz))
 }

@@ -35,6 +35,9 @@ fn default_mtu() -> u16 {
 fn default_load_limit() -> u32 {
     1000
 }
+fn default_source_ports() -> u16 {
+    8
+}
 
 /// `[tunnel]`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -49,6 +52,12 @@ pub struct TunnelOpts {
     /// address with a cookie (mac2).
     #[serde(default = "default_load_limit")]
     pub handshake_load_limit: u32,
+    /// Outer UDP source ports a session to another Patronus spreads over
+    /// (a power of two, 1..=32: `listen_port` XOR 0..31), chosen per inner
+    /// flow so that the far end's RSS spreads decryption over its workers.
+    /// A plain WireGuard peer always sees `listen_port` alone.
+    #[serde(default = "default_source_ports")]
+    pub source_ports: u16,
     #[serde(default)]
     pub peer: Vec<PeerOpts>,
 }
@@ -146,6 +155,11 @@ impl TunnelOpts {
             }
         };
         check(self.listen_port != 0, cfg_path!("tunnel", "listen_port"), "0 is not a port; expected 1..=65535".into());
+        check(
+            self.source_ports.is_power_of_two() && self.source_ports <= dataplane::rss::MAX_SOURCE_PORTS,
+            cfg_path!("tunnel", "source_ports"),
+            format!("{} is not one of 1, 2, 4, 8, 16, 32", self.source_ports),
+        );
         check((576..=9000).contains(&self.mtu), cfg_path!("tunnel", "mtu"), format!("{} is out of range 576..=9000", self.mtu));
         check(
             self.handshake_load_limit >= 1,

@@ -131,6 +131,8 @@ pub struct PathControl {
     /// Per tunnel peer: it answered a probe as Patronus does, so probes go
     /// to it plain; until then they go wrapped in ICMP echo requests.
     patronus: Vec<bool>,
+    /// `[tunnel] source_ports`: what a Patronus peer's sessions spread over.
+    source_ports: u16,
     select: SelectConf,
     sla_probes: usize,
     publisher: Publisher<Steering>,
@@ -169,6 +171,7 @@ impl PathControl {
             choices: Vec::new(),
             by_peer: Vec::new(),
             patronus: Vec::new(),
+            source_ports: 1,
             select: SelectConf::default(),
             sla_probes: 10,
             publisher: Publisher::new(Steering::default()),
@@ -194,13 +197,14 @@ impl PathControl {
     /// reload must call it.
     pub fn config_key(cfg: &Config) -> impl PartialEq + '_ {
         let addrs: Vec<_> = cfg.path.iter().map(|p| cfg.probe_addrs(p)).collect();
-        (&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, addrs)
+        (&cfg.paths, &cfg.path, &cfg.bfd, &cfg.policy, addrs, cfg.tunnel.source_ports)
     }
 
     /// Applies a (re)loaded configuration. Paths and BFD sessions that
     /// keep their name and settings keep their measurements.
     pub fn configure(&mut self, cfg: &Config, tunnel: &TunnelControl) {
         let (opts, paths, bfd, policy) = (&cfg.paths, &cfg.path[..], &cfg.bfd[..], &cfg.policy[..]);
+        self.source_ports = cfg.tunnel.source_ports.max(1);
         let now = self.now(Instant::now());
         let mut old_bfd: Vec<Bfd> = std::mem::take(&mut self.bfd);
         for (i, b) in bfd.iter().enumerate() {
@@ -322,6 +326,7 @@ impl PathControl {
             .map(|(peer, idx)| PeerPaths {
                 paths: idx.iter().map(|&i| PathOut { endpoint: self.paths[i].endpoint, live: self.paths[i].live.clone() }).collect(),
                 choice: self.choices[peer].iter().map(|c| choice_code(c.cur)).collect(),
+                source_ports: if self.patronus[peer] { self.source_ports } else { 1 },
             })
             .collect();
         self.publisher.publish(Steering { peers });
@@ -544,6 +549,8 @@ impl PathControl {
         let rtt = Duration::from_secs_f64(r.received.saturating_sub(r.sent) as f64 / self.hz.max(1) as f64);
         if !r.via_icmp && !self.patronus[r.peer as usize] {
             self.patronus[r.peer as usize] = true;
+            // Its sessions may now spread over several source ports.
+            self.dirty = true;
             tracing::info!(peer = %self.paths[i].peer_name, "peer {} answers probes as Patronus does: probing it plainly", self.paths[i].peer_name);
         }
         let p = &mut self.paths[i];

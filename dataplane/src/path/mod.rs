@@ -72,6 +72,10 @@ pub struct PeerPaths {
     pub paths: Vec<PathOut>,
     /// By rule (0: default rule, `i + 1`: rule `i`): a path index, [`NO_PATH`] or [`DROP`].
     pub choice: Vec<u8>,
+    /// Outer source ports its sessions spread over (0 or 1: the listen
+    /// port alone; more only once the peer is known to be Patronus; see
+    /// [`crate::rss::source_port`]).
+    pub source_ports: u16,
 }
 
 impl PeerPaths {
@@ -392,7 +396,8 @@ mod tests {
     fn choices_pick_paths_drop_or_the_endpoint() {
         let live = Arc::new(PathLive::default());
         let path = |a: &str| PathOut { endpoint: a.parse().unwrap(), live: live.clone() };
-        let pp = PeerPaths { paths: vec![path("10.0.1.2:51820"), path("10.0.2.2:51820")], choice: vec![1, 0, DROP, NO_PATH] };
+        let pp =
+            PeerPaths { paths: vec![path("10.0.1.2:51820"), path("10.0.2.2:51820")], choice: vec![1, 0, DROP, NO_PATH], source_ports: 1 };
         assert_eq!(pp.pick(0).unwrap().unwrap().1.endpoint.port(), 51820);
         assert_eq!(pp.pick(0).unwrap().unwrap().0, 1);
         assert_eq!(pp.pick(1).unwrap().unwrap().1.endpoint.ip(), "10.0.1.2".parse::<IpAddr>().unwrap());

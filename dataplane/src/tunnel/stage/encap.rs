@@ -146,7 +146,8 @@ impl<C: Clock> Encap<C> {
             return Verdict::Drop(DropReason::TunnelNoSession);
         };
         // The WAN path the flow's policy rule uses now, else the peer's endpoint.
-        let (endpoint, via) = match self.steering.get().peer(peer).map(|pp| pp.pick(meta.rule())) {
+        let steer = self.steering.get().peer(peer);
+        let (endpoint, via) = match steer.map(|pp| pp.pick(meta.rule())) {
             Some(Ok(Some((i, p)))) => (p.endpoint, Some(i)),
             Some(Err(())) => return Verdict::Drop(DropReason::PathPolicyDrop),
             None | Some(Ok(None)) => match path.endpoint {
@@ -161,6 +162,16 @@ impl<C: Clock> Encap<C> {
         let Some(counter) = s.session.reserve(1) else {
             path.live.ask_handshake();
             return Verdict::Drop(DropReason::TunnelExpired);
+        };
+        // To another Patronus: the source port that lands the packet on the
+        // far worker owning its inner flow (rss::source_port).
+        let sport = match steer.map_or(1, |pp| pp.source_ports) {
+            0 | 1 => t.listen_port,
+            n => {
+                let inner = crate::rss::frame_hash(pkt.data()).unwrap_or(0);
+                let outer = crate::rss::fold_addr(egress.src) ^ crate::rss::fold_addr(endpoint.ip()) ^ endpoint.port();
+                crate::rss::source_port(t.listen_port, outer, inner, n)
+            }
         };
 
         // Forwarding hop: TTL / hop limit down by one.
@@ -183,7 +194,7 @@ impl<C: Clock> Encap<C> {
         let msg_len = wg::TRANSPORT_HEADER_LEN + padded + wg::TAG_LEN;
         d[msg_at + wg::TRANSPORT_HEADER_LEN + len..msg_at + wg::TRANSPORT_HEADER_LEN + padded].fill(0);
         s.session.seal(counter, &mut d[msg_at..msg_at + msg_len]);
-        if !emit_ip_udp(egress.src, t.listen_port, endpoint, &mut d[ETH..msg_at + msg_len]) {
+        if !emit_ip_udp(egress.src, sport, endpoint, &mut d[ETH..msg_at + msg_len]) {
             return Verdict::Drop(DropReason::NoRoute);
         }
         tally.add((t, self.steering.get()), peer, via, msg_len, false, now);

@@ -371,6 +371,7 @@ fn rules_steer_packets_to_paths_and_probes_are_answered_in_place() {
         peers: vec![PeerPaths {
             paths: vec![path("192.0.2.2:51820", &live[0]), path("198.51.100.7:51820", &live[1])],
             choice: vec![1, 0, DROP],
+            source_ports: 1,
         }],
     });
     let send = |w: &mut World, rule: u8| {
@@ -392,12 +393,44 @@ fn rules_steer_packets_to_paths_and_probes_are_answered_in_place() {
     assert_eq!((live[0].tx_packets.load(Relaxed), live[1].tx_packets.load(Relaxed)), (1, 1));
     let bytes = p.data().len() as u64 - 42;
     assert_eq!(live[0].tx_bytes.load(Relaxed), bytes, "the WireGuard message's bytes");
+    assert_eq!(&p.data()[34..36], &51820u16.to_be_bytes(), "one source port until the peer is known to be Patronus");
+
+    // Known to be Patronus: each inner flow leaves from the source port that
+    // lands it on its owner among the far end's workers: 8 ports among the
+    // 32 that share all but the listen port's low 5 bits; B opens them all.
+    w.a.steering.publish(Steering {
+        peers: vec![PeerPaths {
+            paths: vec![path("192.0.2.2:51820", &live[0]), path("198.51.100.7:51820", &live[1])],
+            choice: vec![0],
+            source_ports: 8,
+        }],
+    });
+    let mut ports = std::collections::HashSet::new();
+    for host in 1..=40u8 {
+        let inner = udp_ip(&format!("10.1.0.{host}"), "10.2.0.5", 64, b"spread");
+        let mut p = w.pool.packet(&eth(A_LAN, HOST_A, &inner));
+        Stage::<HeapPacket>::tick(&mut w.a.stages);
+        let mut m = Meta::NEW;
+        assert_eq!(w.a.stages.process(0, &mut p, &mut m), Verdict::Continue);
+        let d = p.data().to_vec();
+        let sport = u16::from_be_bytes([d[34], d[35]]);
+        assert!(sport ^ 51820 < 32, "{sport}");
+        ports.insert(sport);
+        let on_wire = crate::rss::frame_hash(&d).unwrap();
+        let flow = crate::rss::frame_hash(&eth(A_LAN, HOST_A, &inner)).unwrap();
+        assert_eq!(on_wire % 8, flow % 8, "the outer packet hashes with its inner flow");
+        let mut p = w.pool.packet(&[&B_WAN.0[..], &A_WAN.0[..], &d[12..]].concat());
+        let (v, m) = w.b.run(1, &mut p);
+        assert!(v == Verdict::Continue && m.inner(), "B opens the packet from port {sport}: {v:?}");
+    }
+    assert!(ports.len() >= 6, "one peer spreads over the ports: {ports:?}");
 
     // B reflects A's probe: same path back, reply sealed with B's keys.
     w.b.steering.publish(Steering {
         peers: vec![PeerPaths {
             paths: vec![PathOut { endpoint: "192.0.2.1:51820".parse().unwrap(), live: live[0].clone() }],
             choice: vec![0],
+            source_ports: 1,
         }],
     });
     let msg = w.da.encapsulate(0, &probe::request(1, 7, 1234), w.now).unwrap();
