@@ -7,7 +7,8 @@
 #                               (both through namespace ${LAB}-mid)
 #
 # Each appliance runs in its own namespace on net_af_packet ports, with
-# one worker, adaptive polling and --no-huge, so both fit on 2 cores.
+# one worker (LAB_WORKERS), adaptive polling and --no-huge, so both fit
+# on 2 cores.
 # Appliance A steers VoIP to "mpls" (lower latency, dearer) and bulk
 # (iperf3, port 5201) to "inet" (cheaper, wider); see docs/PATHS.md.
 #
@@ -28,7 +29,9 @@
 # LAB_BFD=1 (a multihop BFD session per path between the appliances,
 # gating the path), LAB_FRR=1 (FRR's bfdd runs in the middle namespace as
 # the "mpls" next hop of both sites; each appliance runs a single-hop BFD
-# session "mpls-gw" with it that gates its "mpls" path; needs `frr`).
+# session "mpls-gw" with it that gates its "mpls" path; needs `frr`),
+# LAB_WORKERS=N (workers per appliance, default 1; beyond the CPUs they
+# share them).
 set -euo pipefail
 
 LAB=${LAB:-pl}
@@ -37,6 +40,7 @@ PROBE_MS=${PROBE_MS:-100}
 HOLD_DOWN_S=${HOLD_DOWN_S:-3}
 LAB_BFD=${LAB_BFD:-0}
 LAB_FRR=${LAB_FRR:-0}
+LAB_WORKERS=${LAB_WORKERS:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PATRONUS=${PATRONUS:-$ROOT/target/release/patronus}
 
@@ -69,7 +73,7 @@ site_config() { # SITE(a|b) PEER_PUBKEY
     [ "$LAB_BFD" = 1 ] && opts+=(--bfd)
     [ "$LAB_FRR" = 1 ] && opts+=(--frr)
     python3 "$ROOT/scripts/twosite.py" lab --site "$1" --peer-key "$2" --lab "$LAB" --dir "$LAB_DIR" \
-        --probe-ms "$PROBE_MS" --hold-down-s "$HOLD_DOWN_S" "${opts[@]}"
+        --probe-ms "$PROBE_MS" --hold-down-s "$HOLD_DOWN_S" --workers "$LAB_WORKERS" "${opts[@]}"
 }
 
 # FRR's bfdd in the middle namespace, peering with both sites' mpls ports.

@@ -21,6 +21,7 @@ in one place, `site_config`.
 """
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -59,10 +60,30 @@ class Setup:
     bulk_match: str = ""   # the bulk rule's match: a TOML line
     video: bool = False    # a rule for video on the widest path
     bfd: list = field(default_factory=list)  # [(name, peer, multihop, extra TOML lines)]
+    workers: int = 1       # worker lcores 1..=N (beyond the CPUs, sharing them)
+
+    @property
+    def queues(self):
+        """RX queues per port: two, or one more than the workers (the
+        control thread needs a TX queue of its own, and an af_packet
+        device has as many RX queues as TX queues, every one of them in
+        the kernel's fanout)."""
+        return max(2, self.workers + 1)
 
     @property
     def other(self):
         return "site-b" if self.site == "a" else "site-a"
+
+
+def eal_workers(n):
+    """`worker_lcores` for N workers on this machine: lcores 1..=N, those
+    beyond the CPUs mapped onto them (`cpu_map`), so several workers fit
+    on a small machine."""
+    cpus = os.cpu_count() or 1
+    lcores = list(range(1, n + 1))
+    extra = [f"{l}@{l % cpus}" for l in lcores if l >= cpus]
+    line = f"worker_lcores = {lcores}"
+    return line + (f'\ncpu_map = "{",".join(extra)}"' if extra else "")
 
 
 def site_config(s, peer_pub):
@@ -70,7 +91,7 @@ def site_config(s, peer_pub):
     out = [f"""# {s.title}
 [eal]
 main_lcore = 0
-worker_lcores = [1]
+{eal_workers(s.workers)}
 memory_mb = 256
 hugepages = false
 file_prefix = "{s.file_prefix}"
@@ -97,7 +118,7 @@ enabled = true
 [[port]]
 name = "lan0"
 device = "{s.lan_device}"
-rx_queues = 2
+rx_queues = {s.queues}
 role = "lan"
 addresses = ["{s.lan_address}"]
 """]
@@ -107,7 +128,7 @@ addresses = ["{s.lan_address}"]
 [[port]]
 name = "{w.port}"
 device = "{w.device}"
-rx_queues = 2
+rx_queues = {s.queues}
 role = "wan"
 addresses = ["{w.address}"]
 """)
@@ -229,21 +250,22 @@ def demo_setup(site, d, prefix, metrics_port, memif):
     )
 
 
-def lab_setup(site, lab, lab_dir, probe_ms=100, hold_down_s=3, bfd=False, frr=False):
+def lab_setup(site, lab, lab_dir, probe_ms=100, hold_down_s=3, bfd=False, frr=False, workers=1):
     """The lab: net_af_packet ports on veths into namespaces, each WAN link
     routed through a middle namespace (10.1x1/24 and 10.1x2/24 for site A,
     10.2x1 and 10.2x2 for site B); optional multihop BFD per path, or
     single-hop BFD with FRR's bfdd as the mpls next hop."""
     a = site == "a"
+    q = max(2, workers + 1)
     me1, me2, gw1, gw2, far1, far2 = (
         ("10.101.0.1", "10.102.0.1", "10.101.0.254", "10.102.0.254", "10.201.0.1", "10.202.0.1") if a else
         ("10.201.0.1", "10.202.0.1", "10.201.0.254", "10.202.0.254", "10.101.0.1", "10.102.0.1"))
     net = lambda ip: ip.rsplit(".", 1)[0] + ".0/24"
     gate1 = "mpls-bfd" if bfd else ("mpls-gw" if frr else None)
     wans = [
-        Wan("wan1", "mpls", f"net_af_packet1,iface={site}-w1,qpairs=2", f"{me1}/24", far1, cost=100, bandwidth_mbps=10,
+        Wan("wan1", "mpls", f"net_af_packet1,iface={site}-w1,qpairs={q}", f"{me1}/24", far1, cost=100, bandwidth_mbps=10,
             route=(net(far1), gw1), bfd=gate1),
-        Wan("wan2", "inet", f"net_af_packet2,iface={site}-w2,qpairs=2", f"{me2}/24", far2, cost=10, bandwidth_mbps=100,
+        Wan("wan2", "inet", f"net_af_packet2,iface={site}-w2,qpairs={q}", f"{me2}/24", far2, cost=10, bandwidth_mbps=100,
             route=(net(far2), gw2), bfd="inet-bfd" if bfd else None),
     ]
     sessions = []
@@ -257,7 +279,7 @@ def lab_setup(site, lab, lab_dir, probe_ms=100, hold_down_s=3, bfd=False, frr=Fa
         file_prefix=f"{lab}-{site}",
         socket=f"{lab_dir}/{site}.sock",
         metrics_listen="127.0.0.1:9100",
-        lan_device=f"net_af_packet0,iface={site}-lan,qpairs=2",
+        lan_device=f"net_af_packet0,iface={site}-lan,qpairs={q}",
         lan_address="10.1.0.1/24" if a else "10.2.0.1/24",
         far_lan="10.2.0.0/24" if a else "10.1.0.0/24",
         wans=wans,
@@ -265,6 +287,7 @@ def lab_setup(site, lab, lab_dir, probe_ms=100, hold_down_s=3, bfd=False, frr=Fa
         hold_down_s=hold_down_s,
         bulk_match='ports = ["5201"]',
         bfd=sessions,
+        workers=workers,
     )
 
 
@@ -279,8 +302,9 @@ def main():
     p.add_argument("--hold-down-s", type=int, default=3, help="failback hold-down (default 3)")
     p.add_argument("--bfd", action="store_true", help="a multihop BFD session per path, gating it")
     p.add_argument("--frr", action="store_true", help="single-hop BFD with FRR's bfdd as the mpls next hop")
+    p.add_argument("--workers", type=int, default=1, help="workers per appliance (default 1; more share the CPUs)")
     a = p.parse_args()
-    sys.stdout.write(site_config(lab_setup(a.site, a.lab, a.dir, a.probe_ms, a.hold_down_s, a.bfd, a.frr), a.peer_key))
+    sys.stdout.write(site_config(lab_setup(a.site, a.lab, a.dir, a.probe_ms, a.hold_down_s, a.bfd, a.frr, a.workers), a.peer_key))
 
 
 if __name__ == "__main__":

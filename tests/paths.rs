@@ -718,3 +718,103 @@ fn the_specifications_rules_fire_on_series_recorded_from_the_lab() {
     pending("CompressionRatioDegraded over recorded series", "no compression yet (tested on synthetic series in alerts_test.yml)");
     assert!(out.status.success(), "promtool over the lab's series ({}):\n{}{}", dir.display(), text(&out.stdout), text(&out.stderr));
 }
+
+/// Two workers per appliance (the second sharing CPU 0 with the control
+/// thread): one peer's tunnel is decrypted on both of site B's workers (it
+/// spreads over several source ports), the af_packet ports' packets reach
+/// the worker owning their flow by handoff, TCP works through it, and a
+/// flow is classified from a DNS answer its owner never saw (the answer
+/// was another worker's; the cache is shared).
+#[test]
+fn two_workers_per_site_share_one_tunnel_and_what_dns_taught() {
+    if let Some(why) = lab_unavailable(&["iperf3", "dnsmasq", "dig"]) {
+        return skip("paths::two_workers_per_site_share_one_tunnel_and_what_dns_taught", &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("wk", &[("LAB_WORKERS", "2")]);
+    lab.wait_paths_up();
+    for site in ["a", "b"] {
+        let w = lab.show(site, "workers");
+        assert_eq!(w.as_array().unwrap().len(), 2, "{w}");
+        for p in lab.show(site, "ports").as_array().unwrap() {
+            assert!(p["spread"].as_str().unwrap().starts_with("software:"), "af_packet's fanout is the kernel's hash: {p}");
+        }
+    }
+    let (hb, ha) = (lab.ns("hb"), lab.ns("ha"));
+
+    // Names that resolve to eight more addresses of host B, served by dnsmasq there.
+    let mut hosts = String::new();
+    for i in 0..8 {
+        sh(&format!("ip -n {hb} addr add 10.2.0.{}/24 dev hb0", 20 + i));
+        hosts.push_str(&format!("--host-record=cdn{i}.netflix.com,10.2.0.{} ", 20 + i));
+    }
+    let dns = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &hb,
+            "dnsmasq",
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=10.2.0.10",
+            "--bind-interfaces",
+        ])
+        .args(hosts.split_whitespace())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tls = Command::new("ip").args(["netns", "exec", &hb, "socat", "TCP-LISTEN:443,fork,reuseaddr", "OPEN:/dev/null"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..8 {
+        let (ok, out) = try_sh(&format!("ip netns exec {ha} dig +short +time=2 +tries=3 @10.2.0.10 cdn{i}.netflix.com"));
+        assert!(ok && out.trim() == format!("10.2.0.{}", 20 + i), "dig cdn{i}: {out}");
+        // A TLS-port connection whose bytes name nothing: only the DNS answer can.
+        let (ok, out) = try_sh(&format!(
+            "ip netns exec {ha} bash -c 'head -c 300 /dev/urandom | socat -u - TCP:10.2.0.{}:443,connect-timeout=3'",
+            20 + i
+        ));
+        assert!(ok, "connect {i}: {out}");
+    }
+    let apps = lab.show("a", "apps");
+    let netflix = apps.as_array().unwrap().iter().find(|r| r["application"] == "Netflix").map_or(0, |r| r["flows"].as_u64().unwrap());
+    // Eight lookups (named by their question) and eight connections
+    // (named only by the answers).
+    assert!(netflix >= 16, "site A classified the connections by the DNS answers: {apps}");
+    let wa = lab.show("a", "workers");
+    assert!(wa.as_array().unwrap().iter().all(|w| w["flows_created"].as_u64().unwrap() > 0), "both of A's workers own flows: {wa}");
+
+    // Bulk TCP through the tunnel on many flows.
+    let server = Command::new("ip").args(["netns", "exec", &hb, "iperf3", "-s", "-1"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = lab.show("b", "counters");
+    let (ok, out) = try_sh(&format!("ip netns exec {ha} iperf3 -c 10.2.0.10 -P 32 -b 1M -t 3 -J"));
+    assert!(ok, "iperf3: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let got = v["end"]["sum_received"]["bytes"].as_u64().unwrap();
+    assert!(got > 3_000_000, "TCP through two workers: {got} bytes");
+    let after = lab.show("b", "counters");
+    // Site B receives the tunnel on its WAN ports: each worker a share.
+    let wan_rx = |c: &Value, core: &str| -> u64 {
+        c.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["core"].to_string().trim_matches('"') == core && r["port"].as_str().unwrap().starts_with("wan"))
+            .map(|r| r["rx_packets"].as_u64().unwrap())
+            .sum()
+    };
+    let cores: Vec<String> = lab.show("b", "workers").as_array().unwrap().iter().map(|w| w["core"].to_string()).collect();
+    for core in &cores {
+        let n = wan_rx(&after, core) - wan_rx(&before, core);
+        assert!(n > 500, "worker {core} of site B decrypted {n} packets of the one peer\n{after}");
+    }
+    let wb = lab.show("b", "workers");
+    let handed: u64 = wb.as_array().unwrap().iter().map(|w| w["handoff_out"].as_u64().unwrap()).sum();
+    let full: u64 = wb.as_array().unwrap().iter().map(|w| w["handoff_full"].as_u64().unwrap()).sum();
+    assert!(handed > 0 && full == 0, "{wb}");
+    for mut c in [dns, tls, server] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
