@@ -41,6 +41,12 @@ impl LabSh {
         let name = format!("p{tag}{}", std::process::id() % 1000);
         let dir = std::env::temp_dir().join("patronus-tests").join(format!("lab-{name}"));
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // PATRONUS_LAB_WORKERS=N runs every lab test with N workers per appliance.
+        if let Ok(n) = std::env::var("PATRONUS_LAB_WORKERS") {
+            if !env.iter().any(|(k, _)| k == "LAB_WORKERS") {
+                env.push(("LAB_WORKERS".into(), n));
+            }
+        }
         env.push(("LAB".into(), name.clone()));
         env.push(("LAB_DIR".into(), dir.display().to_string()));
         env.push(("PATRONUS".into(), env!("CARGO_BIN_EXE_patronus").into()));

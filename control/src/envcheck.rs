@@ -89,7 +89,59 @@ pub fn inspect(cfg: &Config, m: &Machine) -> Vec<Finding> {
     hugepages(cfg, m, &mut out);
     nics(cfg, m, &mut out);
     out.extend(interfaces(cfg, m));
+    spread(cfg, &mut out);
     out
+}
+
+/// With several workers: whether each port's device can spread flows by
+/// the symmetric RSS key (a NIC is checked when it starts; a virtual
+/// device cannot, and its packets are placed in software), and whether
+/// its queues leave the control thread a TX queue.
+fn spread(cfg: &Config, out: &mut Vec<Finding>) {
+    let workers = cfg.eal.worker_lcores.len();
+    if workers < 2 {
+        return;
+    }
+    for (i, p) in cfg.port.iter().enumerate() {
+        let Ok(device) = Device::parse(&p.device) else { continue };
+        let at = format!("port[{i}].device ({})", p.name);
+        match device.driver() {
+            None => out.push(ok(format!(
+                "{at}: a NIC: the symmetric RSS key and redirection table are set at start and read back (`show ports` spread)"
+            ))),
+            Some(driver) => out.push(warn(
+                format!(
+                    "{at}: {driver} cannot spread flows by the symmetric RSS key; with {workers} workers each of its packets is \
+                     placed in software, and those another worker owns are handed to it (docs/ARCHITECTURE.md, \"Many workers\")"
+                ),
+                "a NIC with RSS, or one worker".into(),
+            )),
+        }
+        if let Some(q) = p.rx_queues {
+            if (q as usize) % workers != 0 {
+                out.push(warn(
+                    format!("{at}: rx_queues = {q} do not divide among {workers} workers; its packets are placed in software"),
+                    format!("rx_queues = {}", workers * (q as usize).div_ceil(workers)),
+                ));
+            }
+        }
+        if device.driver() == Some("net_af_packet") {
+            let qpairs = device.arg("qpairs").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
+            if qpairs < workers + 1 {
+                out.push(warn(
+                    format!(
+                        "{at}: qpairs={qpairs} gives the {workers} workers and the control thread {qpairs} TX queue(s); \
+                         the control thread needs its own to send ARP, handshakes and probes on this port"
+                    ),
+                    format!(
+                        "qpairs={} and rx_queues = {} (every af_packet queue is in the kernel's fanout, so poll them all)",
+                        workers + 1,
+                        workers + 1
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 /// The kernel interfaces the config's vdevs open (`iface=` of af_packet
@@ -528,6 +580,31 @@ mod tests {
             text.contains("ok       port[1].device (wan0): iface=veth-b: interface exists, checksum and segmentation offloads off"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn several_workers_are_told_which_ports_spread_in_software() {
+        let spread_of = |devices, workers| {
+            let mut out = Vec::new();
+            spread(&cfg("", devices, workers, false), &mut out);
+            report(&out).0
+        };
+        assert!(
+            spread_of(("net_af_packet0,iface=a", "0000:03:00.0"), "[1]").contains("0 problem(s), 0 warning(s)"),
+            "one worker: nothing to say"
+        );
+        let text = spread_of(("net_af_packet0,iface=a,qpairs=2", "0000:03:00.0"), "[1, 2]");
+        assert!(
+            text.contains("port[0].device (lan0): net_af_packet cannot spread flows by the symmetric RSS key; with 2 workers"),
+            "{text}"
+        );
+        assert!(text.contains("qpairs=2 gives the 2 workers and the control thread 2 TX queue(s)"), "{text}");
+        assert!(text.contains("fix: qpairs=3 and rx_queues = 3"), "{text}");
+        assert!(
+            text.contains("ok       port[1].device (wan0): a NIC: the symmetric RSS key and redirection table are set at start"),
+            "{text}"
+        );
+        assert!(!spread_of(("net_af_packet0,iface=a,qpairs=3", "net_null0"), "[1, 2]").contains("qpairs="));
     }
 
     #[test]

@@ -33,8 +33,15 @@ pub type PuntRing<P> = Arc<ArrayQueue<P>>;
 /// drop (`handoff_full`), never a wait.
 pub type HandoffRing<P> = Arc<ArrayQueue<(P, PortIdx)>>;
 
-/// Capacity of each handoff ring.
-pub const HANDOFF_RING: usize = 512;
+/// Packets in flight towards one worker, over all the rings into it: a
+/// worker descheduled for a while loses nothing until this many wait.
+pub const HANDOFF_DEPTH: usize = 4096;
+
+/// Capacity of each ring between two of `workers` workers: their share of
+/// [`HANDOFF_DEPTH`], at least 256.
+pub fn handoff_ring(workers: usize) -> usize {
+    (HANDOFF_DEPTH / workers.saturating_sub(1).max(1)).next_power_of_two().max(256)
+}
 
 pub(crate) struct TxPort<T, P> {
     pub(crate) queue: Option<T>,

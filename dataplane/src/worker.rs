@@ -779,4 +779,50 @@ mod tests {
         assert_eq!(b.after_poll(1, max), None);
         assert_eq!(b.after_poll(0, max), None);
     }
+
+    /// Hands every packet to worker 1.
+    struct ToOne;
+    impl Stage<HeapPacket> for ToOne {
+        fn process(&mut self, _: PortIdx, _: &mut HeapPacket, meta: &mut Meta) -> Verdict {
+            meta.hand_to(1);
+            Verdict::Continue
+        }
+    }
+
+    /// A flood towards a worker that never drains its ring: the ring fills,
+    /// the rest are counted drops (`handoff_full`), and the loop runs on.
+    #[test]
+    fn a_handoff_flood_is_counted_drops_never_a_stall() {
+        let rig = Rig::new(usize::MAX);
+        let script: Vec<Vec<HeapPacket>> = (0..20).map(|_| rig.burst(0..32)).collect();
+        let rx = ScriptRx { script: script.into(), clock: rig.clock.clone(), tick: 1000, stop: rig.stop.clone(), idle_polls: 0 };
+        let ports = vec![
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
+        ];
+        let mut w = Worker::new(ports, None, ToOne, rig.counters.clone(), conf(32, 10_000), rig.clock.clone());
+        let ring: HandoffRing<HeapPacket> = Arc::new(ArrayQueue::new(100));
+        w.set_handoff(vec![None, Some(ring.clone())], vec![]);
+        w.run(&rig.stop);
+        let c = &rig.counters;
+        assert_eq!(c.core.handoff_out.get(), 100);
+        assert_eq!(c.ports[0].drops[DropReason::HandoffFull as usize].get(), 640 - 100);
+        assert_eq!(ring.len(), 100);
+        assert_eq!(rig.pool.in_use(), 100, "the dropped packets were freed");
+
+        // The owner takes them: from the start of its chain, as received on port 0.
+        let rig2 = Rig::new(usize::MAX);
+        let rx = ScriptRx { script: Default::default(), clock: rig2.clock.clone(), tick: 1000, stop: rig2.stop.clone(), idle_polls: 10 };
+        let ports = vec![
+            PortQueues { port: 0, rx: vec![rx], tx: Some(rig2.tx.clone()) },
+            PortQueues { port: 1, rx: vec![], tx: Some(rig2.tx.clone()) },
+        ];
+        let mut owner = Worker::new(ports, None, XConnect::new(&[(0, 1)]), rig2.counters.clone(), conf(32, 10_000), rig2.clock.clone());
+        owner.set_handoff(vec![None, None], vec![ring.clone()]);
+        owner.run(&rig2.stop);
+        assert_eq!(rig2.counters.core.handoff_in.get(), 100);
+        assert_eq!(rig2.counters.ports[1].tx_packets.get(), 100, "cross-connected out of port 1");
+        assert_eq!(rig2.counters.ports[0].rx_packets.get(), 0, "counted as received by the worker that took them off the wire");
+        assert!(ring.is_empty());
+    }
 }

@@ -12,7 +12,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::counters::{port_totals, PortTotals, WorkerCounters};
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
 use crate::egress::ControlEgress;
-use crate::egress::{HandoffRing, PuntRing, HANDOFF_RING};
+use crate::egress::{handoff_ring, HandoffRing, PuntRing};
 use crate::latency;
 use crate::packet::Burst;
 use crate::pipeline::Stage;
@@ -252,7 +252,7 @@ impl Engine {
             }
         }
         let per_lcore = (nworkers as u32 + 1) * (MBUF_CACHE + (spec.ports.len() as u32 + 1) * MAX_BURST as u32 + PUNT_RING as u32)
-            + nworkers as u32 * (nworkers as u32 - 1) * HANDOFF_RING as u32;
+            + nworkers as u32 * (nworkers as u32 - 1) * handoff_ring(nworkers as usize) as u32;
         let mut pools = Vec::new();
         for (s, rings) in need {
             let n = (rings + per_lcore + MBUF_SLACK).max(spec.mbufs);
@@ -359,7 +359,7 @@ impl Engine {
         let nworkers = self.workers.len() as u16;
         // ring[from][to]
         let rings: Vec<Vec<Option<HandoffRing<Mbuf>>>> = (0..nworkers)
-            .map(|from| (0..nworkers).map(|to| (from != to).then(|| Arc::new(ArrayQueue::new(HANDOFF_RING)))).collect())
+            .map(|from| (0..nworkers).map(|to| (from != to).then(|| Arc::new(ArrayQueue::new(handoff_ring(nworkers as usize))))).collect())
             .collect();
         self.handoff = rings.iter().flatten().flatten().cloned().collect();
         for (i, slot) in self.workers.iter_mut().enumerate() {

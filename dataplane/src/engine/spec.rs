@@ -53,6 +53,12 @@ impl Device {
         args.split(',').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| keys.contains(k)).collect()
     }
 
+    /// A vdev's argument `key` (the first if repeated).
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        let Device::Vdev { args, .. } = self else { return None };
+        args.split(',').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
     /// The kernel interface a `net_af_packet` vdev opens (`iface=`).
     pub fn af_packet_iface(&self) -> Option<&str> {
         (self.driver() == Some("net_af_packet")).then(|| self.kernel_ifaces().first().map(|&(_, i)| i)).flatten()
