@@ -92,7 +92,7 @@ def site_config(s, peer_pub):
 [eal]
 main_lcore = 0
 {eal_workers(s.workers)}
-memory_mb = 256
+memory_mb = {256 * s.workers}
 hugepages = false
 file_prefix = "{s.file_prefix}"
 log_level = "warning"

@@ -235,6 +235,11 @@ struct RunArgs {
     /// holds the whole capture in mbufs.
     #[arg(long, default_value_t = 0)]
     mbufs: u32,
+    /// appliance mode with several cores: each worker keeps what it
+    /// receives (no handoff to the flow's owner), to measure the handoff's
+    /// cost against.
+    #[arg(long)]
+    no_affinity: bool,
     /// dpi mode: flow table capacity per worker.
     #[arg(long, default_value_t = 65536)]
     flows: usize,
@@ -374,7 +379,10 @@ fn run(a: &RunArgs) -> Result<(), String> {
             }
             let hz = engine.tsc_hz();
             let snaps = appliance::Snapshots::new(macs[1], a.cores as usize)?;
-            let conf = appliance::conf(hz, a.flows, every);
+            let mut conf = appliance::conf(hz, a.flows, every);
+            if !a.no_affinity {
+                conf.spread = engine.spread();
+            }
             let counters: Vec<Arc<dataplane::flow::stage::FlowCounters>> = (0..a.cores).map(|_| Arc::default()).collect();
             let r = engine.launch(|i, _| dataplane::chain::appliance(&snaps, &conf, i, counters[i].clone(), &Slot::new("forward")));
             println!("patronus-perf: stage chain: {}", dataplane::chain::STAGES.join(" > "));
@@ -477,12 +485,21 @@ fn run(a: &RunArgs) -> Result<(), String> {
     for p in &report.pools {
         println!("  mempool {}: {} of {} mbufs returned", p.name, p.available, p.size);
     }
+    let handed: u64 = end.workers.iter().zip(&w0.workers).map(|(w, w0)| w.handoff_out - w0.handoff_out).sum();
+    let rx_counted: u64 = end.ports.iter().zip(&w0.ports).map(|(p, p0)| p.rx_packets - p0.rx_packets).sum();
+    if a.cores > 1 {
+        println!(
+            "  handed to the flow's owner: {handed} packets ({:.1}% of those received)",
+            100.0 * handed as f64 / rx_counted.max(1) as f64
+        );
+    }
     println!(
-        "RESULT mode={} ports={n} cores={} burst={} mpps={:.3} cycles_per_packet={cpp:.2}{routed_mpps}",
+        "RESULT mode={} ports={n} cores={} burst={} mpps={:.3} cycles_per_packet={cpp:.2}{routed_mpps} handed_fraction={:.4}",
         a.mode.name(),
         a.cores,
         a.burst,
-        total_rx / 1e6
+        total_rx / 1e6,
+        handed as f64 / rx_counted.max(1) as f64
     );
     if report.pools.iter().any(|p| p.leaked() > 0) {
         return Err("mbuf leak".into());
