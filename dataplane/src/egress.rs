@@ -29,9 +29,12 @@ pub type PuntRing<P> = Arc<ArrayQueue<P>>;
 
 /// Packets one worker hands to another, the owner of their flow (see
 /// [`crate::flow::affinity`]), with the port each arrived on: a bounded
-/// lock-free ring per ordered pair of workers. A full ring is a counted
-/// drop (`handoff_full`), never a wait.
-pub type HandoffRing<P> = Arc<ArrayQueue<(P, PortIdx)>>;
+/// single-producer single-consumer ring per ordered pair of workers
+/// ([`crate::spsc`]), published once per poll-loop iteration. A full ring
+/// is a counted drop (`handoff_full`), never a wait. The sending end:
+pub type HandoffTx<P> = crate::spsc::Producer<(P, PortIdx)>;
+/// The receiving end.
+pub type HandoffRx<P> = crate::spsc::Consumer<(P, PortIdx)>;
 
 /// Packets in flight towards one worker, over all the rings into it: a
 /// worker descheduled for a while loses nothing until this many wait.
@@ -71,7 +74,7 @@ pub(crate) struct Egress<T, P> {
     pub(crate) now: u64,
     pub(crate) punt: Option<PuntRing<P>>,
     /// Rings to the other workers, by worker index (`None` for this one).
-    pub(crate) handoff: Vec<Option<HandoffRing<P>>>,
+    pub(crate) handoff: Vec<Option<HandoffTx<P>>>,
     pub(crate) trash: Burst<P>,
     pub(crate) lat: Option<TxLatency>,
 }

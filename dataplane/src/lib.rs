@@ -22,6 +22,7 @@ pub mod qos;
 pub mod rcu;
 pub mod router;
 pub mod rss;
+pub mod spsc;
 pub mod tunnel;
 pub mod vocab;
 pub mod wire;

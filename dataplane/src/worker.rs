@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::counters::{DropReason, WorkerCounters};
 use crate::egress::{
-    buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, HandoffRing, PuntRing, TxLatency, TxPort, TxQueue,
+    buffer, bytes, drain_qos, egress, enqueue, flush_all, send_burst, Egress, HandoffRx, HandoffTx, PuntRing, TxLatency, TxPort, TxQueue,
 };
 use crate::latency::{Recorder, Sampler};
 use crate::packet::{Burst, Packet};
@@ -84,7 +84,7 @@ pub struct WorkerLatency {
 pub struct Worker<R: RxQueue, T, S, C> {
     rx: Vec<(PortIdx, R)>,
     /// Rings other workers hand this one packets on.
-    handed: Vec<HandoffRing<R::Pkt>>,
+    handed: Vec<HandoffRx<R::Pkt>>,
     out: Egress<T, R::Pkt>,
     stages: S,
     counters: Arc<WorkerCounters>,
@@ -146,7 +146,7 @@ where
 
     /// Connects the worker to the others: `to[w]` carries packets to
     /// worker `w` (`None` for this one), `from` the rings into this one.
-    pub fn set_handoff(&mut self, to: Vec<Option<HandoffRing<R::Pkt>>>, from: Vec<HandoffRing<R::Pkt>>) {
+    pub fn set_handoff(&mut self, to: Vec<Option<HandoffTx<R::Pkt>>>, from: Vec<HandoffRx<R::Pkt>>) {
         self.out.handoff = to;
         self.handed = from;
     }
@@ -183,8 +183,12 @@ where
                     process_burst(*port, &mut rx, Meta::NEW, &mut self.stages, &mut self.out, &self.counters, self.conf.burst);
                 }
             }
-            for ring in &self.handed {
+            for ring in &mut self.handed {
                 got += drain_handoff(ring, &mut rx, &mut self.stages, &mut self.out, &self.counters, self.conf.burst);
+            }
+            // What this iteration handed over becomes visible: one store per ring.
+            for ring in self.out.handoff.iter_mut().flatten() {
+                ring.publish();
             }
 
             let now = self.clock.now();
@@ -225,7 +229,7 @@ where
 /// Returns how many packets it took.
 #[inline(always)]
 fn drain_handoff<P: Packet, T: TxQueue<P>, S: Stage<P>>(
-    ring: &HandoffRing<P>,
+    ring: &mut HandoffRx<P>,
     rx: &mut Burst<P>,
     stages: &mut S,
     out: &mut Egress<T, P>,
@@ -246,6 +250,7 @@ fn drain_handoff<P: Packet, T: TxQueue<P>, S: Stage<P>>(
             drop(p);
         }
     }
+    ring.release();
     if !rx.is_empty() {
         process_burst(at, rx, Meta::HANDED_INNER, stages, out, counters, burst);
     }
@@ -343,7 +348,7 @@ fn dispatch<P: Packet, T: TxQueue<P>>(
 #[inline(always)]
 fn hand_off<P: Packet, T: TxQueue<P>>(pkt: P, port: PortIdx, w: usize, out: &mut Egress<T, P>, counters: &WorkerCounters) {
     let c = &counters.ports[port as usize];
-    let refused = match out.handoff.get(w).and_then(Option::as_ref) {
+    let refused = match out.handoff.get_mut(w).and_then(Option::as_mut) {
         Some(ring) => match ring.push((pkt, port)) {
             Ok(()) => return counters.core.handoff_out.add(1),
             Err((pkt, _)) => (pkt, DropReason::HandoffFull),
@@ -801,14 +806,14 @@ mod tests {
             PortQueues { port: 1, rx: vec![], tx: Some(rig.tx.clone()) },
         ];
         let mut w = Worker::new(ports, None, ToOne, rig.counters.clone(), conf(32, 10_000), rig.clock.clone());
-        let ring: HandoffRing<HeapPacket> = Arc::new(ArrayQueue::new(100));
-        w.set_handoff(vec![None, Some(ring.clone())], vec![]);
+        let (tx, ring): (HandoffTx<HeapPacket>, HandoffRx<HeapPacket>) = crate::spsc::ring(128);
+        w.set_handoff(vec![None, Some(tx)], vec![]);
         w.run(&rig.stop);
         let c = &rig.counters;
-        assert_eq!(c.core.handoff_out.get(), 100);
-        assert_eq!(c.ports[0].drops[DropReason::HandoffFull as usize].get(), 640 - 100);
-        assert_eq!(ring.len(), 100);
-        assert_eq!(rig.pool.in_use(), 100, "the dropped packets were freed");
+        assert_eq!(c.core.handoff_out.get(), 128);
+        assert_eq!(c.ports[0].drops[DropReason::HandoffFull as usize].get(), 640 - 128);
+        drop(w); // publishes
+        assert_eq!(rig.pool.in_use(), 128, "the dropped packets were freed");
 
         // The owner takes them: from the start of its chain, as received on port 0.
         let rig2 = Rig::new(usize::MAX);
@@ -818,11 +823,10 @@ mod tests {
             PortQueues { port: 1, rx: vec![], tx: Some(rig2.tx.clone()) },
         ];
         let mut owner = Worker::new(ports, None, XConnect::new(&[(0, 1)]), rig2.counters.clone(), conf(32, 10_000), rig2.clock.clone());
-        owner.set_handoff(vec![None, None], vec![ring.clone()]);
+        owner.set_handoff(vec![None, None], vec![ring]);
         owner.run(&rig2.stop);
-        assert_eq!(rig2.counters.core.handoff_in.get(), 100);
-        assert_eq!(rig2.counters.ports[1].tx_packets.get(), 100, "cross-connected out of port 1");
+        assert_eq!(rig2.counters.core.handoff_in.get(), 128);
+        assert_eq!(rig2.counters.ports[1].tx_packets.get(), 128, "cross-connected out of port 1");
         assert_eq!(rig2.counters.ports[0].rx_packets.get(), 0, "counted as received by the worker that took them off the wire");
-        assert!(ring.is_empty());
     }
 }

@@ -283,7 +283,13 @@ fn run(a: &RunArgs) -> Result<(), String> {
         eal: EalSpec {
             main_lcore: a.main_lcore,
             worker_lcores: (1..=a.cores).map(|i| a.main_lcore + i).collect(),
-            cpu_map: vec![],
+            // Lcores beyond the machine's CPUs share them (a 2-CPU box: a
+            // second worker on the main lcore's CPU; figures then include
+            // that sharing).
+            cpu_map: {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+                (1..=a.cores).map(|i| a.main_lcore + i).filter(|&l| l >= cpus).map(|l| (l, l % cpus)).collect()
+            },
             memory_mb: a.memory_mb,
             hugepages: a.hugepages,
             file_prefix: a.file_prefix.clone(),

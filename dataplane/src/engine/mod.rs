@@ -12,7 +12,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::counters::{port_totals, PortTotals, WorkerCounters};
 use crate::dpdk::{self, DevInfo, Eal, EthStats, EthTxQueue, Mbuf, Mempool, Port, PortSetup, Tsc};
 use crate::egress::ControlEgress;
-use crate::egress::{handoff_ring, HandoffRing, PuntRing};
+use crate::egress::{handoff_ring, HandoffRx, HandoffTx, PuntRing};
 use crate::latency;
 use crate::packet::Burst;
 use crate::pipeline::Stage;
@@ -203,8 +203,6 @@ pub struct Engine {
     /// counters (worker index, port index).
     qos: Vec<Option<Arc<crate::qos::PortShaper>>>,
     qos_counters: Vec<(usize, PortIdx, Arc<crate::qos::QosCounters>)>,
-    /// Every handoff ring between workers (emptied at shutdown).
-    handoff: Vec<HandoffRing<Mbuf>>,
     eal: Eal,
 }
 
@@ -333,7 +331,6 @@ impl Engine {
             tsc_hz,
             qos: (0..spec.ports.len()).map(|_| None).collect(),
             qos_counters: Vec::new(),
-            handoff: Vec::new(),
             eal,
         })
     }
@@ -357,11 +354,18 @@ impl Engine {
         F: FnMut(usize, &[RunningPort]) -> S,
     {
         let nworkers = self.workers.len() as u16;
-        // ring[from][to]
-        let rings: Vec<Vec<Option<HandoffRing<Mbuf>>>> = (0..nworkers)
-            .map(|from| (0..nworkers).map(|to| (from != to).then(|| Arc::new(ArrayQueue::new(handoff_ring(nworkers as usize))))).collect())
-            .collect();
-        self.handoff = rings.iter().flatten().flatten().cloned().collect();
+        // to[from][to] and from[to]: the two ends of one ring per ordered pair.
+        let n = nworkers as usize;
+        let mut to: Vec<Vec<Option<HandoffTx<Mbuf>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut from: Vec<Vec<HandoffRx<Mbuf>>> = (0..n).map(|_| Vec::new()).collect();
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                let (tx, rx) = crate::spsc::ring(handoff_ring(n));
+                to[a][b] = Some(tx);
+                from[b].push(rx);
+            }
+        }
+        let mut ends = to.into_iter().zip(from);
         for (i, slot) in self.workers.iter_mut().enumerate() {
             let w = i as u16;
             let queues = self
@@ -383,8 +387,9 @@ impl Engine {
                 now: dpdk::tsc,
             });
             let mut worker = Worker::with_latency(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc, lat);
+            let (to, from) = ends.next().expect("one pair of ends per worker");
             if nworkers > 1 {
-                worker.set_handoff(rings[i].clone(), rings.iter().filter_map(|to| to[i].clone()).collect());
+                worker.set_handoff(to, from);
             }
             for (port, shaper) in self.qos.iter().enumerate() {
                 if let Some(shaper) = shaper {
@@ -532,9 +537,7 @@ impl Engine {
         for w in &self.workers {
             while w.punt.pop().is_some() {}
         }
-        for ring in &self.handoff {
-            while ring.pop().is_some() {}
-        }
+        // The handoff rings went with the workers that held their ends.
         self.control_out.close();
         for p in &mut self.ports {
             let _ = p.port.stop();
