@@ -118,7 +118,7 @@ fn spread(cfg: &Config, out: &mut Vec<Finding>) {
             )),
         }
         if let Some(q) = p.rx_queues {
-            if (q as usize) % workers != 0 {
+            if !(q as usize).is_multiple_of(workers) {
                 out.push(warn(
                     format!("{at}: rx_queues = {q} do not divide among {workers} workers; its packets are placed in software"),
                     format!("rx_queues = {}", workers * (q as usize).div_ceil(workers)),

@@ -146,7 +146,7 @@ static PORT_BITS: [[u8; 32]; 6] = {
 /// peer's traffic spreads over that many workers.
 #[inline]
 pub fn source_port(listen: u16, outer: u16, inner: u32, ports: u16) -> u16 {
-    let m = ports.min(MAX_SOURCE_PORTS).max(1).trailing_zeros() as usize;
+    let m = ports.clamp(1, MAX_SOURCE_PORTS).trailing_zeros() as usize;
     let want = (hash_folded(outer ^ listen) ^ inner) & ((1 << m) - 1);
     listen ^ PORT_BITS[m][want as usize] as u16
 }

@@ -358,10 +358,10 @@ impl Engine {
         let n = nworkers as usize;
         let mut to: Vec<Vec<Option<HandoffTx<Mbuf>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         let mut from: Vec<Vec<HandoffRx<Mbuf>>> = (0..n).map(|_| Vec::new()).collect();
-        for a in 0..n {
-            for b in (0..n).filter(|&b| b != a) {
+        for (a, row) in to.iter_mut().enumerate() {
+            for (b, slot) in row.iter_mut().enumerate().filter(|&(b, _)| b != a) {
                 let (tx, rx) = crate::spsc::ring(handoff_ring(n));
-                to[a][b] = Some(tx);
+                *slot = Some(tx);
                 from[b].push(rx);
             }
         }
