@@ -53,7 +53,9 @@ def site_config(d, site, peer_pub, metrics_port, prefix):
     """One site's config, from the two-site source the lab uses too."""
     def device(n, sock, role, port):
         return memif(n, sock, role, MACS[port])
-    return twosite.site_config(twosite.demo_setup(site, d, prefix, metrics_port, device), peer_pub)
+    # DEMO_WORKERS=N: N workers per appliance (beyond the CPUs they share them).
+    workers = int(os.environ.get("DEMO_WORKERS", "1"))
+    return twosite.site_config(twosite.demo_setup(site, d, prefix, metrics_port, device, workers), peer_pub)
 
 
 class Demo:

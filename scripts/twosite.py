@@ -218,7 +218,7 @@ min_rx_ms = 100
     return "".join(out)
 
 
-def demo_setup(site, d, prefix, metrics_port, memif):
+def demo_setup(site, d, prefix, metrics_port, memif, workers=1):
     """The demo: net_memif ports (`memif(n, socket, role, site_port)` gives a
     device string), the WAN links on 192.168.1.0/30 and 192.168.2.0/30,
     1600-byte WAN frames so the tunnel passes the LAN's full 1500-byte
@@ -247,6 +247,7 @@ def demo_setup(site, d, prefix, metrics_port, memif):
         tunnel_mtu=1500,
         bulk_match='category = ["cloud", "filetransfer"]',
         video=True,
+        workers=workers,
     )
 
 

@@ -66,7 +66,7 @@ fn world() -> World {
     use dataplane::path::{PathLive, PathOut, PeerPaths, Steering, DROP};
     let path = |ep: &str| PathOut { endpoint: ep.parse().unwrap(), live: Arc::new(PathLive::default()) };
     let steering = Publisher::new(Steering {
-        peers: vec![PeerPaths { paths: vec![path("192.0.2.2:51820"), path("198.51.100.7:51820")], choice: vec![1, 0, DROP] }],
+        peers: vec![PeerPaths { paths: vec![path("192.0.2.2:51820"), path("198.51.100.7:51820")], choice: vec![1, 0, DROP], source_ports: 8 }],
     });
     let stages = (
         Decap::new(tunnels.reader(), fib.reader(), steering.reader(), Fixed, true),
