@@ -64,7 +64,7 @@ fn shaping_below_the_link_keeps_realtime_delay_flat_under_a_saturating_transfer(
         // lan0 trusts its hosts' DSCP; wan0 optionally shaped to 48 Mbit/s.
         cfg = cfg.replacen("role = \"lan\"\n", "role = \"lan\"\ntrust_dscp = true\n", 1);
         // Through the veth's qdisc (the link), not around it.
-        cfg = cfg.replace(&format!("iface={},qpairs=2", lab.b1), &format!("iface={},qpairs=2,qdisc_bypass=0", lab.b1));
+        cfg = cfg.replace(&format!("iface={},", lab.b1), &format!("iface={},qdisc_bypass=0,", lab.b1));
         if shaped {
             let at = cfg.find("[[port]]\nname = \"wan0\"").unwrap();
             let end = cfg[at..].find("\n\n").map_or(cfg.len(), |e| at + e);

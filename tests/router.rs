@@ -429,7 +429,7 @@ fn af_packet_ring_drops_are_counted_as_missed() {
     let dir = Scratch::new("router-ring");
     let pfx = prefix("ring");
     // A 32-frame ring on the LAN side.
-    let cfg = lab.config(&pfx).replacen(&format!("iface={},qpairs=2", lab.a1), &format!("iface={},qpairs=2,framecnt=32", lab.a1), 1);
+    let cfg = lab.config(&pfx).replacen(&format!("iface={},", lab.a1), &format!("iface={},framecnt=32,", lab.a1), 1);
     let cfg = dir.write("c.toml", &cfg);
     let app = lab.start(&cfg);
     let rx_of_veth =

@@ -232,13 +232,23 @@ impl Lab {
     }
 
     /// The appliance config for this lab (af_packet on the appliance's veths).
+    /// `PATRONUS_LAB_WORKERS=N` runs it with N workers (beyond the CPUs
+    /// they share them), each port with a queue more than the workers.
     pub fn config(&self, prefix: &str) -> String {
-        TwoPorts::appliance(prefix)
-            .worker("poll_mode = \"adaptive\"")
-            .devices(&format!("net_af_packet0,iface={},qpairs=2", self.a1), &format!("net_af_packet1,iface={},qpairs=2", self.b1))
+        let workers: u32 = std::env::var("PATRONUS_LAB_WORKERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1).max(1);
+        let q = (workers + 1).max(2);
+        let mut t = TwoPorts::appliance(prefix);
+        if workers > 1 {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+            let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
+            let map: Vec<String> = (1..=workers).filter(|&l| l >= cpus).map(|l| format!("{l}@{}", l % cpus)).collect();
+            t = t.main_lcore(0).eal(&format!("worker_lcores = [{}]", lcores.join(", "))).eal(&format!("cpu_map = \"{}\"", map.join(",")));
+        }
+        t.worker("poll_mode = \"adaptive\"")
+            .devices(&format!("net_af_packet0,iface={},qpairs={q}", self.a1), &format!("net_af_packet1,iface={},qpairs={q}", self.b1))
             .routed()
-            .lan("rx_queues = 2\naddresses = [\"10.1.0.1/24\", \"fd01::1/64\"]")
-            .wan("rx_queues = 2\naddresses = [\"10.2.0.1/24\", \"fd02::1/64\"]")
+            .lan(&format!("rx_queues = {q}\naddresses = [\"10.1.0.1/24\", \"fd01::1/64\"]"))
+            .wan(&format!("rx_queues = {q}\naddresses = [\"10.2.0.1/24\", \"fd02::1/64\"]"))
             .extra(&control_section(prefix))
             .toml()
     }
