@@ -171,6 +171,7 @@ class Demo:
         replay = ["replay", "--pcap", f"{d}/lan.pcap", "--pps", str(a.pps), "--loops", str(a.loops),
                   "--duration", str(a.duration), "--file-prefix", f"{a.prefix}-hosts", "--cpu", "0",
                   "--summary", f"{d}/replay.json", "--drain", "2",
+                  "--queues", str(max(2, int(os.environ.get("DEMO_WORKERS", "1")) + 1)),
                   "--port", memif(0, f"{d}/lan-a.sock", "client", MACS["hosts-a"]), "--hosts", "10.1.0.0/24", "--gateway", "10.1.0.1",
                   "--port", memif(1, f"{d}/lan-b.sock", "client", MACS["hosts-b"]), "--hosts", "10.2.0.0/24", "--gateway", "10.2.0.1"]
         self.start("hosts", replay)

@@ -168,6 +168,10 @@ enum Command {
         /// The CPU to run on.
         #[arg(long, default_value_t = 0)]
         cpu: usize,
+        /// Queues each way per port: as many as the appliance's port has
+        /// (one per worker and one for its control thread).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+        queues: u16,
         /// Write the summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         summary: Option<PathBuf>,
@@ -348,7 +352,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { pcap, ports, hosts, gateways, pps, loops, duration, drain, file_prefix, cpu, summary } => {
+        Command::Replay { pcap, ports, hosts, gateways, pps, loops, duration, drain, file_prefix, cpu, summary, queues } => {
             if hosts.len() != ports.len() || gateways.len() != ports.len() {
                 eprintln!(
                     "patronus: error: give one --hosts and one --gateway per --port ({} port(s), {} hosts, {} gateways)",
@@ -376,7 +380,7 @@ fn main() -> ExitCode {
                 }
                 (d, Some(drain)) => (d.flatten(), drain),
             };
-            let o = patronus::replay::Options { pcap, sides, pps, loops, duration, drain, file_prefix, cpu, summary };
+            let o = patronus::replay::Options { pcap, sides, pps, loops, duration, drain, file_prefix, cpu, summary, queues };
             ExitCode::from(patronus::replay::main(&o))
         }
         Command::Reload { target } => call(&target, Request::Reload),

@@ -62,6 +62,9 @@ pub struct Options {
     pub file_prefix: String,
     pub cpu: usize,
     pub summary: Option<PathBuf>,
+    /// Queues each way per port: as many as the appliance's port has
+    /// (its workers and its control thread; memif pairs rings one to one).
+    pub queues: u16,
 }
 
 #[derive(Default, Clone, Debug)]
@@ -176,12 +179,13 @@ fn replay(o: &Options) -> Result<(), String> {
         eal.probe(&s.device).map_err(|e| format!("{}: {e}", s.device))?;
         let name = s.device.split(',').next().unwrap_or_default();
         let mut port = Port::by_name(name).map_err(|e| format!("{name}: {e}"))?;
-        // Two queues each way: a memif peer with a worker and a control
-        // thread has two rings each way, and memif pairs rings one to one.
-        port.configure(&PortSetup { rx_queues: 2, tx_queues: 2, rx_desc: 512, tx_desc: 512 }, &pool).map_err(|e| format!("{name}: {e}"))?;
+        // As many queues each way as the appliance's port (its workers and
+        // its control thread): memif pairs rings one to one.
+        let q = o.queues.max(1);
+        port.configure(&PortSetup { rx_queues: q, tx_queues: q, rx_desc: 512, tx_desc: 512 }, &pool).map_err(|e| format!("{name}: {e}"))?;
         port.start().map_err(|e| format!("{name}: {e}"))?;
         let mac = EthernetAddress(port.mac().map_err(|e| format!("{name}: {e}"))?);
-        let rx: Vec<_> = (0..2).filter_map(|q| port.take_rx_queue(q)).collect();
+        let rx: Vec<_> = (0..q).filter_map(|q| port.take_rx_queue(q)).collect();
         let tx = port.take_tx_queue(0).ok_or("no TX queue")?;
         queues.push((rx, tx, mac));
         ports.push(port);
