@@ -115,14 +115,15 @@ pub fn classify_file(dpi: &Dpi, path: &Path, loops: u32, workers: usize, summary
     summary.captures += 1;
     if workers > 1 {
         summary.flows_per_worker.resize(workers, 0);
-        for (s, t) in summary.flows_per_worker.iter_mut().zip(&tables) {
-            *s += t.retired_len() + t.iter().count();
-        }
     }
     let mut flows: Vec<Flow> = Vec::new();
-    for t in &mut tables {
+    for (w, t) in tables.iter_mut().enumerate() {
+        let before = flows.len();
         flows.extend(t.take_retired());
         flows.extend(t.iter().cloned());
+        if let Some(n) = summary.flows_per_worker.get_mut(w) {
+            *n += flows.len() - before;
+        }
     }
     Ok(results(dpi, flows, path, summary))
 }

@@ -51,35 +51,32 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     hash
 }
 
+/// The hash under [`KEY`] of a tuple whose 16-bit words XOR to `w`, bit by
+/// bit (at compile time): the key's period is 16 bits, so its first 48
+/// bits hold every window a bit of `w` selects.
+const fn hash_word(w: u16) -> u32 {
+    let k = u64::from_be_bytes([KEY[0], KEY[1], KEY[2], KEY[3], KEY[4], KEY[5], KEY[6], KEY[7]]);
+    let mut h = 0u32;
+    let mut bit = 0;
+    while bit < 16 {
+        if w & (0x8000 >> bit) != 0 {
+            // The 32-bit window of the key starting at `bit`.
+            h ^= (k >> (32 - bit)) as u32;
+        }
+        bit += 1;
+    }
+    h
+}
+
 /// What one byte of the folded word contributes: `[high byte][value]` and
 /// `[low byte][value]`.
 static TABLES: [[u32; 256]; 2] = {
     let mut t = [[0u32; 256]; 2];
-    let mut half = 0;
-    while half < 2 {
-        // The 32-bit window of KEY starting at bit `8 * half + bit`.
-        let mut v = 0;
-        while v < 256 {
-            let mut h = 0u32;
-            let mut bit = 0;
-            while bit < 8 {
-                if v & (0x80 >> bit) != 0 {
-                    let start = 8 * half + bit;
-                    let byte = start / 8;
-                    let shift = start % 8;
-                    let wide = (KEY[byte] as u64) << 32
-                        | (KEY[byte + 1] as u64) << 24
-                        | (KEY[byte + 2] as u64) << 16
-                        | (KEY[byte + 3] as u64) << 8
-                        | KEY[byte + 4] as u64;
-                    h ^= (wide >> (8 - shift)) as u32;
-                }
-                bit += 1;
-            }
-            t[half][v] = h;
-            v += 1;
-        }
-        half += 1;
+    let mut v = 0;
+    while v < 256 {
+        t[0][v] = hash_word((v as u16) << 8);
+        t[1][v] = hash_word(v as u16);
+        v += 1;
     }
     t
 };
@@ -94,22 +91,6 @@ pub fn hash_folded(folded: u16) -> u32 {
 /// Most outer source ports one tunnel session spreads over
 /// ([`source_port`]).
 pub const MAX_SOURCE_PORTS: u16 = 32;
-
-/// The hash under [`KEY`] of a tuple whose words XOR to `w`, computed
-/// bit by bit at compile time.
-const fn hash_word(w: u16) -> u32 {
-    let mut h = 0u32;
-    let mut bit = 0;
-    while bit < 16 {
-        if w & (0x8000 >> bit) != 0 {
-            // The 32-bit window of the 0x6d5a... key starting at `bit`.
-            let key = 0x6d5a_6d5a_6d5au64;
-            h ^= (key >> (16 - bit)) as u32;
-        }
-        bit += 1;
-    }
-    h
-}
 
 /// `PORT_BITS[m][t]`: the smallest `x < 32` whose hash has `t` in its low
 /// `m` bits. The low five bits of a port reach every value of the low five

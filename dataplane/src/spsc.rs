@@ -96,15 +96,6 @@ impl<T> Producer<T> {
             self.published = self.tail;
         }
     }
-
-    /// Items in the ring as this end sees them.
-    pub fn len(&self) -> usize {
-        self.tail - self.ring.head.0.load(Ordering::Acquire)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl<T> Drop for Producer<T> {

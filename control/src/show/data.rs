@@ -8,7 +8,7 @@ use std::time::Instant;
 use dataplane::counters::DropReason;
 use dataplane::dpdk;
 use dataplane::dpi::Dpi;
-use dataplane::engine::{Engine, PortSpread, Snapshot};
+use dataplane::engine::{worker_rx_queues, Engine, PortSpread, Snapshot};
 use dataplane::flow::stage::FlowCounters;
 use serde_json::{json, Value};
 
@@ -64,19 +64,18 @@ impl Control {
                 .collect::<Vec<_>>()),
             "workers" => {
                 let hz = self.engine.tsc_hz().max(1) as f64;
-                let n = snap.workers.len() as u16;
+                let n = snap.workers.len();
                 json!(snap
                     .workers
                     .iter()
                     .enumerate()
                     .map(|(i, w)| {
-                        // Worker i polls queues i, i + n, ... of every port (Engine::launch).
                         let queues: Vec<String> = self
                             .engine
                             .ports()
                             .iter()
                             .zip(&self.cfg.port)
-                            .flat_map(|(p, c)| (i as u16..p.rx_queues).step_by(n as usize).map(move |q| format!("{}:{q}", c.name)))
+                            .flat_map(|(p, c)| worker_rx_queues(i, n, p.rx_queues).map(move |q| format!("{}:{q}", c.name)))
                             .collect();
                         let flows = self.flows.get(i);
                         json!({

@@ -195,8 +195,8 @@ impl DnsCache {
         let mut bytes = [0u8; NAME_WORDS * 8];
         bytes[0] = name.len;
         bytes[1..].copy_from_slice(&name.b);
-        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-            w[4 + i].store(u64::from_le_bytes(chunk.try_into().expect("8 bytes")), Ordering::Relaxed);
+        for (i, word) in w[4..].iter().enumerate() {
+            word.store(u64::from_le_bytes(std::array::from_fn(|j| bytes[8 * i + j])), Ordering::Relaxed);
         }
         slot.seq.store(seq + 2, Ordering::Release);
         self.learned += 1;

@@ -92,6 +92,14 @@ pub struct RunningPort {
     pub spread: PortSpread,
 }
 
+/// The RX queues of a port with `queues` of them that worker `worker` of
+/// `workers` polls: `worker, worker + workers, ...` (the symmetric RSS
+/// table's entry `i` is queue `i % queues`, so a hash's owner is
+/// `hash % workers`).
+pub fn worker_rx_queues(worker: usize, workers: usize, queues: u16) -> impl Iterator<Item = u16> {
+    (worker as u16..queues).step_by(workers.max(1))
+}
+
 /// How a port's received packets are spread over the workers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortSpread {
@@ -339,9 +347,7 @@ impl Engine {
     pub fn spread(&self) -> crate::flow::affinity::Spread {
         crate::flow::affinity::Spread {
             workers: self.workers.len() as u16,
-            check_ports: (0..self.ports.len() as PortIdx)
-                .filter(|&i| matches!(self.ports[i as usize].spread, PortSpread::Software(_)))
-                .collect(),
+            check_ports: (0..).zip(&self.ports).filter(|(_, p)| matches!(p.spread, PortSpread::Software(_))).map(|(i, _)| i).collect(),
         }
     }
 
@@ -365,17 +371,16 @@ impl Engine {
                 from[b].push(rx);
             }
         }
-        let mut ends = to.into_iter().zip(from);
-        for (i, slot) in self.workers.iter_mut().enumerate() {
-            let w = i as u16;
+        let ends = to.into_iter().zip(from);
+        for ((i, slot), (to, from)) in self.workers.iter_mut().enumerate().zip(ends) {
             let queues = self
                 .ports
                 .iter_mut()
                 .enumerate()
                 .map(|(idx, p)| PortQueues {
                     port: idx as PortIdx,
-                    rx: (w..p.rx_queues).step_by(nworkers as usize).filter_map(|q| p.port.take_rx_queue(q)).collect(),
-                    tx: p.port.take_tx_queue(w),
+                    rx: worker_rx_queues(i, nworkers as usize, p.rx_queues).filter_map(|q| p.port.take_rx_queue(q)).collect(),
+                    tx: p.port.take_tx_queue(i as u16),
                 })
                 .collect();
             let stages = make_stages(i, &self.ports);
@@ -387,10 +392,7 @@ impl Engine {
                 now: dpdk::tsc,
             });
             let mut worker = Worker::with_latency(queues, Some(slot.punt.clone()), stages, slot.counters.clone(), self.conf, Tsc, lat);
-            let (to, from) = ends.next().expect("one pair of ends per worker");
-            if nworkers > 1 {
-                worker.set_handoff(to, from);
-            }
+            worker.set_handoff(to, from);
             for (port, shaper) in self.qos.iter().enumerate() {
                 if let Some(shaper) = shaper {
                     let sched = crate::qos::Scheduler::new(shaper.clone(), self.tsc_hz);

@@ -49,14 +49,21 @@ impl Device {
             Some("net_pcap") => &["iface", "rx_iface", "rx_iface_in", "tx_iface"],
             _ => return Vec::new(),
         };
-        let Device::Vdev { args, .. } = self else { return Vec::new() };
-        args.split(',').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| keys.contains(k)).collect()
+        self.args().filter(|(k, _)| keys.contains(k)).collect()
+    }
+
+    /// A vdev's `key=value` arguments, in order (none for a PCI device).
+    fn args(&self) -> impl Iterator<Item = (&str, &str)> {
+        let args = match self {
+            Device::Vdev { args, .. } => args.as_str(),
+            Device::Pci(_) => "",
+        };
+        args.split(',').filter_map(|kv| kv.split_once('='))
     }
 
     /// A vdev's argument `key` (the first if repeated).
     pub fn arg(&self, key: &str) -> Option<&str> {
-        let Device::Vdev { args, .. } = self else { return None };
-        args.split(',').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.args().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The kernel interface a `net_af_packet` vdev opens (`iface=`).

@@ -18,7 +18,7 @@
 //! from the start (decap skips it: it is marked inner).
 
 use crate::packet::Packet;
-use crate::pipeline::{each_packet, Meta, Metas, Stage, Verdict, NO_PORT};
+use crate::pipeline::{per_packet, Meta, Metas, Stage, Verdict, NO_PORT};
 use crate::rss;
 use crate::{PortIdx, MAX_PORTS};
 
@@ -70,7 +70,7 @@ impl<P: Packet> Stage<P> for Affinity {
 
     #[inline(always)]
     fn process(&mut self, in_port: PortIdx, pkt: &mut P, meta: &mut Meta) -> Verdict {
-        let all = self.check[in_port as usize % MAX_PORTS];
+        let all = self.check.get(in_port as usize).copied().unwrap_or(false);
         if self.workers > 1 && (all || meta.inner() || rss::device_misplaces(pkt.data())) {
             self.place(pkt.data(), meta);
         }
@@ -80,17 +80,9 @@ impl<P: Packet> Stage<P> for Affinity {
     /// One worker: one compare per burst.
     #[inline(always)]
     fn process_burst(&mut self, in_port: PortIdx, pkts: &mut [P], metas: &mut Metas) {
-        if self.workers <= 1 {
-            return;
+        if self.workers > 1 {
+            per_packet(self, in_port, pkts, metas);
         }
-        let all = self.check[in_port as usize % MAX_PORTS];
-        let this = &*self;
-        each_packet(pkts, metas, |pkt: &mut P, meta: &mut Meta| {
-            if all || meta.inner() || rss::device_misplaces(pkt.data()) {
-                this.place(pkt.data(), meta);
-            }
-            Verdict::Continue
-        });
     }
 }
 

@@ -193,11 +193,6 @@ impl FlowTable {
         self.retired = Some(Vec::new());
     }
 
-    /// How many flows [`FlowTable::keep_retired`] has kept.
-    pub fn retired_len(&self) -> usize {
-        self.retired.as_ref().map_or(0, Vec::len)
-    }
-
     /// The flows kept by [`FlowTable::keep_retired`].
     pub fn take_retired(&mut self) -> Vec<Flow> {
         self.retired.as_mut().map(std::mem::take).unwrap_or_default()
