@@ -1,7 +1,6 @@
 //! A server thread pinned to the control core: it accepts connections one
 //! at a time and hands each to a handler, until dropped. The control
-//! socket (`ctl.rs`) and the metrics endpoint (`telemetry.rs`) both serve
-//! this way.
+//! socket (`ctl.rs`) serves this way.
 
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;

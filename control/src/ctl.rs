@@ -37,12 +37,39 @@ pub enum Request {
         #[serde(default)]
         peer: Option<String>,
     },
+    /// Take a path out of service (`drain`: true) or put it back.
+    Drain { path: String, drain: bool },
+    /// Validate a config text exactly as a file; if it is valid, write it
+    /// over the config file atomically and reload from it.
+    ReloadText { text: String },
+}
+
+/// Where a request's reply goes: the control socket's server thread, or
+/// the API's runtime.
+pub struct Reply(Box<dyn FnOnce(Value) + Send>);
+
+impl Reply {
+    pub fn new(f: impl FnOnce(Value) + Send + 'static) -> Reply {
+        Reply(Box::new(f))
+    }
+
+    /// A reply that arrives on a channel.
+    pub fn channel() -> (Reply, Receiver<Value>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        (Reply::new(move |v| drop(tx.send(v))), rx)
+    }
+
+    pub fn send(self, v: Value) {
+        (self.0)(v)
+    }
 }
 
 /// A request and where its reply goes.
 pub struct Call {
     pub request: Request,
-    pub reply: Sender<Value>,
+    pub reply: Reply,
+    /// Who asked, for logs: "control socket", "api (token NAME)".
+    pub from: String,
 }
 
 /// A failure reply.
@@ -122,8 +149,8 @@ fn serve(conn: UnixStream, calls: &Sender<Call>, reply_timeout: Duration) {
         Ok(_) => match serde_json::from_str::<Request>(&line) {
             Err(e) => error(format!("bad request: {e}")),
             Ok(request) => {
-                let (tx, rx) = crossbeam_channel::bounded(1);
-                if calls.send(Call { request, reply: tx }).is_err() {
+                let (tx, rx) = Reply::channel();
+                if calls.send(Call { request, reply: tx, from: "control socket".into() }).is_err() {
                     error("the appliance is shutting down")
                 } else {
                     rx.recv_timeout(reply_timeout).unwrap_or_else(|_| error("the control thread did not answer in time"))

@@ -2,11 +2,13 @@
 //! the operator commands.
 
 pub mod acceptor;
+pub mod api;
 pub mod capture;
 pub mod classify;
 pub mod config;
 pub mod ctl;
 pub mod envcheck;
+pub mod events;
 pub mod histogram;
 pub mod log;
 pub mod paths;

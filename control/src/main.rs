@@ -125,6 +125,43 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Take a WAN path out of service for maintenance: every policy rule
+    /// on it moves to its next best path at once; the path keeps being
+    /// probed. Lasts until `undrain` (reloads keep it; a restart ends it).
+    Drain {
+        /// Path name from [[path]].
+        path: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Put a drained path back in service: rules fail back to it after
+    /// their hold-down, as after an outage.
+    Undrain {
+        /// Path name from [[path]].
+        path: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the API's GraphQL schema (SDL), as docs/api.graphql holds it.
+    ApiSchema,
+    /// Make a bearer token for the API (`[api] tokens_file`).
+    ///
+    /// Prints the token once, on standard output, and appends its line
+    /// (name, role, SHA-256 of the token) to FILE, creating it mode 0600.
+    /// The file never holds the token itself; a lost token is replaced,
+    /// not recovered.
+    ApiToken {
+        /// The token's name, as audit events and logs show it.
+        #[arg(long)]
+        name: String,
+        /// read: queries and subscriptions; admin: also mutations (reload,
+        /// rekey, drain).
+        #[arg(long, value_parser = ["read", "admin"])]
+        role: String,
+        /// The token file to append to.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Be the LAN hosts of a lab: replay a capture into DPDK ports at a
     /// fixed rate.
     ///
@@ -187,10 +224,13 @@ enum Command {
     /// (per shaped port and class: queue depth, sent, drops by reason),
     /// paths (per WAN path: state, health, RTT p50/p95/p99, jitter, loss,
     /// availability, traffic, the policy rules using it, failovers), bfd
-    /// (BFD sessions: state, timers, diagnostics).
+    /// (BFD sessions: state, timers, diagnostics), events (the latest
+    /// failovers, path, BFD and handshake changes, reloads, drains),
+    /// history (15 minutes of each path's and port's figures, JSON), config
+    /// (the running config's text, secrets redacted).
     Show {
         /// What to show.
-        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "bfd", "peers", "qos"])]
+        #[arg(value_parser = ["status", "ports", "counters", "drops", "workers", "latency", "neighbors", "flows", "apps", "paths", "bfd", "peers", "qos", "events", "history", "config"])]
         what: String,
         #[command(flatten)]
         target: Target,
@@ -386,5 +426,25 @@ fn main() -> ExitCode {
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),
         Command::Rekey { peer, target } => call(&target, Request::Rekey { peer }),
+        Command::Drain { path, target } => call(&target, Request::Drain { path, drain: true }),
+        Command::Undrain { path, target } => call(&target, Request::Drain { path, drain: false }),
+        Command::ApiSchema => {
+            print!("{}", patronus::api::schema::sdl());
+            ExitCode::SUCCESS
+        }
+        Command::ApiToken { name, role, file } => {
+            let role = if role == "admin" { patronus::api::auth::Role::Admin } else { patronus::api::auth::Role::Read };
+            match patronus::api::auth::append_token(&file, &name, role) {
+                Ok(token) => {
+                    println!("{token}");
+                    eprintln!("patronus: token {name} ({}) added to {}; it is shown only now", role.name(), file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("patronus: error: {e}");
+                    ExitCode::from(EXIT_BAD_CONFIG)
+                }
+            }
+        }
     }
 }

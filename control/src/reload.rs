@@ -15,6 +15,7 @@ const RESTART: &[&str] = &[
     "worker",
     "control.socket",
     "control.metrics_listen",
+    "api",
     "port[].name",
     "port[].device",
     "port[].rx_ring_size",
@@ -52,6 +53,7 @@ pub fn plan(running: &Config, new: &Config) -> Plan {
     eff.worker = running.worker.clone();
     eff.control.socket = running.control.socket.clone();
     eff.control.metrics_listen = running.control.metrics_listen.clone();
+    eff.api = running.api.clone();
     // The flow tables are built at start; signatures and the packet budget
     // are live.
     eff.dpi = crate::config::signatures::DpiOpts {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use dataplane::chain::{self, ChainConf};
 use dataplane::dpdk;
 use dataplane::engine::Engine;
@@ -26,12 +26,12 @@ use dataplane::wire::EthernetAddress;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigErrors, PollModeName};
-use crate::ctl::{self, Call, Request};
+use crate::ctl::{self, Call, Reply, Request};
 use crate::reload;
 use crate::slowpath::SlowPath;
 use crate::snapshots;
 use crate::stats::{final_report, summary_line, CpuMeter};
-use crate::telemetry::{self, Exporter, LatencyBook, Measure, Metrics, PortInfo, ReloadStats};
+use crate::telemetry::{self, LatencyBook, Measure, Metrics, PortInfo, ReloadStats};
 use crate::tunnel::TunnelControl;
 
 /// How long the control thread waits for work when it serves routed ports
@@ -99,6 +99,30 @@ fn main_cpu(cfg: &Config) -> usize {
     cpu_map.iter().find(|(l, _)| *l == cfg.eal.main_lcore).map_or(cfg.eal.main_lcore, |(_, c)| *c) as usize
 }
 
+/// Replaces `path` with `text` so that a reader sees the old file or the
+/// new one, never a part: a temporary file beside it (same mode), synced,
+/// renamed over it, and the directory synced.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.patronus-new"));
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Identifies a version of the config file without reading it.
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
@@ -109,7 +133,7 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
 pub(crate) struct Pending {
     version: u64,
     deadline: Instant,
-    reply: Option<Sender<Value>>,
+    reply: Option<Reply>,
     body: Value,
 }
 
@@ -139,6 +163,10 @@ pub(crate) struct Control {
     /// [`snapshots::classification_sources`]).
     pub(crate) dpi_key: String,
     pub(crate) flows: Vec<Arc<FlowCounters>>,
+    /// The text of the config running (the file as last applied).
+    pub(crate) cfg_text: String,
+    /// The last 15 minutes of each path and port, for the dashboard.
+    pub(crate) history: crate::api::history::History,
 }
 
 /// Runs the appliance until a signal or `opts.duration`; returns the exit status.
@@ -152,10 +180,10 @@ pub fn run(cfg: &Config, config_path: &Path, opts: &RunOptions) -> i32 {
     };
     keep_heap();
     match start(cfg, config_path) {
-        Ok(Started { control, calls, server, exporter }) => {
+        Ok(Started { control, calls, server, api }) => {
             let status = control.run(&sig, &calls, opts);
             drop(server);
-            drop(exporter);
+            drop(api);
             status
         }
         Err(e) => {
@@ -170,7 +198,7 @@ struct Started {
     control: Control,
     calls: Receiver<Call>,
     server: Option<ctl::Server>,
-    exporter: Option<Exporter>,
+    api: Option<crate::api::Server>,
 }
 
 /// Shuts the engine down when start-up fails after EAL came up, on
@@ -232,9 +260,13 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
         tracing::error!("cannot install the metrics recorder: {e}");
     }
     let cpu = Some(main_cpu(cfg));
-    let exporter = cfg.metrics_addr().map(|a| Exporter::start(a, cpu)).transpose().map_err(|e| at_file(&e))?;
     let (call_tx, calls) = crossbeam_channel::unbounded::<Call>();
     let reply_timeout = Duration::from_millis(cfg.control.reload_timeout_ms as u64) + Duration::from_secs(5);
+    let api = cfg
+        .api_conf(config_path)
+        .map(|a| crate::api::Server::start(a, cpu, call_tx.clone(), reply_timeout))
+        .transpose()
+        .map_err(|e| at_file(&e))?;
     let server = cfg.socket_path().map(|p| ctl::Server::start(&p, cpu, call_tx, reply_timeout)).transpose().map_err(|e| at_file(&e))?;
 
     let mut app_ids = dataplane::dpi::AppIds::default();
@@ -323,8 +355,9 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
     if let Some(s) = &server {
         tracing::info!("control socket {}", s.path().display());
     }
-    if let Some(x) = &exporter {
-        tracing::info!("metrics on http://{}/metrics", x.addr());
+    if let Some(x) = &api {
+        tracing::info!("metrics on {}metrics", x.url());
+        tracing::info!("dashboard on {} (API: {}graphql)", x.url(), x.url());
     }
 
     let metrics = Metrics::new(infos, &lcores, Duration::from_micros(cfg.worker.stall_us as u64));
@@ -348,8 +381,10 @@ fn start(cfg: &Config, config_path: &Path) -> Result<Started, String> {
         tunnel,
         paths,
         policy_generation: 1,
+        cfg_text: crate::config::read_text(config_path).unwrap_or_default(),
+        history: Default::default(),
     };
-    Ok(Started { control, calls, server, exporter })
+    Ok(Started { control, calls, server, api })
 }
 
 /// Logs each port and returns what the metrics say of it.
@@ -399,13 +434,13 @@ impl Control {
             let busy = self.engine.control_qos_poll() > 0 || busy;
             self.dpi.reclaim();
             if sig.hup.swap(false, Ordering::Relaxed) {
-                self.reload("SIGHUP", None);
+                self.reload("SIGHUP", None, None);
             }
             if self.cfg.control.watch && now.duration_since(watched) >= WATCH_EVERY {
                 watched = now;
                 let stamp = file_stamp(&self.path);
                 if stamp.is_some() && stamp != self.stamp {
-                    self.reload("file change", None);
+                    self.reload("file change", None, None);
                 }
             }
             while let Ok(call) = calls.try_recv() {
@@ -423,6 +458,7 @@ impl Control {
                 telemetry::qos_series(&crate::show::qos_rows(&self.engine, &self.names));
                 self.tunnel.export();
                 self.paths.export();
+                self.record_history();
             }
             let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
             if !interval.is_zero() && prev_at.elapsed() >= interval {
@@ -479,13 +515,30 @@ impl Control {
         }
     }
 
-    /// Re-reads the config file and applies it; the reply (if any) is sent
-    /// once every worker runs the new snapshot.
-    fn reload(&mut self, why: &str, reply: Option<Sender<Value>>) {
+    /// One second of the history ring: each path's figures, each port's
+    /// totals over every core.
+    fn record_history(&mut self) {
+        let snap = self.engine.snapshot();
+        let ports: Vec<(&str, [u64; 4])> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let t = &snap.ports[i];
+                (n.as_str(), [t.rx_packets, t.tx_packets, t.rx_bytes, t.tx_bytes])
+            })
+            .collect();
+        self.history.record(telemetry::unix_now(), &self.paths.history_samples(), &ports);
+    }
+
+    /// Re-reads the config file (or takes `text`, which then replaces the
+    /// file) and applies it; the reply (if any) is sent once every worker
+    /// runs the new snapshot.
+    fn reload(&mut self, why: &str, reply: Option<Reply>, text: Option<&str>) {
         let at = telemetry::unix_now();
         self.stamp = file_stamp(&self.path);
         let started = Instant::now();
-        match self.try_reload() {
+        match self.try_reload(text) {
             Ok((version, plan)) => {
                 self.reloads.ok += 1;
                 self.reloads.last_ok = Some(true);
@@ -501,6 +554,11 @@ impl Control {
                     msg.push_str(&format!("; requires restart: {}", plan.restart.join(", ")));
                 }
                 tracing::info!(reload = why, snapshot = version, "{msg}");
+                crate::events::emit(
+                    "reload",
+                    msg,
+                    json!({ "ok": true, "why": why, "snapshot": version, "applied": plan.applied, "restart_required": plan.restart }),
+                );
                 self.pending.push(Pending {
                     version,
                     deadline: started + Duration::from_millis(self.cfg.control.reload_timeout_ms as u64),
@@ -521,17 +579,25 @@ impl Control {
                 for line in errors.lines() {
                     tracing::error!("{line}");
                 }
+                crate::events::emit(
+                    "reload",
+                    format!("reload ({why}) rejected; the running config stays: {}", errors.lines().next().unwrap_or("")),
+                    json!({ "ok": false, "why": why, "errors": errors.lines().collect::<Vec<_>>() }),
+                );
                 if let Some(r) = reply {
-                    let _ = r.send(json!({ "ok": false, "error": "config rejected; the running config stays", "errors": errors.lines().collect::<Vec<_>>() }));
+                    r.send(json!({ "ok": false, "error": "config rejected; the running config stays", "errors": errors.lines().collect::<Vec<_>>() }));
                 }
             }
         }
         self.reloads.last_at = Some(at);
     }
 
-    /// parse -> validate -> compile -> publish.
-    fn try_reload(&mut self) -> Result<(u64, reload::Plan), String> {
-        let text = crate::config::read_text(&self.path).map_err(|e| format!("{}:0:0: {e}", self.path.display()))?;
+    /// parse -> validate -> (write the given text) -> compile -> publish.
+    fn try_reload(&mut self, given: Option<&str>) -> Result<(u64, reload::Plan), String> {
+        let text = match given {
+            Some(t) => t.to_owned(),
+            None => crate::config::read_text(&self.path).map_err(|e| format!("{}:0:0: {e}", self.path.display()))?,
+        };
         let new = Config::parse(&self.path, &text).map_err(|e: ConfigErrors| e.to_string())?;
         let plan = reload::plan(&self.cfg, &new);
         plan.effective.revalidate(&self.path, &text).map_err(|e| format!("{e} (changes to ports need a restart)"))?;
@@ -543,6 +609,11 @@ impl Control {
                 .tunnel
                 .load(&snapshots::config_dir(&self.path), site_key.as_deref())
                 .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        }
+        // Valid: a pushed text replaces the file before anything applies.
+        if let Some(t) = given {
+            write_atomically(&self.path, t).map_err(|e| format!("{}:0:0: cannot write the new config: {e}", self.path.display()))?;
+            self.stamp = file_stamp(&self.path);
         }
         // Signature files are re-read on every reload; a bad one refuses the
         // whole reload and the running set stays.
@@ -566,6 +637,7 @@ impl Control {
         }
         let version = self.slowpath.replace(&self.engine, routes, plan.effective.neighbor_conf());
         self.cfg = plan.effective.clone();
+        self.cfg_text = text;
         Ok((version, plan))
     }
 
@@ -585,7 +657,7 @@ impl Control {
                     });
                 }
                 if let Some(r) = p.reply.take() {
-                    let _ = r.send(p.body);
+                    r.send(p.body);
                 }
             } else {
                 i += 1;
@@ -595,16 +667,21 @@ impl Control {
 
     fn answer(&mut self, call: Call) {
         match call.request {
-            Request::Reload => self.reload("control socket", Some(call.reply)),
+            Request::Reload => self.reload(&call.from, Some(call.reply), None),
+            Request::ReloadText { text } => self.reload(&format!("config pushed by {}", call.from), Some(call.reply), Some(&text)),
+            Request::Drain { path, drain } => {
+                let r = self.paths.drain(&path, drain).unwrap_or_else(ctl::error);
+                call.reply.send(r);
+            }
             Request::Show { what } => {
-                let _ = call.reply.send(self.show(&what));
+                call.reply.send(self.show(&what));
             }
             Request::Rekey { peer } => {
                 let r = match self.tunnel.rekey(&mut self.engine, &mut self.slowpath, peer.as_deref()) {
                     Ok(n) => json!({ "ok": true, "peers": n }),
                     Err(e) => ctl::error(e),
                 };
-                let _ = call.reply.send(r);
+                call.reply.send(r);
             }
         }
     }

@@ -8,8 +8,6 @@
 //! quantiles into the `metrics` registry; the HTTP thread of [`Exporter`]
 //! renders it for Prometheus. Metric names are listed in docs/METRICS.md.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +19,6 @@ use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
-use crate::acceptor::AcceptLoop;
 use crate::histogram::{self, Buckets};
 
 /// Quantiles are taken over at most this long (and at least half of it).
@@ -429,60 +426,6 @@ pub fn render() -> String {
 /// The registry's series, then the histograms the control thread rendered.
 fn exposition(h: &PrometheusHandle) -> String {
     h.render() + &histogram::rendered()
-}
-
-/// The HTTP endpoint: `GET /metrics` on its own thread.
-pub struct Exporter {
-    addr: SocketAddr,
-    _accept: AcceptLoop,
-}
-
-impl Exporter {
-    /// Binds `addr` and serves on a thread pinned to `cpu`.
-    pub fn start(addr: SocketAddr, cpu: Option<usize>) -> Result<Exporter, String> {
-        let handle = handle()?;
-        let listener =
-            TcpListener::bind(addr).map_err(|e| format!("metrics endpoint {addr} ([control] metrics_listen): cannot bind: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let wake = move || drop(TcpStream::connect_timeout(&addr, Duration::from_secs(1)));
-        let accept = AcceptLoop::start("patronus-metrics", cpu, listener, wake, move |conn| drop(answer(conn, handle)))
-            .map_err(|e| format!("metrics endpoint: {e}"))?;
-        Ok(Exporter { addr, _accept: accept })
-    }
-
-    /// The address actually bound (port 0 resolved).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-/// Serves one HTTP/1.x request.
-fn answer(conn: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(&conn);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    // Skip the headers.
-    let mut line = String::new();
-    while reader.read_line(&mut line)? > 2 && line.len() < 8192 {
-        line.clear();
-    }
-    let mut parts = request.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, ctype, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", exposition(handle)),
-        ("GET" | "HEAD", "/") => ("200 OK", "text/plain; charset=utf-8", "Patronus metrics: GET /metrics\n".to_owned()),
-        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain; charset=utf-8", "not found; try /metrics\n".to_owned()),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", "only GET and HEAD\n".to_owned()),
-    };
-    let mut w = &conn;
-    write!(w, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
-    if method != "HEAD" {
-        w.write_all(body.as_bytes())?;
-    }
-    w.flush()
 }
 
 #[cfg(test)]

@@ -341,19 +341,31 @@ impl TunnelControl {
     /// One punted handshake message.
     fn on_message<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, h: &punt::Header, pkt: P, at: Instant) {
         let Some((src, _, _, msg)) = crate::slowpath::udp_datagram(pkt.data(), h.l2_len as usize) else { return };
-        let now = self.now(at);
         let msg = msg.to_vec();
         drop(pkt);
         if !self.enabled {
             return;
         }
-        match wg::message_type(&msg) {
-            Ok(kind::INITIATION) => match self.device.handle_initiation(&msg, src, now) {
+        let before: Vec<u64> = self.device.peers.iter().map(|p| p.handshakes).collect();
+        self.on_handshake_message(io, slow, src, &msg, at);
+        for (i, p) in self.device.peers.iter().enumerate() {
+            if before.get(i).is_some_and(|&b| b != p.handshakes) {
+                let name = self.names.get(i).cloned().unwrap_or_default();
+                let m = format!("handshake with peer {name} completed (session {})", p.handshakes);
+                crate::events::emit("handshake", m, json!({ "peer": name, "handshakes": p.handshakes, "endpoint": src.to_string() }));
+            }
+        }
+    }
+
+    fn on_handshake_message<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, src: SocketAddr, msg: &[u8], at: Instant) {
+        let now = self.now(at);
+        match wg::message_type(msg) {
+            Ok(kind::INITIATION) => match self.device.handle_initiation(msg, src, now) {
                 Ok(InitiationOutcome::Response { msg: out, .. }) => self.send(io, slow, src, &out, at),
                 Ok(InitiationOutcome::Cookie(out)) => self.send(io, slow, src, &out, at),
                 Err(_) => {}
             },
-            Ok(kind::RESPONSE) => match self.device.handle_response(&msg, src, now) {
+            Ok(kind::RESPONSE) => match self.device.handle_response(msg, src, now) {
                 Ok(ResponseOutcome::Done { peer }) => {
                     // Confirms the session to the responder at once.
                     self.publish();
@@ -363,7 +375,7 @@ impl TunnelControl {
                 Err(_) => {}
             },
             Ok(kind::COOKIE_REPLY) => {
-                let _ = self.device.handle_cookie_reply(&msg, now);
+                let _ = self.device.handle_cookie_reply(msg, now);
             }
             _ => {}
         }

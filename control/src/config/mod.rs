@@ -22,6 +22,7 @@ macro_rules! cfg_path {
 }
 
 // After the macro, so the section modules see it.
+pub mod api;
 pub mod keys;
 mod locate;
 pub mod paths;
@@ -168,9 +169,9 @@ impl Config {
         (src, dst)
     }
 
-    /// The metrics endpoint's address, if it is on.
-    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
-        self.control.metrics_listen.parse().ok()
+    /// The HTTP server's settings (`[api]`), if it is on.
+    pub fn api_conf(&self, config_file: &Path) -> Option<api::ApiConf> {
+        self.api.conf(&self.control.metrics_listen, config_file)
     }
 
     /// Index of the port named `name`.

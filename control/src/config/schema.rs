@@ -21,6 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub control: Control,
     #[serde(default)]
+    pub api: super::api::ApiOpts,
+    #[serde(default)]
     pub port: Vec<Port>,
     #[serde(default)]
     pub router: RouterOpts,
@@ -181,8 +183,10 @@ impl Default for Control {
     }
 }
 
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9100";
+
 fn default_metrics_listen() -> String {
-    "127.0.0.1:9100".into()
+    DEFAULT_METRICS_LISTEN.into()
 }
 fn default_reload_timeout_ms() -> u32 {
     1000

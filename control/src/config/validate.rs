@@ -20,6 +20,7 @@ impl Config {
         errs.extend(self.validate_worker(loc));
         errs.extend(self.validate_site(loc));
         errs.extend(self.validate_control(loc));
+        errs.extend(self.api.validate(loc, &self.control.metrics_listen));
         errs.extend(self.validate_ports(loc));
         errs.extend(self.validate_router(loc));
         errs.extend(self.validate_dpi(loc));
@@ -200,16 +201,6 @@ impl Config {
                     ),
                 );
             }
-        }
-        if !c.metrics_listen.is_empty() {
-            check(
-                c.metrics_listen.parse::<std::net::SocketAddr>().is_ok(),
-                cfg_path!("control", "metrics_listen"),
-                format!(
-                    "{:?} is not an address; expected ADDR:PORT such as \"127.0.0.1:9100\" or \"[::1]:9100\", or \"\" (off)",
-                    c.metrics_listen
-                ),
-            );
         }
         check(
             (10..=60_000).contains(&c.reload_timeout_ms),

@@ -35,16 +35,10 @@ impl PathControl {
 
     pub(super) fn on_bfd_change(&mut self, b: usize, to: State, now: Duration) {
         let s = &self.bfd[b];
-        tracing::info!(
-            bfd = %s.name,
-            state = to.name(),
-            "bfd {} ({}): {} at {:.3} s ({})",
-            s.name,
-            s.peer,
-            to.name(),
-            now.as_secs_f64(),
-            bfd::diag::name(s.session.diag)
-        );
+        let diag = bfd::diag::name(s.session.diag);
+        let msg = format!("bfd {} ({}): {} at {:.3} s ({diag})", s.name, s.peer, to.name(), now.as_secs_f64());
+        tracing::info!(bfd = %s.name, state = to.name(), "{msg}");
+        crate::events::emit("bfd", msg, serde_json::json!({ "bfd": s.name, "peer": s.peer.to_string(), "state": to.name(), "diag": diag }));
     }
 
     pub(super) fn send_bfd<P: Packet>(

@@ -18,6 +18,7 @@ use dataplane::router::punt;
 use dataplane::tunnel::stage::emit_ip_udp_ttl;
 use dataplane::wire::bfd::{self, Repr, State};
 use dataplane::wire::{ipv4, ipv6, udp, Ipv4Address};
+use serde_json::{json, Value};
 
 use crate::config::paths::{ordered, PathOpts, PolicyOpts};
 use crate::config::Config;
@@ -149,6 +150,9 @@ pub struct PathControl {
     refused: BfdRefusals,
     last_select: Duration,
     dirty: bool,
+    /// Paths taken out of service by an operator (by name, so a drain
+    /// survives reloads): no rule chooses them; they are still probed.
+    drained: std::collections::BTreeSet<String>,
 }
 
 fn choice_code(c: Option<Option<usize>>) -> u8 {
@@ -184,6 +188,7 @@ impl PathControl {
             refused: Default::default(),
             last_select: Duration::ZERO,
             dirty: false,
+            drained: Default::default(),
         }
     }
 
@@ -422,7 +427,10 @@ impl PathControl {
                         Transition::BfdDown => "down (BFD)",
                     },
                 ));
-                tracing::info!(path = %p.name, peer = %p.peer_name, state = p.last_transition.unwrap().1, "path {} to {}: {}", p.name, p.peer_name, p.last_transition.unwrap().1);
+                let state = p.last_transition.map_or("", |t| t.1);
+                let msg = format!("path {} to {}: {state}", p.name, p.peer_name);
+                tracing::info!(path = %p.name, peer = %p.peer_name, state, "{msg}");
+                crate::events::emit("path", msg, serde_json::json!({ "path": p.name, "peer": p.peer_name, "state": state }));
             }
             changed |= was != p.monitor.usable();
         }
@@ -449,6 +457,56 @@ impl PathControl {
         work
     }
 
+    /// Whether rules may choose path `i`: up by its probes and BFD, and
+    /// not drained.
+    fn usable(&self, i: usize) -> bool {
+        self.paths[i].monitor.usable() && !self.drained.contains(&self.paths[i].name)
+    }
+
+    /// Takes the path named `name` out of service (`on`) or puts it back.
+    /// Draining moves every rule on it to its next best path at once;
+    /// undraining lets rules fail back after their hold-down, as after an
+    /// outage. Returns the rules still on the path, and whether each of
+    /// the path's peer's other paths is usable.
+    pub fn drain(&mut self, name: &str, on: bool) -> Result<Value, String> {
+        let Some(i) = self.paths.iter().position(|p| p.name == name) else {
+            let known: Vec<&str> = self.paths.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!("no path named {name:?}; paths: {}", if known.is_empty() { "none".into() } else { known.join(", ") }));
+        };
+        let changed = if on { self.drained.insert(name.to_owned()) } else { self.drained.remove(name) };
+        let now = self.now(Instant::now());
+        self.reselect(now);
+        if self.dirty {
+            self.publish();
+        }
+        let p = &self.paths[i];
+        let still: Vec<&str> = match p.peer {
+            Some(peer) => (0..self.rule_names.len())
+                .filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot)))
+                .map(|r| self.rule_names[r].as_str())
+                .collect(),
+            None => Vec::new(),
+        };
+        let others = p.peer.map_or(0, |peer| self.by_peer[peer].iter().filter(|&&j| j != i && self.usable(j)).count());
+        let msg = match (on, changed) {
+            (true, true) => format!("path {name} drained: no rule chooses it until it is undrained"),
+            (true, false) => format!("path {name} was already drained"),
+            (false, true) => format!("path {name} undrained: rules may fail back to it after their hold-down"),
+            (false, false) => format!("path {name} was not drained"),
+        };
+        if changed {
+            tracing::warn!(path = name, drained = on, "{msg}");
+            crate::events::emit("drain", msg.clone(), json!({ "path": name, "drained": on, "rules_still_on_path": still }));
+        }
+        Ok(json!({ "ok": true, "path": name, "drained": on, "changed": changed, "message": msg,
+            "rules_still_on_path": still, "other_usable_paths": others }))
+    }
+
+    /// The names of the drained paths.
+    pub fn drained(&self) -> impl Iterator<Item = &str> {
+        self.drained.iter().map(String::as_str)
+    }
+
     /// The health of the path named `name` (None: "drop", or gone).
     fn health_of(&self, name: &str, now: Duration) -> Option<f64> {
         self.paths.iter().find(|p| p.name == name).map(|p| p.monitor.figures(now).health)
@@ -458,7 +516,7 @@ impl PathControl {
         let p = &self.paths[i];
         let (rtt, loss_pct) = p.monitor.recent(self.sla_probes, now);
         PathView {
-            usable: p.monitor.usable(),
+            usable: self.usable(i),
             usable_since: p.monitor.usable_since,
             rtt,
             loss_pct,
@@ -494,7 +552,8 @@ impl PathControl {
                         Some(Some(s)) => self.paths[self.by_peer[peer][s]].name.clone(),
                     };
                     let (from, to) = (name(cur), name(Some(next)));
-                    if reason != Reason::Initial {
+                    let reason = if reason == Reason::PathDown && self.drained.contains(&from) { "drained" } else { reason.name() };
+                    if reason != Reason::Initial.name() {
                         let before = (self.health_of(&from, now), self.health_of(&to, now));
                         if self.events.len() == EVENTS {
                             self.events.pop_front();
@@ -504,12 +563,18 @@ impl PathControl {
                             rule: self.rule_names[r].clone(),
                             from: from.clone(),
                             to: to.clone(),
-                            reason: reason.name(),
+                            reason,
                             before,
                             after: None,
                         });
-                        *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason.name())).or_default() += 1;
-                        tracing::warn!(rule = %self.rule_names[r], from = %from, to = %to, reason = reason.name(), "rule {} moved from path {from} to {to} ({})", self.rule_names[r], reason.name());
+                        *self.failovers.entry((self.rule_names[r].clone(), from.clone(), to.clone(), reason)).or_default() += 1;
+                        let msg = format!("rule {} moved from path {from} to {to} ({reason})", self.rule_names[r]);
+                        tracing::warn!(rule = %self.rule_names[r], from = %from, to = %to, reason, "{msg}");
+                        crate::events::emit(
+                            "failover",
+                            msg,
+                            serde_json::json!({ "rule": self.rule_names[r], "from": from, "to": to, "reason": reason }),
+                        );
                     }
                     let c = &mut self.choices[peer][r];
                     c.cur = Some(next);
@@ -527,13 +592,13 @@ impl PathControl {
                 continue;
             }
             let cur = tunnel.endpoint(peer);
-            let ok = idx.iter().any(|&i| Some(self.paths[i].endpoint) == cur && self.paths[i].monitor.usable());
+            let ok = idx.iter().any(|&i| Some(self.paths[i].endpoint) == cur && self.usable(i));
             if ok {
                 continue;
             }
             let want = match self.choices[peer].first().and_then(|c| c.cur).flatten() {
-                Some(s) if self.paths[idx[s]].monitor.usable() => Some(self.paths[idx[s]].endpoint),
-                _ => idx.iter().find(|&&i| self.paths[i].monitor.usable()).map(|&i| self.paths[i].endpoint),
+                Some(s) if self.usable(idx[s]) => Some(self.paths[idx[s]].endpoint),
+                _ => idx.iter().find(|&&i| self.usable(i)).map(|&i| self.paths[i].endpoint),
             };
             if let Some(e) = want.or(cur.is_none().then(|| self.paths[idx[0]].endpoint)) {
                 if Some(e) != cur {

@@ -42,6 +42,22 @@ impl PathControl {
         }
     }
 
+    /// Each path's figures for the history ring: RTT p50 and p99 (ms),
+    /// loss (%), jitter (ms); NaN before the first reply.
+    pub fn history_samples(&self) -> Vec<(&str, [f32; 4])> {
+        let now = self.now(Instant::now());
+        self.paths
+            .iter()
+            .map(|p| {
+                let f = p.monitor.figures(now);
+                let ms = |v: Option<f64>| v.map_or(f32::NAN, |s| (s * 1e3) as f32);
+                let measured = p.replies > 0;
+                let or_nan = |v: f64| if measured { v as f32 } else { f32::NAN };
+                (p.name.as_str(), [ms(f.rtt_p50), ms(f.rtt_p99), or_nan(f.loss_pct), or_nan(f.jitter * 1e3)])
+            })
+            .collect()
+    }
+
     /// `patronus show paths`.
     pub fn show(&self) -> Value {
         let now = self.now(Instant::now());
@@ -60,6 +76,7 @@ impl PathControl {
                 json!({
                     "path": p.name, "peer": p.peer_name, "port": p.port, "endpoint": p.endpoint.to_string(),
                     "cost": p.cost, "bandwidth_mbps": p.bandwidth_mbps, "labels": p.labels,
+                    "drained": self.drained.contains(&p.name),
                     "state": if f.suppressed && f.up {
                         "suppressed"
                     } else if f.up {

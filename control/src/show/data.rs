@@ -106,6 +106,7 @@ impl Control {
                 }))
                 .collect::<Vec<_>>()),
             "status" => json!({
+                "site": self.cfg.site.name,
                 "config": self.path.display().to_string(),
                 "snapshots_retired_in_use": self.slowpath.retired(),
                 "uptime_seconds": self.started.elapsed().as_secs_f64(),
@@ -138,9 +139,26 @@ impl Control {
             "qos" => json!(qos_rows(&self.engine, names)),
             "paths" => self.paths.show(),
             "bfd" => self.paths.show_bfd(),
+            "figures" => {
+                let mut all = serde_json::Map::new();
+                for topic in ["status", "ports", "paths", "peers", "drops", "apps", "qos", "workers", "flows"] {
+                    let mut v = self.show(topic);
+                    all.insert(topic.into(), v[topic].take());
+                }
+                all.insert("unix".into(), json!(telemetry::unix_now()));
+                Value::Object(all)
+            }
+            "events" => json!(crate::events::recent()),
+            "history" => self.history.show(crate::api::history::DEPTH),
+            "config" => json!({
+                "file": self.path.display().to_string(),
+                "text": redact_text(&self.cfg_text),
+                "running": redact(serde_json::to_value(&self.cfg).unwrap_or(Value::Null)),
+                "drained_paths": self.paths.drained().collect::<Vec<_>>(),
+            }),
             _ => {
                 return ctl::error(format!(
-                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, paths, bfd, qos"
+                "unknown `show {what}`; expected one of: status, ports, counters, drops, workers, latency, neighbors, flows, apps, peers, paths, bfd, qos, events, history, config, figures"
             ))
             }
         };
@@ -199,4 +217,53 @@ fn per_core<'a>(
 ) -> impl Iterator<Item = (String, &'a str, &'a dataplane::counters::PortTotals)> + 'a {
     let cores = snap.workers.iter().map(|w| (w.lcore.to_string(), &w.ports)).chain(std::iter::once(("control".to_owned(), &snap.control)));
     cores.flat_map(move |(core, ports)| ports.iter().zip(names).map(move |(t, n)| (core.clone(), n.as_str(), t)))
+}
+
+/// Field names whose values are secrets wherever they appear (a key or
+/// token written inline). Today's config names key files, never keys; this
+/// keeps a future inline field from leaking through `show config`.
+const SECRET_FIELDS: &[&str] = &["private_key", "preshared_key_inline", "psk", "token", "password", "secret"];
+
+fn is_secret(field: &str) -> bool {
+    SECRET_FIELDS.contains(&field)
+}
+
+/// A config as JSON, with secret fields' values replaced.
+pub(crate) fn redact(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter().map(|(k, v)| if is_secret(&k) { (k, json!("<redacted>")) } else { (k, redact(v)) }).collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(redact).collect()),
+        v => v,
+    }
+}
+
+/// A config's text, with secret fields' values replaced line by line.
+pub(crate) fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some((k, _)) if is_secret(k.trim().trim_matches('"')) => out.push_str(&format!("{}= \"<redacted>\"", k)),
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::*;
+
+    #[test]
+    fn secret_fields_are_redacted_in_text_and_values() {
+        let t = redact_text("[site]\nname = \"a\"\nprivate_key = \"SECRET\"\n  token=\"T\"\n");
+        assert!(!t.contains("SECRET") && !t.contains("\"T\""), "{t}");
+        assert!(t.contains("name = \"a\""));
+        let v = redact(json!({ "site": { "private_key": "SECRET", "private_key_file": "k" }, "x": [{ "psk": "P" }] }));
+        assert_eq!(v["site"]["private_key"], "<redacted>");
+        assert_eq!(v["site"]["private_key_file"], "k");
+        assert_eq!(v["x"][0]["psk"], "<redacted>");
+    }
 }

@@ -81,6 +81,15 @@ pub fn render(req: &Request, reply: &Value) -> String {
         Request::Show { what } if what == "bfd" => bfd(&reply["bfd"]),
         Request::Show { what } => show(what, &reply[what.as_str()]),
         Request::Rekey { .. } => format!("handshake started with {} peer(s)\n", reply["peers"]),
+        Request::Drain { .. } => {
+            let still = list(&reply["rules_still_on_path"]);
+            let mut s = format!("{}\n", str_of(&reply["message"]));
+            if !still.is_empty() {
+                s.push_str(&format!("rules still on it (no other usable path): {}\n", still.join(", ")));
+            }
+            s
+        }
+        Request::ReloadText { .. } => reload(reply),
     }
 }
 
@@ -318,6 +327,8 @@ fn show(what: &str, data: &Value) -> String {
                 col("codel_drops", "codel_drops"),
             ],
         ),
+        "events" => table(&rows, &[col("seq", "seq"), col("kind", "kind"), col("message", "message")]),
+        "config" => data["text"].as_str().map_or_else(|| format!("{data}\n"), str::to_owned),
         _ => format!("{data}\n"),
     }
 }
