@@ -125,6 +125,10 @@ class Demo:
             with open(f"{d}/{s}.key", "w") as f:
                 f.write(key)
             pubs[s] = subprocess.run([self.bin, "pubkey"], input=key, capture_output=True, text=True).stdout.strip()
+        # The dashboards' admin token (both sites take the same file).
+        self.token = self.patronus("api-token", "--name", "demo", "--role", "admin", "--file", f"{d}/api-tokens").stdout.strip()
+        with open(f"{d}/api-token", "w") as f:
+            f.write(self.token + "\n")
         os.umask(old)
         for s, peer, port in (("a", "b", self.a.metrics_a), ("b", "a", self.a.metrics_b)):
             with open(f"{d}/site-{s}.toml", "w") as f:
@@ -165,8 +169,9 @@ class Demo:
         # Drops while the links came up (a memif port sends before its peer
         # connects) are start-up, not the traffic's.
         self.startup_drops = {s: self.show(s, "drops") for s in "ab"}
-        print(f"demo: tunnel up and both paths measured after {time.time() - t0:.1f} s; "
-              f"metrics: http://127.0.0.1:{a.metrics_a}/metrics (site A), http://127.0.0.1:{a.metrics_b}/metrics (site B)")
+        print(f"demo: tunnel up and both paths measured after {time.time() - t0:.1f} s")
+        print(f"demo: dashboards: http://127.0.0.1:{a.metrics_a}/ (site A), http://127.0.0.1:{a.metrics_b}/ (site B); "
+              f"admin token in {d}/api-token; metrics at /metrics on each")
         # The hosts come last: nothing they send meets a tunnel still coming up.
         replay = ["replay", "--pcap", f"{d}/lan.pcap", "--pps", str(a.pps), "--loops", str(a.loops),
                   "--duration", str(a.duration), "--file-prefix", f"{a.prefix}-hosts", "--cpu", "0",

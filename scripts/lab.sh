@@ -140,6 +140,8 @@ up() {
         start_frr
     fi
     (cd "$LAB_DIR" && umask 077 && "$PATRONUS" genkey > a.key && "$PATRONUS" genkey > b.key)
+    # The dashboards' admin token (both sites take the same file).
+    (cd "$LAB_DIR" && umask 077 && rm -f api-tokens && "$PATRONUS" api-token --name lab --role admin --file api-tokens > api-token 2>/dev/null)
     local pa pb
     pa=$("$PATRONUS" pubkey < "$LAB_DIR/a.key")
     pb=$("$PATRONUS" pubkey < "$LAB_DIR/b.key")
@@ -160,6 +162,7 @@ up() {
         if in_ns ha ping -c 1 -W 1 10.2.0.10 >/dev/null 2>&1; then
             echo "lab $LAB is up: host A 10.1.0.10 ($(ns ha)) reaches host B 10.2.0.10 ($(ns hb)) through the tunnel"
             echo "  configs, keys and logs: $LAB_DIR"
+            echo "  dashboards: http://127.0.0.1:9100/ inside $(ns a) and $(ns b) (ip netns exec ... chromium); admin token in $LAB_DIR/api-token"
             echo "  scripts/lab.sh status | show a paths | cut mpls | restore mpls | down"
             return 0
         fi

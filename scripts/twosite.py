@@ -61,6 +61,7 @@ class Setup:
     video: bool = False    # a rule for video on the widest path
     bfd: list = field(default_factory=list)  # [(name, peer, multihop, extra TOML lines)]
     workers: int = 1       # worker lcores 1..=N (beyond the CPUs, sharing them)
+    api_tokens: str = None # [api] tokens_file (beside the config), if any
 
     @property
     def queues(self):
@@ -106,7 +107,11 @@ interval_s = 0
 
 [control]
 socket = "{s.socket}"
-metrics_listen = "{s.metrics_listen}"
+
+# The dashboard, the GraphQL API and /metrics (loopback only).
+[api]
+listen = "{s.metrics_listen}"
+{f'tokens_file = "{s.api_tokens}"' if s.api_tokens else "# tokens_file: without one the API is read-only"}
 
 [site]
 private_key_file = "{s.site}.key"
@@ -248,6 +253,7 @@ def demo_setup(site, d, prefix, metrics_port, memif, workers=1):
         bulk_match='category = ["cloud", "filetransfer"]',
         video=True,
         workers=workers,
+        api_tokens="api-tokens",
     )
 
 
@@ -289,6 +295,7 @@ def lab_setup(site, lab, lab_dir, probe_ms=100, hold_down_s=3, bfd=False, frr=Fa
         bulk_match='ports = ["5201"]',
         bfd=sessions,
         workers=workers,
+        api_tokens="api-tokens",
     )
 
 

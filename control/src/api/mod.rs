@@ -306,7 +306,7 @@ async fn graphql(
     State(s): State<Arc<Shared>>,
     axum::Extension(Peer(peer)): axum::Extension<Peer>,
     headers: HeaderMap,
-    req: async_graphql_axum::GraphQLRequest,
+    body: axum::body::Bytes,
 ) -> Response<Body> {
     if !s.origin_allowed(&headers) {
         refused("origin");
@@ -316,7 +316,13 @@ async fn graphql(
         Ok(c) => c,
         Err((st, m)) => return refuse(st, m),
     };
-    let resp: async_graphql_axum::GraphQLResponse = s.schema.execute(req.into_inner().data(caller).data(s.clone())).await.into();
+    // JSON only (no multipart uploads); the body is already within
+    // max_request_bytes (axum answers 413 beyond it).
+    let req: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("the body must be a GraphQL request in JSON: {e}")),
+    };
+    let resp: async_graphql_axum::GraphQLResponse = s.schema.execute(req.data(caller).data(s.clone())).await.into();
     let mut r = resp.into_response();
     cors(&s, &headers, r.headers_mut());
     r
