@@ -824,3 +824,110 @@ fn two_workers_per_site_share_one_tunnel_and_what_dns_taught() {
         let _ = c.wait();
     }
 }
+
+/// The dashboard in a real browser (headless Chromium, in site A's
+/// namespace where its API listens on loopback), against the lab's two
+/// appliances: the page loads with no console errors and its figures match
+/// `show --json`; a cut path shows as down within 2 s; a bad config pushed
+/// through the page shows `patronus check`'s file:line:field error and the
+/// appliance keeps running its config; the drain button moves the traffic
+/// off a path, and the path counters prove it. Screenshots go to
+/// target/dashboard/.
+#[test]
+fn the_dashboard_in_a_real_browser() {
+    let name = "paths::the_dashboard_in_a_real_browser";
+    if let Some(why) = lab_unavailable(&["chromium"]) {
+        return skip(name, &why);
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = LabSh::up("d", &[]);
+    lab.wait_paths_up();
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard");
+    let token = std::fs::read_to_string(lab.dir.join("api-token")).unwrap().trim().to_owned();
+    let mut b = common::browser::Browser::launch(Some(&lab.ns("a")), &lab.dir.join("chromium")).unwrap();
+    b.open("http://127.0.0.1:9100/").unwrap();
+    b.eval(&format!("document.getElementById('token').value = {token:?}; document.getElementById('login').requestSubmit(); true")).unwrap();
+    let ready = "window.__patronus.role === 'admin' && document.querySelectorAll('#paths tbody tr').length === 2 \
+                 && document.querySelectorAll('button.drain').length === 2";
+    b.wait_until(ready, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    // Some traffic for the tables: a short stream host A -> host B.
+    stream(&lab, 2.0, 0.0, || {});
+    std::thread::sleep(Duration::from_millis(1500));
+    b.screenshot(&shots.join("1-overview.png")).unwrap();
+
+    // The page's figures against `show --json`, read just before and after.
+    let before = lab.show("a", "paths");
+    let page = b
+        .eval(
+            "JSON.stringify([...document.querySelectorAll('#paths tbody tr')].map(r => ({ path: r.dataset.path, \
+             state: r.querySelector('.state').textContent, p50: parseFloat(r.children[4].textContent) })))",
+        )
+        .unwrap();
+    let after = lab.show("a", "paths");
+    let page: Value = serde_json::from_str(page.as_str().unwrap()).unwrap();
+    for row in page.as_array().unwrap() {
+        let p = row["path"].as_str().unwrap();
+        let (x, y) = (LabSh::path(&before, p), LabSh::path(&after, p));
+        assert!(row["state"] == x["state"] || row["state"] == y["state"], "{row} vs {x} / {y}");
+        let (lo, hi) = (x["rtt_ms"]["p50"].as_f64().unwrap(), y["rtt_ms"]["p50"].as_f64().unwrap());
+        let v = row["p50"].as_f64().unwrap();
+        assert!(v >= lo.min(hi) * 0.5 - 0.5 && v <= lo.max(hi) * 1.5 + 0.5, "{p}: page RTT {v} ms, show {lo} / {hi}");
+    }
+    let rx_page = b.eval("window.__patronus.figures.ports.find(p => p.port === 'lan0').rx_packets").unwrap().as_u64().unwrap();
+    let rx_show = lab.show("a", "ports").as_array().unwrap().iter().find(|p| p["port"] == "lan0").unwrap()["rx_packets"].as_u64().unwrap();
+    assert!(rx_page <= rx_show && rx_page + 3000 >= rx_show, "lan0 rx: page {rx_page}, show {rx_show}");
+
+    // A cut shows as down on the page within 2 s.
+    let (cut_at, _) = lab.set_link("inet", false);
+    let down = "document.querySelector('#paths tr[data-path=inet] .state').textContent === 'down'";
+    b.wait_until(down, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", lab.show("a", "paths")));
+    let shown = unix_now() - cut_at;
+    eprintln!("the cut showed as down on the page {shown:.2} s after it");
+    assert!(shown <= 2.0, "the cut took {shown:.2} s to show");
+    b.screenshot(&shots.join("2-inet-cut.png")).unwrap();
+    lab.set_link("inet", true);
+    lab.wait_paths_up();
+
+    // A bad config through the page: the check's error, nothing changes.
+    let cfg = lab.dir.join("a.toml");
+    let conf = std::fs::read_to_string(&cfg).unwrap();
+    let bad = conf.replace("prefer = [\"mpls\", \"inet\"]", "prefer = [\"mpls\", \"inett\"]");
+    assert_ne!(bad, conf);
+    let bad_file = lab.dir.join("bad.toml");
+    std::fs::write(&bad_file, &bad).unwrap();
+    let check = run_with_timeout(patronus().args(["check", "--no-env", "--config"]).arg(&bad_file), Duration::from_secs(20));
+    let expected = text(&check.stderr).lines().find(|l| l.contains("inett")).unwrap().trim_start_matches("patronus: error: ").replace("bad.toml", "a.toml");
+    b.eval(&format!("document.getElementById('config').value = {:?}; document.getElementById('reload').click(); true", bad)).unwrap();
+    let shown = b.wait_until("document.getElementById('reload-errors').textContent", Duration::from_secs(10)).unwrap();
+    assert!(shown.as_str().unwrap().contains(&expected), "page: {shown}\ncheck: {expected}");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), conf, "the file stays");
+    assert_eq!(lab.choice("voip").as_deref(), Some("mpls"), "the running config stays");
+    b.screenshot(&shots.join("3-bad-config.png")).unwrap();
+
+    // Drain the path the default rule uses, with the page's button, in the
+    // middle of a stream: the traffic moves off it.
+    let from = lab.choice("default").unwrap();
+    let to = if from == "mpls" { "inet" } else { "mpls" };
+    let tx = |v: &Value, p: &str| LabSh::path(v, p)["tx_packets"].as_u64().unwrap();
+    let probes = |v: &Value, p: &str| LabSh::path(v, p)["probes_sent"].as_u64().unwrap();
+    let mut at_drain = Value::Null;
+    let r = stream(&lab, 4.0, 1.0, || {
+        b.eval(&format!("document.querySelector('button.drain[data-path={from}]').click(); true")).unwrap();
+        b.wait_until(&format!("document.querySelector('#paths tr[data-path={from}] .state').textContent === 'drained'"), Duration::from_secs(3))
+            .unwrap();
+        at_drain = lab.show("a", "paths");
+    });
+    let end = lab.show("a", "paths");
+    // After the drain the drained path carried probes only; the other the stream.
+    let carried = tx(&end, &from) - tx(&at_drain, &from);
+    let probed = probes(&end, &from) - probes(&at_drain, &from);
+    assert!(carried <= probed + 5, "{from} carried {carried} packets after the drain ({probed} probes): {end}");
+    assert!(tx(&end, to) - tx(&at_drain, to) >= 1500, "{to} took the stream: {end}");
+    assert_eq!(lab.choice("default").as_deref(), Some(to));
+    assert!(r["received"].as_u64().unwrap() >= 3900, "the stream arrived: {r}");
+    assert_eq!(LabSh::path(&end, &from)["drained"], true);
+    let events = b.eval("JSON.stringify(window.__patronus.events.map(e => e.kind))").unwrap();
+    assert!(events.as_str().unwrap().contains("drain") && events.as_str().unwrap().contains("failover"), "{events}");
+    b.screenshot(&shots.join("4-drained.png")).unwrap();
+    assert!(b.errors().is_empty(), "console errors: {:?}", b.errors());
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod fixture;
+pub mod browser;
 pub mod monitoring;
 pub use fixture::TwoPorts;
 

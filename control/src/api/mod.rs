@@ -269,10 +269,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/app.js", get(|| async { page("text/javascript; charset=utf-8", APP_JS) }))
         .route("/style.css", get(|| async { page("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/metrics", get(metrics))
+        .route("/auth", get(|State(s): State<Arc<Shared>>| async move { axum::Json(json!({ "tokens": s.tokens.is_some() })) }))
         .route("/schema.graphql", get(|State(s): State<Arc<Shared>>| async move { page("text/plain; charset=utf-8", &s.schema.sdl()) }))
         .route("/graphql", post(graphql).options(preflight))
         .route("/graphql/ws", get(websocket))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /, /graphql, /graphql/ws, /metrics or /schema.graphql\n") })
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /, /graphql, /graphql/ws, /metrics, /auth or /schema.graphql\n") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }

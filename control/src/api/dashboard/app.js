@@ -90,11 +90,13 @@ function topology(site, paths) {
     const x = 610;
     const mine = paths.filter((p) => p.peer === peer);
     mine.forEach((p, j) => {
-      const off = (j - (mine.length - 1) / 2) * 34;
+      // A quadratic curve per path; its label sits on the curve's middle.
+      const off = (j - (mine.length - 1) / 2) * 110;
       const s = pathState(p);
-      const midY = (me.y + y) / 2 + off;
-      svg.push(`<path d="M${me.x + 80},${me.y} Q360,${midY} ${x - 70},${y}" stroke="${COLORS[s] || "#8c959f"}" stroke-width="4" fill="none"${s === "drained" ? ' stroke-dasharray="8 6"' : ""}><title>${esc(p.path)}: ${esc(s)}</title></path>`);
-      svg.push(`<text x="360" y="${midY / 2 + (me.y + y) / 4 - 4}" text-anchor="middle" data-path="${esc(p.path)}">${esc(p.path)} · ${esc(s)} · ${num(p.rtt_ms?.p50, 1)} ms · ${num(p.loss_pct, 1)}% · ±${num(p.jitter_ms, 1)} ms</text>`);
+      const ctrl = (me.y + y) / 2 + off;
+      const mid = 0.25 * me.y + 0.5 * ctrl + 0.25 * y;
+      svg.push(`<path d="M${me.x + 80},${me.y} Q360,${ctrl} ${x - 70},${y}" stroke="${COLORS[s] || "#8c959f"}" stroke-width="4" fill="none"${s === "drained" ? ' stroke-dasharray="8 6"' : ""}><title>${esc(p.path)}: ${esc(s)}</title></path>`);
+      svg.push(`<text x="360" y="${mid - 7}" text-anchor="middle" data-path="${esc(p.path)}">${esc(p.path)} · ${esc(s)} · ${num(p.rtt_ms?.p50, 1)} ms · ${num(p.loss_pct, 1)}% loss · ±${num(p.jitter_ms, 1)} ms</text>`);
     });
     svg.push(`<rect x="${x - 70}" y="${y - 18}" width="140" height="36" rx="8" fill="#fff" stroke="#24292f"/><text x="${x}" y="${y + 4}" text-anchor="middle">${esc(peer)}</text>`);
   });
@@ -225,5 +227,13 @@ document.addEventListener("DOMContentLoaded", () => {
     const b = e.target.closest("button.drain");
     if (b) drain(b.dataset.path, b.dataset.drained !== "true");
   });
-  load().then(connect);
+  // With tokens configured, nothing is asked before one is given.
+  fetch("/auth").then((r) => r.json()).then((a) => {
+    if (a.tokens && !state.token) {
+      $("status").textContent = "this appliance needs an API token";
+      $("token").focus();
+    } else {
+      load().then(connect);
+    }
+  });
 });
