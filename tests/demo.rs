@@ -220,3 +220,78 @@ fn replay_refuses_bad_input_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not a pcap or pcapng file"), "{}", text(&out.stderr));
 }
+
+/// The running demo's two dashboards in a real browser (headless
+/// Chromium; no root): each page loads with no console error, logs in
+/// with the demo's admin token, shows both paths up and the applications
+/// the demo's traffic carries, and its figures match `patronus show
+/// --json`. Screenshots go to target/dashboard/ (the README's is site A's).
+#[test]
+fn the_running_demos_dashboards_in_a_real_browser() {
+    const NAME: &str = "the_running_demos_dashboards_in_a_real_browser";
+    for tool in ["python3", "chromium"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            skip(NAME, &format!("{tool} is not installed (scripts/setup.sh installs it)"));
+            return;
+        }
+    }
+    let s = Scratch::new("demo-browser");
+    let dir = s.path("run");
+    let summary = s.path("summary.json");
+    let ports = (19185, 19186);
+    let mut cmd = demo_cmd(None, &dir, &summary, 0, "demo-browser", ports);
+    cmd.args(["--duration", "25"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Until the demo prints its dashboards (the tunnel is up then).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("demo: dashboards:")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no dashboards line:\n{}", seen.join("\n")),
+        }
+    }
+    let line = seen.last().unwrap().clone();
+    assert!(line.contains(&format!("http://127.0.0.1:{}/ (site A)", ports.0)) && line.contains(&format!("http://127.0.0.1:{}/ (site B)", ports.1)), "{line}");
+    let token = std::fs::read_to_string(dir.join("api-token")).unwrap().trim().to_owned();
+    std::thread::sleep(Duration::from_secs(4)); // traffic for the tables
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard");
+    for (site, port) in [("a", ports.0), ("b", ports.1)] {
+        let mut b = common::browser::Browser::launch(None, &s.path(&format!("chromium-{site}"))).unwrap();
+        b.open(&format!("http://127.0.0.1:{port}/")).unwrap();
+        b.eval(&format!("document.getElementById('token').value = {token:?}; document.getElementById('login').requestSubmit(); true")).unwrap();
+        let ready = "window.__patronus.role === 'admin' && document.querySelectorAll('#paths .state-up').length === 2 \
+                     && document.querySelectorAll('#apps tbody tr').length >= 5 && document.querySelectorAll('#events li').length > 0";
+        b.wait_until(ready, Duration::from_secs(10)).unwrap_or_else(|e| panic!("site {site}: {e}"));
+        // Let a chart grow, then compare the page's applications with show's.
+        std::thread::sleep(Duration::from_secs(2));
+        let page = b.eval("JSON.stringify(window.__patronus.figures.apps.map(a => [a.application, a.packets]))").unwrap();
+        let show = run_with_timeout(
+            patronus().args(["show", "apps", "--json", "--socket"]).arg(dir.join(format!("{site}.sock"))),
+            Duration::from_secs(10),
+        );
+        let show: serde_json::Value = serde_json::from_str(&text(&show.stdout)).unwrap();
+        let page: Vec<(String, u64)> = serde_json::from_str(page.as_str().unwrap()).unwrap();
+        for (app, packets) in &page {
+            let now = show["apps"].as_array().unwrap().iter().find(|a| &a["application"] == app).map_or(0, |a| a["packets"].as_u64().unwrap());
+            // The page is at most a second behind: up to 3000 pps more since.
+            assert!(*packets <= now && packets + 4000 >= now, "site {site} {app}: page {packets}, show {now}");
+        }
+        // Rates come from consecutive figures: live traffic shows.
+        let pps = b.eval("parseFloat(document.querySelector('#ports tr[data-port=lan0]').children[4].textContent)").unwrap();
+        assert!(pps.as_f64().unwrap_or(0.0) > 100.0, "site {site}: lan0 rx pps {pps}");
+        b.screenshot(&shots.join(format!("demo-site-{site}.png"))).unwrap();
+        assert!(b.errors().is_empty(), "site {site}: console errors: {:?}", b.errors());
+    }
+    let out = wait_output(child, Duration::from_secs(120));
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(out.status.success(), "the demo failed ({}):\n{}\n{}\n{}", code(out.status), seen.join("\n"), rest.join("\n"), text(&out.stderr));
+}

@@ -139,6 +139,34 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// A server's shared state with no control thread behind it (every
+    /// request to the appliance answers "shutting down"): what the fuzz
+    /// target runs the GraphQL entry against.
+    pub fn detached(conf: ApiConf) -> Arc<Shared> {
+        let (calls, _) = crossbeam_channel::unbounded();
+        Arc::new(Shared {
+            calls,
+            reply_timeout: Duration::from_millis(10),
+            tokens: None,
+            limiter: Mutex::new(Limiter::default()),
+            tls: false,
+            schema: schema::build(&conf),
+            conf,
+            subscriptions: AtomicUsize::new(0),
+            figures: tokio::sync::watch::channel(Value::Null).0,
+        })
+    }
+
+    /// Runs one GraphQL request (query text, variables as JSON) as
+    /// `caller`, as `POST /graphql` does after authentication.
+    pub async fn execute(self: &Arc<Shared>, query: &str, variables: &[u8], caller: Caller) -> Value {
+        let vars = serde_json::from_slice(variables).map(async_graphql::Variables::from_json).unwrap_or_default();
+        let req = async_graphql::Request::new(query).variables(vars).data(caller).data(self.clone());
+        serde_json::to_value(self.schema.execute(req).await).unwrap_or(Value::Null)
+    }
+}
+
 /// The source address of a request's connection.
 #[derive(Clone, Copy, Debug)]
 struct Peer(SocketAddr);

@@ -331,6 +331,37 @@ pub async fn figures_feed(shared: Arc<Shared>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::auth::{Caller, Role};
+    use super::super::Shared;
+    use serde_json::json;
+
+    fn run(q: &str, vars: &str, role: Option<Role>) -> serde_json::Value {
+        let conf = crate::config::api::ApiOpts::default().conf("127.0.0.1:0", std::path::Path::new("x.toml")).unwrap();
+        let s = Shared::detached(conf);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(s.execute(q, vars.as_bytes(), Caller { name: "t".into(), role }))
+    }
+
+    #[test]
+    fn the_entry_refuses_what_it_should_without_reaching_the_appliance() {
+        // Syntax, unknown fields, bad variables: errors, never a panic.
+        for (q, v) in [("{", ""), ("{ nosuch }", ""), ("query ($n: Int) { events(last: $n) }", r#"{"n": "x"}"#), ("", "")] {
+            let r = run(q, v, Some(Role::Read));
+            assert!(r["errors"].is_array(), "{q}: {r}");
+        }
+        // Validators: page sizes are bounded.
+        let r = run("{ applications(first: 100000) }", "", Some(Role::Read));
+        assert!(r["errors"][0]["message"].as_str().unwrap().contains("100000"), "{r}");
+        // A request that passes reaches the (absent) control thread.
+        let r = run("{ status }", "", Some(Role::Read));
+        assert_eq!(r["errors"][0]["message"], json!("the appliance is shutting down"), "{r}");
+        // Mutations need admin before anything is asked.
+        let r = run("mutation { reload }", "", Some(Role::Read));
+        assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+        let r = run("{ status }", "", None);
+        assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{r}");
+    }
+
     /// docs/api.graphql is the schema; regenerate it with
     /// `patronus api-schema > docs/api.graphql`.
     #[test]

@@ -60,7 +60,7 @@ impl Default for ApiOpts {
 }
 
 fn default_max_connections() -> u32 {
-    256
+    1024
 }
 fn default_max_subscriptions() -> u32 {
     64

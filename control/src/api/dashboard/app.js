@@ -142,6 +142,8 @@ function addEvent(e) {
 // ---- the subscription -----------------------------------------------------
 
 function connect() {
+  // One subscription at a time: a new one (after a login) replaces it.
+  if (state.ws) { const old = state.ws; state.ws = null; old.close(); }
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/graphql/ws", "graphql-transport-ws");
   state.ws = ws;
   ws.onopen = () => ws.send(JSON.stringify({ type: "connection_init", payload: state.token ? { authorization: "Bearer " + state.token } : {} }));
@@ -219,7 +221,7 @@ document.addEventListener("DOMContentLoaded", () => {
     e.preventDefault();
     state.token = $("token").value.trim();
     sessionStorage.setItem("patronus-token", state.token);
-    if (state.ws) { const w = state.ws; state.ws = null; w.close(); }
+    state.started = true;
     load().then(connect);
   });
   $("reload").addEventListener("click", reload);
@@ -229,7 +231,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   // With tokens configured, nothing is asked before one is given.
   fetch("/auth").then((r) => r.json()).then((a) => {
+    if (state.started) return; // a login got there first
+    state.started = true;
     if (a.tokens && !state.token) {
+      state.started = false;
       $("status").textContent = "this appliance needs an API token";
       $("token").focus();
     } else {
