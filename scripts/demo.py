@@ -197,6 +197,8 @@ class Demo:
             if time.time() - last >= self.a.interval:
                 last = time.time()
                 view = render(self.show("a", "apps"), self.show("a", "paths"), self.show("a", "peers"), time.time() - t0)
+                view += (f"dashboards: http://127.0.0.1:{self.a.metrics_a}/ (site A), http://127.0.0.1:{self.a.metrics_b}/ (site B); "
+                         f"token in {self.dir}/api-token\n")
                 sys.stdout.write(("\x1b[H\x1b[2J" if live else "") + view)
                 sys.stdout.flush()
             time.sleep(0.2)
@@ -369,8 +371,8 @@ def main():
                     help="working directory: configs, keys, sockets, logs (recreated)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/patronus"))
     ap.add_argument("--prefix", default="patronus-demo", help="DPDK --file-prefix stem of the three processes")
-    ap.add_argument("--metrics-a", type=int, default=9181)
-    ap.add_argument("--metrics-b", type=int, default=9182)
+    ap.add_argument("--metrics-a", type=int, default=9181, help="site A's dashboard, API and metrics port (default 9181)")
+    ap.add_argument("--metrics-b", type=int, default=9182, help="site B's (default 9182)")
     ap.add_argument("--no-live", action="store_true", help="print each table below the last instead of redrawing")
     ap.add_argument("--summary-json", help="also write the summary here")
     a = ap.parse_args()

@@ -2,8 +2,9 @@
 # The two-site demo: installs what Patronus needs, builds it, and runs two
 # appliances joined by two WAN links (net_memif), with LAN traffic replayed
 # from a mixed capture through DPI, policy, the WireGuard tunnel and QoS.
-# A live table per application and per path, metrics on 127.0.0.1:9181
-# (site A) and :9182 (site B), and a summary at the end. No NIC, no
+# A live table per application and per path, each site's dashboard, API
+# and metrics on http://127.0.0.1:9181/ (site A) and :9182 (site B; the
+# admin token is in the demo's directory), and a summary at the end. No NIC, no
 # hugepages, no root (installing the Debian packages the first time needs
 # sudo).
 #

@@ -397,6 +397,7 @@ fn describe() {
     describe_gauge!("patronus_stage_cycles_per_packet", "TSC cycles per packet spent in a pipeline stage, quantiles over the last 5-10 s.");
     describe_counter!("patronus_config_reloads_total", Unit::Count, "Config reloads that applied.");
     describe_counter!("patronus_config_reload_failures_total", Unit::Count, "Config reloads rejected (the running config stayed).");
+    describe_counter!("patronus_api_refused_total", Unit::Count, "API requests refused, by reason (auth, rate, origin, role).");
     describe_gauge!("patronus_config_last_reload_timestamp_seconds", Unit::Seconds, "Unix time of the last reload attempt.");
     describe_gauge!("patronus_config_last_reload_success", "1 if the last reload applied (or none was tried), 0 if it was rejected.");
     describe_gauge!(
