@@ -33,6 +33,7 @@ packages=(
   wireguard-tools wireguard-go # wg and a userspace WireGuard peer for the interop tests
   frr                         # bfdd and vtysh: the BFD interop test (tests/paths.rs)
   systemd                     # systemd-analyze verify on the unit install.sh writes (tests/install.rs)
+  chromium                    # the dashboard tests drive headless Chromium (tests/demo.rs, tests/paths.rs)
 )
 
 if [ "${1:-}" = --run ]; then

@@ -63,7 +63,7 @@ fn default_max_connections() -> u32 {
     1024
 }
 fn default_max_subscriptions() -> u32 {
-    64
+    256
 }
 fn default_idle_timeout_s() -> u32 {
     60
