@@ -149,13 +149,10 @@ impl ApiOpts {
                 ),
             );
         }
-        let files = [("tls_key", &self.tls_key), ("tokens_file", &self.tokens_file)];
         let dir = loc.file().parent().unwrap_or(Path::new("."));
-        for (name, f) in files {
-            if let Some(p) = f {
-                if let Err(m) = crate::api::auth::check_secret_file(&dir.join(p)) {
-                    check(false, name, m);
-                }
+        if let Some(p) = &self.tls_key {
+            if let Err(m) = crate::api::auth::check_secret_file(&dir.join(p)) {
+                check(false, "tls_key", m);
             }
         }
         if let Some(c) = &self.tls_cert {

@@ -68,9 +68,11 @@ function render(f) {
   setRows("peers", (f.peers?.peers || []).map((p) => `<tr data-peer="${esc(p.peer)}">${cell(p.peer)}${cell(p.endpoint)}${ncell(p.latest_handshake_seconds_ago, 0)}${ncell(p.rx_bytes)}${ncell(p.tx_bytes)}</tr>`));
   setRows("bfd", (f.paths?.bfd?.sessions || []).map((s) => `<tr>${cell(s.name)}${cell(s.peer)}<td class="state-${s.state === "up" ? "up" : "down"}">${esc(s.state)}</td>${cell(s.remote_state)}${cell(s.diagnostic)}</tr>`));
   for (const p of paths) {
-    const h = (state.history[p.path] ||= { unix: [], p50: [], p99: [], loss: [] });
-    h.unix.push(f.unix); h.p50.push(p.rtt_ms?.p50 ?? null); h.p99.push(p.rtt_ms?.p99 ?? null); h.loss.push(p.state === "unmeasured" ? null : p.loss_pct);
-    for (const k of ["unix", "p50", "p99", "loss"]) if (h[k].length > 900) h[k].shift();
+    const h = (state.history[p.path] ||= { unix: [], p50: [], p99: [], loss: [], jitter: [] });
+    const measured = p.state !== "unmeasured";
+    h.unix.push(f.unix); h.p50.push(p.rtt_ms?.p50 ?? null); h.p99.push(p.rtt_ms?.p99 ?? null);
+    h.loss.push(measured ? p.loss_pct : null); h.jitter.push(measured ? p.jitter_ms : null);
+    for (const k of ["unix", "p50", "p99", "loss", "jitter"]) if (h[k].length > 900) h[k].shift();
   }
   topology(st.site || "this site", paths);
   charts();
@@ -121,8 +123,9 @@ function charts() {
     const x0 = h.unix[0], x1 = h.unix[h.unix.length - 1];
     const ymax = Math.max(1, ...h.p99.filter((v) => v !== null));
     const w = 300, hh = 80;
-    out.push(`<figure class="chart" data-path="${esc(name)}"><figcaption>${esc(name)}: RTT p50 (blue) and p99 (amber), ms, max ${num(ymax, 1)}; loss % (red)</figcaption>` +
-      `<svg width="${w}" height="${hh}" viewBox="0 0 ${w} ${hh}">${line(h.unix, h.p50, x0, x1, ymax, w, hh, "p50")}${line(h.unix, h.p99, x0, x1, ymax, w, hh, "p99")}${line(h.unix, h.loss, x0, x1, 100, w, hh, "loss")}</svg></figure>`);
+    out.push(`<figure class="chart" data-path="${esc(name)}"><figcaption>${esc(name)}: RTT p50 (blue), p99 (amber) and jitter (green), ms, max ${num(ymax, 1)}; loss % (red)</figcaption>` +
+      `<svg width="${w}" height="${hh}" viewBox="0 0 ${w} ${hh}">${line(h.unix, h.p50, x0, x1, ymax, w, hh, "p50")}${line(h.unix, h.p99, x0, x1, ymax, w, hh, "p99")}` +
+      `${line(h.unix, h.jitter || [], x0, x1, ymax, w, hh, "jitter")}${line(h.unix, h.loss, x0, x1, 100, w, hh, "loss")}</svg></figure>`);
   }
   $("charts").innerHTML = out.join("");
 }
@@ -187,7 +190,7 @@ async function load() {
   for (const e of d.events) addEvent(e);
   for (const s of d.history.paths) {
     const c = s.columns;
-    state.history[s.name] = { unix: c.unix, p50: c.rtt_p50_ms, p99: c.rtt_p99_ms, loss: c.loss_pct };
+    state.history[s.name] = { unix: c.unix, p50: c.rtt_p50_ms, p99: c.rtt_p99_ms, loss: c.loss_pct, jitter: c.jitter_ms };
   }
   charts();
 }
