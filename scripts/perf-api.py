@@ -136,9 +136,10 @@ forward = "lan0"
             print(f"round {r + 1}: without load {f0 / 1e6:.3f} Mpps, iteration p99.9 {p0:.1f} us; "
                   f"with load {f1 / 1e6:.3f} Mpps, p99.9 {p1:.1f} us; load: {json.dumps(lo)}")
         m = lambda xs, i: statistics.median(x[i] for x in xs)
-        print(f"RESULT forwarding without load {m(off, 0) / 1e6:.3f} Mpps, with load {m(on, 0) / 1e6:.3f} Mpps, "
-              f"ratio {m(on, 0) / m(off, 0):.4f}; iteration p99.9 {m(off, 1):.1f} us -> {m(on, 1):.1f} us "
-              f"(medians of {a.rounds} rounds of {a.window} s)")
+        if a.rounds:
+            print(f"RESULT forwarding without load {m(off, 0) / 1e6:.3f} Mpps, with load {m(on, 0) / 1e6:.3f} Mpps, "
+                  f"ratio {m(on, 0) / m(off, 0):.4f}; iteration p99.9 {m(off, 1):.1f} us -> {m(on, 1):.1f} us "
+                  f"(medians of {a.rounds} rounds of {a.window} s)")
         if a.soak:
             load[-1] = str(a.soak)
             p = subprocess.Popen(load, stdout=subprocess.PIPE, text=True)

@@ -509,6 +509,27 @@ fn subscriptions_stream_figures_each_second_and_events_as_they_happen() {
     api.app.stop();
 }
 
+/// A dashboard that only listens (sends nothing after subscribing, as
+/// the page does) keeps getting its figures: nothing cuts it after 30 s.
+#[test]
+fn a_quiet_subscriber_keeps_its_figures() {
+    let api = Api::start("api-quiet", "idle_timeout_s = 5");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut ws = ws_connect(api.addr, Some(&api.read)).await.unwrap();
+        ws_subscribe(&mut ws, "f", "subscription { figures }").await;
+        let start = Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_secs(40) {
+            let m = ws_next(&mut ws).await;
+            assert_eq!(m["type"], "next", "after {:?}: {m}", start.elapsed());
+            n += 1;
+        }
+        assert!(n >= 37, "{n} figures in 40 s");
+    });
+    api.app.stop();
+}
+
 #[test]
 fn idle_connections_and_a_slow_client_do_not_stop_the_api() {
     let api = Api::start("api-idle", "idle_timeout_s = 3");

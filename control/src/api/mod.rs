@@ -414,7 +414,10 @@ async fn websocket(
                     data.insert(shared);
                     Ok(data)
                 })
-                .keepalive_timeout(Duration::from_secs(30))
+                // No protocol keep-alive: graphql-transport-ws clients need
+                // not ping, and a quiet dashboard must not be cut every 30 s.
+                // A dead client stops taking the figures' bytes; the idle
+                // timeout (no byte moved) closes it.
                 .serve()
                 .await
         })
