@@ -22,7 +22,8 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
 # The demo again with two workers per appliance (docs/ARCHITECTURE.md,
 # "Many workers"): every assertion of its summary holds.
-DEMO_WORKERS=2 cargo test --locked -p patronus --test demo demo_runs_and_its_summary_holds
+# (--workspace: the same features as above, so nothing is rebuilt)
+DEMO_WORKERS=2 cargo test --workspace --locked --test demo demo_runs_and_its_summary_holds
 # DPI accuracy against nDPI's verdicts on its test captures (acceptance:
 # 95% application, 97% category agreement); skipped where ../shared is absent.
 rc=0
