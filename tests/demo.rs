@@ -260,14 +260,19 @@ fn the_running_demos_dashboards_in_a_real_browser() {
         }
     }
     let line = seen.last().unwrap().clone();
-    assert!(line.contains(&format!("http://127.0.0.1:{}/ (site A)", ports.0)) && line.contains(&format!("http://127.0.0.1:{}/ (site B)", ports.1)), "{line}");
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{}/ (site A)", ports.0))
+            && line.contains(&format!("http://127.0.0.1:{}/ (site B)", ports.1)),
+        "{line}"
+    );
     let token = std::fs::read_to_string(dir.join("api-token")).unwrap().trim().to_owned();
     std::thread::sleep(Duration::from_secs(4)); // traffic for the tables
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard");
     for (site, port) in [("a", ports.0), ("b", ports.1)] {
         let mut b = common::browser::Browser::launch(None, &s.path(&format!("chromium-{site}"))).unwrap();
         b.open(&format!("http://127.0.0.1:{port}/")).unwrap();
-        b.eval(&format!("document.getElementById('token').value = {token:?}; document.getElementById('login').requestSubmit(); true")).unwrap();
+        b.eval(&format!("document.getElementById('token').value = {token:?}; document.getElementById('login').requestSubmit(); true"))
+            .unwrap();
         let ready = "window.__patronus.role === 'admin' && document.querySelectorAll('#paths .state-up').length === 2 \
                      && document.querySelectorAll('#apps tbody tr').length >= 5 && document.querySelectorAll('#events li').length > 0";
         b.wait_until(ready, Duration::from_secs(10)).unwrap_or_else(|e| panic!("site {site}: {e}"));
@@ -281,7 +286,8 @@ fn the_running_demos_dashboards_in_a_real_browser() {
         let show: serde_json::Value = serde_json::from_str(&text(&show.stdout)).unwrap();
         let page: Vec<(String, u64)> = serde_json::from_str(page.as_str().unwrap()).unwrap();
         for (app, packets) in &page {
-            let now = show["apps"].as_array().unwrap().iter().find(|a| &a["application"] == app).map_or(0, |a| a["packets"].as_u64().unwrap());
+            let now =
+                show["apps"].as_array().unwrap().iter().find(|a| &a["application"] == app).map_or(0, |a| a["packets"].as_u64().unwrap());
             // The page is at most a second behind: up to 3000 pps more since.
             assert!(*packets <= now && packets + 4000 >= now, "site {site} {app}: page {packets}, show {now}");
         }
@@ -293,5 +299,12 @@ fn the_running_demos_dashboards_in_a_real_browser() {
     }
     let out = wait_output(child, Duration::from_secs(120));
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(out.status.success(), "the demo failed ({}):\n{}\n{}\n{}", code(out.status), seen.join("\n"), rest.join("\n"), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the demo failed ({}):\n{}\n{}\n{}",
+        code(out.status),
+        seen.join("\n"),
+        rest.join("\n"),
+        text(&out.stderr)
+    );
 }

@@ -896,7 +896,12 @@ fn the_dashboard_in_a_real_browser() {
     let bad_file = lab.dir.join("bad.toml");
     std::fs::write(&bad_file, &bad).unwrap();
     let check = run_with_timeout(patronus().args(["check", "--no-env", "--config"]).arg(&bad_file), Duration::from_secs(20));
-    let expected = text(&check.stderr).lines().find(|l| l.contains("inett")).unwrap().trim_start_matches("patronus: error: ").replace("bad.toml", "a.toml");
+    let expected = text(&check.stderr)
+        .lines()
+        .find(|l| l.contains("inett"))
+        .unwrap()
+        .trim_start_matches("patronus: error: ")
+        .replace("bad.toml", "a.toml");
     b.eval(&format!("document.getElementById('config').value = {:?}; document.getElementById('reload').click(); true", bad)).unwrap();
     let shown = b.wait_until("document.getElementById('reload-errors').textContent", Duration::from_secs(10)).unwrap();
     assert!(shown.as_str().unwrap().contains(&expected), "page: {shown}\ncheck: {expected}");
@@ -913,8 +918,11 @@ fn the_dashboard_in_a_real_browser() {
     let mut at_drain = Value::Null;
     let r = stream(&lab, 4.0, 1.0, || {
         b.eval(&format!("document.querySelector('button.drain[data-path={from}]').click(); true")).unwrap();
-        b.wait_until(&format!("document.querySelector('#paths tr[data-path={from}] .state').textContent === 'drained'"), Duration::from_secs(3))
-            .unwrap();
+        b.wait_until(
+            &format!("document.querySelector('#paths tr[data-path={from}] .state').textContent === 'drained'"),
+            Duration::from_secs(3),
+        )
+        .unwrap();
         at_drain = lab.show("a", "paths");
     });
     let end = lab.show("a", "paths");

@@ -3,8 +3,9 @@
 //! it logs them; the API's `events` subscription streams them and the
 //! `events` query returns the latest ones.
 //!
-//! Only the control thread emits; the API thread receives through a
-//! broadcast channel. No worker touches either.
+//! The control thread emits, and the API thread for its audit events;
+//! subscriptions receive through a broadcast channel. No worker touches
+//! either.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +45,8 @@ fn bus() -> &'static Bus {
 /// Records an event and sends it to every subscriber.
 pub fn emit(kind: &'static str, message: impl Into<String>, fields: Value) {
     let b = bus();
-    let e = Event { seq: b.seq.fetch_add(1, Ordering::Relaxed) + 1, at: crate::telemetry::unix_now(), kind, message: message.into(), fields };
+    let e =
+        Event { seq: b.seq.fetch_add(1, Ordering::Relaxed) + 1, at: crate::telemetry::unix_now(), kind, message: message.into(), fields };
     if let Ok(mut r) = b.recent.lock() {
         if r.len() == RECENT {
             r.pop_front();

@@ -453,12 +453,13 @@ impl Control {
             }
             if now.duration_since(exported) >= METRICS_EVERY {
                 exported = now;
-                self.metrics.update(&self.engine.snapshot(), &self.book, &self.reloads);
+                let snap = self.engine.snapshot();
+                self.metrics.update(&snap, &self.book, &self.reloads);
                 telemetry::flow_series(&self.flows, &self.cfg.eal.worker_lcores, &self.dpi.current().dpi);
                 telemetry::qos_series(&crate::show::qos_rows(&self.engine, &self.names));
                 self.tunnel.export();
                 self.paths.export();
-                self.record_history();
+                self.record_history(&snap);
             }
             let interval = Duration::from_secs(self.cfg.stats.interval_s as u64);
             if !interval.is_zero() && prev_at.elapsed() >= interval {
@@ -517,8 +518,7 @@ impl Control {
 
     /// One second of the history ring: each path's figures, each port's
     /// totals over every core.
-    fn record_history(&mut self) {
-        let snap = self.engine.snapshot();
+    fn record_history(&mut self, snap: &dataplane::engine::Snapshot) {
         let ports: Vec<(&str, [u64; 4])> = self
             .names
             .iter()

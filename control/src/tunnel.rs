@@ -357,7 +357,14 @@ impl TunnelControl {
         }
     }
 
-    fn on_handshake_message<P: Packet>(&mut self, io: &mut impl ControlIo<Pkt = P>, slow: &mut SlowPath<P>, src: SocketAddr, msg: &[u8], at: Instant) {
+    fn on_handshake_message<P: Packet>(
+        &mut self,
+        io: &mut impl ControlIo<Pkt = P>,
+        slow: &mut SlowPath<P>,
+        src: SocketAddr,
+        msg: &[u8],
+        at: Instant,
+    ) {
         let now = self.now(at);
         match wg::message_type(msg) {
             Ok(kind::INITIATION) => match self.device.handle_initiation(msg, src, now) {

@@ -3,8 +3,8 @@
 //! DPDK `--file-prefix` so tests run in parallel.
 #![allow(dead_code)]
 
-mod fixture;
 pub mod browser;
+mod fixture;
 pub mod monitoring;
 pub use fixture::TwoPorts;
 

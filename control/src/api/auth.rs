@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -45,26 +44,6 @@ impl Caller {
     }
 }
 
-/// A file that holds a secret: a regular file, not readable by group or
-/// others, owned by root or the running user.
-pub fn check_secret_file(path: &Path) -> Result<(), String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(format!("{shown} has mode {mode:04o}: a secret must not be accessible to group or others; run `chmod 600 {shown}`"));
-    }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != 0 && meta.uid() != me {
-        return Err(format!("{shown} is owned by uid {}; expected root or uid {me} (the user patronus runs as)", meta.uid()));
-    }
-    Ok(())
-}
-
 /// The tokens of a token file, by hash.
 #[derive(Clone, Debug, Default)]
 pub struct Tokens {
@@ -95,7 +74,7 @@ impl Tokens {
     /// Reads and checks a token file; errors name the file and line and
     /// never quote a hash.
     pub fn load(path: &Path) -> Result<Tokens, String> {
-        check_secret_file(path)?;
+        crate::config::keys::check_secret_file(path, "token file", "a token file")?;
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         Tokens::parse(&text).map_err(|(line, m)| format!("{}:{line}: {m}", path.display()))
     }
@@ -121,7 +100,10 @@ impl Tokens {
                 _ => return Err((n + 1, "the role must be read or admin".into())),
             };
             let Some(h) = digest.strip_prefix("sha256:").and_then(unhex32) else {
-                return Err((n + 1, "the third field must be sha256: and 64 hex digits (the token's hash, as `patronus api-token` writes)".into()));
+                return Err((
+                    n + 1,
+                    "the third field must be sha256: and 64 hex digits (the token's hash, as `patronus api-token` writes)".into(),
+                ));
             };
             if t.entries.iter().any(|(_, n2, _)| n2 == name) {
                 return Err((n + 1, format!("the name {name} is used twice")));
@@ -181,13 +163,18 @@ pub fn append_token(file: &Path, name: &str, role: Role) -> Result<String, Strin
         .mode(0o600)
         .open(file)
         .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
-    let text = if existing && !std::fs::read(file).map_err(|e| e.to_string())?.ends_with(b"\n") { format!("\n{line}\n") } else { format!("{line}\n") };
+    let text = if existing && !std::fs::read(file).map_err(|e| e.to_string())?.ends_with(b"\n") {
+        format!("\n{line}\n")
+    } else {
+        format!("{line}\n")
+    };
     f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(token)
 }
 
 /// Failed attempts per source address: after `MAX_FAILURES` in `WINDOW`,
 /// the source is refused until the window passes.
+#[derive(Default)]
 pub struct Limiter {
     failures: HashMap<IpAddr, (Instant, u32)>,
 }
@@ -196,12 +183,6 @@ pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Sources tracked at once (a flood of sources forgets the oldest).
 const TRACKED: usize = 4096;
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Limiter { failures: HashMap::new() }
-    }
-}
 
 impl Limiter {
     /// Whether `ip` is refused now without checking its token.
@@ -239,6 +220,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_generated_token_checks_and_a_wrong_one_does_not() {

@@ -34,14 +34,6 @@ impl Ring {
         self.len = (self.len + 1).min(DEPTH);
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The last `n` samples, oldest first, as columns named by `names`.
     fn columns(&self, names: &[&str; 4], n: usize) -> Value {
         let n = n.min(self.len);
@@ -110,10 +102,10 @@ impl History {
         self.last_unix = unix;
     }
 
-    /// The last `seconds` of every series.
-    pub fn show(&self, seconds: usize) -> Value {
+    /// Every series, whole.
+    pub fn show(&self) -> Value {
         let series = |s: &[(String, Ring)], cols: &[&str; 4]| {
-            s.iter().map(|(n, r)| json!({ "name": n, "samples": r.len(), "columns": r.columns(cols, seconds) })).collect::<Vec<_>>()
+            s.iter().map(|(n, r)| json!({ "name": n, "samples": r.len, "columns": r.columns(cols, DEPTH) })).collect::<Vec<_>>()
         };
         json!({ "interval_seconds": 1, "depth": DEPTH, "paths": series(&self.paths, &PATH_COLUMNS), "ports": series(&self.ports, &PORT_COLUMNS) })
     }
@@ -129,7 +121,7 @@ mod tests {
         for i in 0..(DEPTH + 10) {
             r.push(i as f64, [i as f32, 0.0, 0.0, f32::NAN]);
         }
-        assert_eq!(r.len(), DEPTH);
+        assert_eq!(r.len, DEPTH);
         let c = r.columns(&PATH_COLUMNS, DEPTH);
         assert_eq!(c["unix"][0], json!(10.0));
         assert_eq!(c["unix"][DEPTH - 1], json!((DEPTH + 9) as f64));
@@ -143,12 +135,12 @@ mod tests {
         let mut h = History::default();
         h.record(100.0, &[("a", [1.0; 4])], &[("wan", [0, 0, 0, 0])]);
         h.record(101.0, &[("a", [2.0; 4])], &[("wan", [1000, 500, 125_000, 0])]);
-        let s = h.show(60);
+        let s = h.show();
         let cols = &s["ports"][0]["columns"];
         assert_eq!(cols["rx_pps"], json!([null, 1000.0]));
         assert_eq!(cols["rx_mbps"][1], json!(1.0));
         h.record(102.0, &[("b", [3.0; 4])], &[("wan", [2000, 500, 125_000, 0])]);
-        let s = h.show(60);
+        let s = h.show();
         assert_eq!(s["paths"].as_array().unwrap().len(), 1);
         assert_eq!(s["paths"][0]["name"], "b");
         assert_eq!(s["paths"][0]["samples"], 1);

@@ -64,7 +64,7 @@ pub struct Shared {
     tls: bool,
     schema: schema::PatronusSchema,
     /// Live subscriptions, against `conf.max_subscriptions`.
-    pub subscriptions: AtomicUsize,
+    subscriptions: AtomicUsize,
     /// The latest once-a-second figures, for every subscribed dashboard.
     figures: tokio::sync::watch::Sender<Value>,
 }
@@ -98,7 +98,7 @@ impl Shared {
     }
 
     /// `presented`: the Authorization value ("Bearer TOKEN"), if any.
-    pub fn check_token(&self, presented: Option<&str>, ip: IpAddr, need_token: bool) -> Result<Caller, (StatusCode, &'static str)> {
+    fn check_token(&self, presented: Option<&str>, ip: IpAddr, need_token: bool) -> Result<Caller, (StatusCode, &'static str)> {
         let now = Instant::now();
         let Some(tokens) = &self.tokens else {
             // No token file: read-only for everyone who can reach the
@@ -129,6 +129,17 @@ impl Shared {
         }
     }
 
+    /// The caller of an API request (`POST /graphql`, the WebSocket):
+    /// its Origin may call, and its token (if `need_token`, one is
+    /// required) is good. `Err` is the refusal to send.
+    fn admit(&self, headers: &HeaderMap, ip: IpAddr, need_token: bool) -> Result<Caller, Response<Body>> {
+        if !self.origin_allowed(headers) {
+            refused("origin");
+            return Err(refuse(StatusCode::FORBIDDEN, "this origin may not call the API (see [api] cors_origins)"));
+        }
+        self.authenticate(headers, ip, need_token).map_err(|(st, m)| refuse(st, m))
+    }
+
     /// Whether a request's Origin (if any) may call: this server's own
     /// origin, or one in `[api] cors_origins`.
     fn origin_allowed(&self, headers: &HeaderMap) -> bool {
@@ -144,14 +155,17 @@ impl Shared {
     /// request to the appliance answers "shutting down"): what the fuzz
     /// target runs the GraphQL entry against.
     pub fn detached(conf: ApiConf) -> Arc<Shared> {
-        let (calls, _) = crossbeam_channel::unbounded();
+        Shared::new(conf, crossbeam_channel::unbounded().0, Duration::from_millis(10), None, false)
+    }
+
+    fn new(conf: ApiConf, calls: Sender<Call>, reply_timeout: Duration, tokens: Option<Tokens>, tls: bool) -> Arc<Shared> {
         Arc::new(Shared {
             calls,
-            reply_timeout: Duration::from_millis(10),
-            tokens: None,
+            reply_timeout,
+            tokens,
             limiter: Mutex::new(Limiter::default()),
-            tls: false,
-            schema: schema::build(&conf),
+            tls,
+            schema: schema::build(),
             conf,
             subscriptions: AtomicUsize::new(0),
             figures: tokio::sync::watch::channel(Value::Null).0,
@@ -184,7 +198,7 @@ impl Server {
     /// serves on a thread pinned to `cpu`.
     pub fn start(conf: ApiConf, cpu: Option<usize>, calls: Sender<Call>, reply_timeout: Duration) -> Result<Server, String> {
         let listen = conf.listen;
-        if !listen.ip().is_loopback() && (conf.tls.is_none() || conf.tokens_file.is_none()) {
+        if !crate::config::api::may_listen(listen.ip(), conf.tls.is_some(), conf.tokens_file.is_some()) {
             return Err(format!("[api] listen = \"{listen}\" is not a loopback address; set tls_cert, tls_key and tokens_file first"));
         }
         let tls = match &conf.tls {
@@ -196,18 +210,7 @@ impl Server {
         let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("API server {listen} ([api] listen): cannot bind: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let (figures, _) = tokio::sync::watch::channel(Value::Null);
-        let shared = Arc::new(Shared {
-            calls,
-            reply_timeout,
-            tokens,
-            limiter: Mutex::new(Limiter::default()),
-            tls: tls.is_some(),
-            schema: schema::build(&conf),
-            conf,
-            subscriptions: AtomicUsize::new(0),
-            figures,
-        });
+        let shared = Shared::new(conf, calls, reply_timeout, tokens, tls.is_some());
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let has_tls = tls.is_some();
         let thread = std::thread::Builder::new()
@@ -229,12 +232,7 @@ impl Server {
         Ok(Server { addr, tls: has_tls, stop: Some(stop), thread: Some(thread) })
     }
 
-    /// The address actually bound (port 0 resolved).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The dashboard's URL.
+    /// The dashboard's URL (port 0 resolved).
     pub fn url(&self) -> String {
         format!("{}://{}/", if self.tls { "https" } else { "http" }, self.addr)
     }
@@ -264,7 +262,7 @@ fn raise_fd_limit(want: u64) {
 
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
     use tokio_rustls::rustls;
-    auth::check_secret_file(key).map_err(|e| format!("[api] tls_key: {e}"))?;
+    crate::config::keys::check_secret_file(key, "TLS key file", "a private key").map_err(|e| format!("[api] tls_key: {e}"))?;
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
     let certs: Vec<_> = rustls_pemfile::certs(&mut &read(cert)?[..])
         .collect::<Result<_, _>>()
@@ -278,13 +276,12 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_r
     // ring: no C toolchain beyond cc needed (aws-lc-rs wants cmake).
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map_err(|e| format!("[api] tls_cert/tls_key: {e}"))?;
-    let mut config = config;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
@@ -298,7 +295,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/style.css", get(|| async { page("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/metrics", get(metrics))
         .route("/auth", get(|State(s): State<Arc<Shared>>| async move { axum::Json(json!({ "tokens": s.tokens.is_some() })) }))
-        .route("/schema.graphql", get(|State(s): State<Arc<Shared>>| async move { page("text/plain; charset=utf-8", &s.schema.sdl()) }))
+        .route("/schema.graphql", get(|State(s): State<Arc<Shared>>| async move { page("text/plain; charset=utf-8", s.schema.sdl()) }))
         .route("/graphql", post(graphql).options(preflight))
         .route("/graphql/ws", get(websocket))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /, /graphql, /graphql/ws, /metrics, /auth or /schema.graphql\n") })
@@ -306,8 +303,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn page(ctype: &'static str, body: &str) -> Response<Body> {
-    let mut r = Response::new(Body::from(body.to_owned()));
+fn page(ctype: &'static str, body: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(body.into());
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
@@ -326,7 +323,7 @@ async fn metrics(State(s): State<Arc<Shared>>, axum::Extension(Peer(peer)): axum
     let need = !s.conf.listen.ip().is_loopback();
     match s.authenticate(&headers, peer.ip(), need) {
         Err((st, m)) => refuse(st, m),
-        Ok(_) => page("text/plain; version=0.0.4; charset=utf-8", &crate::telemetry::render()),
+        Ok(_) => page("text/plain; version=0.0.4; charset=utf-8", crate::telemetry::render()),
     }
 }
 
@@ -337,13 +334,9 @@ async fn graphql(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response<Body> {
-    if !s.origin_allowed(&headers) {
-        refused("origin");
-        return refuse(StatusCode::FORBIDDEN, "this origin may not call the API (see [api] cors_origins)");
-    }
-    let caller = match s.authenticate(&headers, peer.ip(), true) {
+    let caller = match s.admit(&headers, peer.ip(), true) {
         Ok(c) => c,
-        Err((st, m)) => return refuse(st, m),
+        Err(refusal) => return refusal,
     };
     // JSON only (no multipart uploads); the body is already within
     // max_request_bytes (axum answers 413 beyond it).
@@ -387,20 +380,14 @@ async fn websocket(
     protocol: async_graphql_axum::GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response<Body> {
-    if !s.origin_allowed(&headers) {
-        refused("origin");
-        return refuse(StatusCode::FORBIDDEN, "this origin may not call the API (see [api] cors_origins)");
-    }
-    let header_caller = match s.authenticate(&headers, peer.ip(), false) {
+    let header_caller = match s.admit(&headers, peer.ip(), false) {
         Ok(c) => c,
-        Err((st, m)) => return refuse(st, m),
+        Err(refusal) => return refusal,
     };
     let schema = s.schema.clone();
     let shared = s.clone();
-    upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .max_message_size(s.conf.max_request_bytes)
-        .on_upgrade(move |socket| async move {
+    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).max_message_size(s.conf.max_request_bytes).on_upgrade(
+        move |socket| async move {
             async_graphql_axum::GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let presented = payload.get("authorization").or_else(|| payload.get("Authorization")).and_then(Value::as_str);
@@ -420,7 +407,8 @@ async fn websocket(
                 // timeout (no byte moved) closes it.
                 .serve()
                 .await
-        })
+        },
+    )
 }
 
 /// Headers every response carries.
@@ -442,7 +430,12 @@ fn secure(headers: &mut HeaderMap, tls: bool) {
 
 /// The accept loop: at most `max_connections` at once (more wait in the
 /// backlog), each served until it ends, goes idle, or the server stops.
-async fn serve(listener: std::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, shared: Arc<Shared>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {

@@ -11,12 +11,10 @@ use std::sync::Arc;
 
 use async_graphql::futures_util::Stream;
 use async_graphql::{Context, Error, ErrorExtensions, Json, Object, Schema, Subscription};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Role};
 use super::{refused, Shared};
-use crate::config::api::ApiConf;
 use crate::ctl::Request;
 
 pub type PatronusSchema = Schema<Query, Mutation, SubscriptionRoot>;
@@ -26,7 +24,7 @@ pub const MAX_DEPTH: usize = 16;
 /// Most work per request: a state field costs 4, so 64 of them.
 pub const MAX_COMPLEXITY: usize = 256;
 
-pub fn build(_conf: &ApiConf) -> PatronusSchema {
+pub fn build() -> PatronusSchema {
     Schema::build(Query, Mutation, SubscriptionRoot)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -37,7 +35,7 @@ pub fn build(_conf: &ApiConf) -> PatronusSchema {
 
 /// The schema's SDL, as `docs/api.graphql` holds it.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, SubscriptionRoot).finish().sdl()
+    build().sdl()
 }
 
 fn shared<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<Shared>> {
@@ -48,12 +46,19 @@ fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
     ctx.data::<Caller>()
 }
 
-/// `show WHAT` from the control thread: the topic's value, or its error.
-async fn show(ctx: &Context<'_>, what: &str) -> async_graphql::Result<Json<Value>> {
+/// The caller, if it presented a token (a WebSocket may connect without
+/// one in its headers, and must give one at init).
+fn authenticated<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
     let c = caller(ctx)?;
     if c.role.is_none() {
         return Err(Error::new("this API needs a bearer token").extend_with(|_, e| e.set("code", "UNAUTHENTICATED")));
     }
+    Ok(c)
+}
+
+/// `show WHAT` from the control thread: the topic's value, or its error.
+async fn show(ctx: &Context<'_>, what: &str) -> async_graphql::Result<Json<Value>> {
+    let c = authenticated(ctx)?;
     let mut v = shared(ctx)?.ask(Request::Show { what: what.into() }, c).await;
     if v["ok"] != json!(true) {
         return Err(Error::new(v["error"].as_str().unwrap_or("failed").to_owned()));
@@ -150,31 +155,20 @@ impl Query {
     /// The latest events (failovers, path and BFD changes, handshakes,
     /// reloads, drains), oldest first; at most `last`.
     #[graphql(complexity = 4)]
-    async fn events(&self, ctx: &Context<'_>, #[graphql(default = 100, validator(maximum = 256))] last: usize) -> async_graphql::Result<Json<Value>> {
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100, validator(maximum = 256))] last: usize,
+    ) -> async_graphql::Result<Json<Value>> {
         let Json(v) = show(ctx, "events").await?;
         let rows = v.as_array().cloned().unwrap_or_default();
         let skip = rows.len().saturating_sub(last);
         Ok(Json(json!(rows[skip..])))
     }
-    /// Each path's and port's last `seconds` (at most 900) at 1 s.
+    /// Each path's and port's last 15 minutes at 1 s (`show history`).
     #[graphql(complexity = 4)]
-    async fn history(&self, ctx: &Context<'_>, #[graphql(default = 900, validator(maximum = 900))] seconds: usize) -> async_graphql::Result<Json<Value>> {
-        let Json(mut v) = show(ctx, "history").await?;
-        for kind in ["paths", "ports"] {
-            if let Some(series) = v[kind].as_array_mut() {
-                for s in series {
-                    if let Some(cols) = s["columns"].as_object_mut() {
-                        for col in cols.values_mut() {
-                            if let Some(a) = col.as_array_mut() {
-                                let cut = a.len().saturating_sub(seconds);
-                                a.drain(..cut);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Json(v))
+    async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+        show(ctx, "history").await
     }
     /// Who this token is: its name and role.
     async fn whoami(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
@@ -200,7 +194,11 @@ fn admin<'a>(ctx: &Context<'a>, action: &str) -> async_graphql::Result<(&'a Call
 /// event stream. Never the token itself.
 fn audit(c: &Caller, action: &str, ok: bool, result: &str) {
     tracing::info!(target: "patronus::audit", token = %c.name, action, ok, result, "audit: {} {action}: {result}", c.name);
-    crate::events::emit("audit", format!("{} {action}: {result}", c.name), json!({ "token": c.name, "action": action, "ok": ok, "result": result }));
+    crate::events::emit(
+        "audit",
+        format!("{} {action}: {result}", c.name),
+        json!({ "token": c.name, "action": action, "ok": ok, "result": result }),
+    );
 }
 
 /// Runs a mutation's request and audits it.
@@ -258,10 +256,8 @@ impl Drop for Slot {
 }
 
 fn take_slot(ctx: &Context<'_>) -> async_graphql::Result<Slot> {
-    let (c, s) = (caller(ctx)?, shared(ctx)?);
-    if c.role.is_none() {
-        return Err(Error::new("this API needs a bearer token"));
-    }
+    let s = shared(ctx)?;
+    authenticated(ctx)?;
     let max = s.conf.max_subscriptions;
     if s.subscriptions.fetch_add(1, Ordering::Relaxed) >= max {
         s.subscriptions.fetch_sub(1, Ordering::Relaxed);
@@ -298,17 +294,15 @@ impl SubscriptionRoot {
         let slot = take_slot(ctx)?;
         let rx = crate::events::subscribe();
         Ok(async_graphql::futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) => return Some((Json(json!(e)), (rx, slot))),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        return Some((Json(json!({ "kind": "lagged", "message": format!("{n} event(s) missed"), "fields": {} })), (rx, slot)))
-                    }
-                    Err(_) => return None,
+            let v = match rx.recv().await {
+                Ok(e) => json!(e),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    json!({ "kind": "lagged", "message": format!("{n} event(s) missed"), "fields": {} })
                 }
-            }
-        })
-        .boxed())
+                Err(_) => return None,
+            };
+            Some((Json(v), (rx, slot)))
+        }))
     }
 }
 

@@ -72,6 +72,12 @@ fn default_max_request_bytes() -> u32 {
     1 << 20
 }
 
+/// The management plane's one exposure rule: beyond loopback only with
+/// TLS and tokens.
+pub fn may_listen(ip: std::net::IpAddr, tls: bool, tokens: bool) -> bool {
+    ip.is_loopback() || (tls && tokens)
+}
+
 /// A validated `[api]`, with files resolved against the config's directory.
 #[derive(Clone, Debug)]
 pub struct ApiConf {
@@ -140,9 +146,8 @@ impl ApiOpts {
             "TLS needs both tls_cert (the PEM certificate chain) and tls_key (its PEM private key)".into(),
         );
         if let Ok(a) = addr {
-            let secured = self.tls_cert.is_some() && self.tls_key.is_some() && self.tokens_file.is_some();
             check(
-                a.ip().is_loopback() || secured,
+                may_listen(a.ip(), self.tls_cert.is_some() && self.tls_key.is_some(), self.tokens_file.is_some()),
                 field,
                 format!(
                     "{text:?} is not a loopback address: the management plane listens beyond this box only with TLS and authentication; set [api] tls_cert, tls_key and tokens_file, or listen on 127.0.0.1"
@@ -151,7 +156,7 @@ impl ApiOpts {
         }
         let dir = loc.file().parent().unwrap_or(Path::new("."));
         if let Some(p) = &self.tls_key {
-            if let Err(m) = crate::api::auth::check_secret_file(&dir.join(p)) {
+            if let Err(m) = super::keys::check_secret_file(&dir.join(p), "TLS key file", "a private key") {
                 check(false, "tls_key", m);
             }
         }

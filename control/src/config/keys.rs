@@ -31,25 +31,35 @@ impl Drop for PrivateKey {
     }
 }
 
-/// Reads and checks a private key file. Errors name the file and say what
-/// to do; they never quote its contents.
-pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
+/// Checks a file that holds a secret (a key, a token file) before it is
+/// read: a regular file, not accessible to group or others, owned by root
+/// or the running user. `what` names the file in errors ("key file",
+/// "token file"), `secret` what it holds ("a private key").
+pub fn check_secret_file(path: &Path, what: &str, secret: &str) -> Result<(), String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("key file {shown} is not a regular file"));
+        return Err(format!("{what} {shown} is not a regular file"));
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(format!(
-            "key file {shown} has mode {mode:04o}: a private key must not be accessible to group or others; run `chmod 600 {shown}`"
+            "{what} {shown} has mode {mode:04o}: {secret} must not be accessible to group or others; run `chmod 600 {shown}`"
         ));
     }
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != 0 && meta.uid() != me {
-        return Err(format!("key file {shown} is owned by uid {}; expected root or uid {me} (the user patronus runs as)", meta.uid()));
+        return Err(format!("{what} {shown} is owned by uid {}; expected root or uid {me} (the user patronus runs as)", meta.uid()));
     }
+    Ok(())
+}
+
+/// Reads and checks a private key file. Errors name the file and say what
+/// to do; they never quote its contents.
+pub fn load_private_key(path: &Path) -> Result<PrivateKey, String> {
+    let shown = path.display();
+    check_secret_file(path, "key file", "a private key")?;
     let text = std::fs::read(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
     let trimmed = text.trim_ascii();
     let key = decode_base64_32(trimmed).ok_or_else(|| {

@@ -480,13 +480,7 @@ impl PathControl {
             self.publish();
         }
         let p = &self.paths[i];
-        let still: Vec<&str> = match p.peer {
-            Some(peer) => (0..self.rule_names.len())
-                .filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot)))
-                .map(|r| self.rule_names[r].as_str())
-                .collect(),
-            None => Vec::new(),
-        };
+        let still: Vec<&str> = self.rules_on(p).map(|r| self.rule_names[r].as_str()).collect();
         let others = p.peer.map_or(0, |peer| self.by_peer[peer].iter().filter(|&&j| j != i && self.usable(j)).count());
         let msg = match (on, changed) {
             (true, true) => format!("path {name} drained: no rule chooses it until it is undrained"),
@@ -500,6 +494,12 @@ impl PathControl {
         }
         Ok(json!({ "ok": true, "path": name, "drained": on, "changed": changed, "message": msg,
             "rules_still_on_path": still, "other_usable_paths": others }))
+    }
+
+    /// The rules whose traffic takes path `p` now.
+    fn rules_on<'a>(&'a self, p: &'a Path) -> impl Iterator<Item = usize> + 'a {
+        let choices = p.peer.map_or(&[][..], |peer| &self.choices[peer][..]);
+        choices.iter().enumerate().filter(move |(_, c)| c.cur == Some(Some(p.slot))).map(|(r, _)| r)
     }
 
     /// The names of the drained paths.

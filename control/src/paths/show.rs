@@ -66,10 +66,7 @@ impl PathControl {
             .iter()
             .map(|p| {
                 let f = p.monitor.figures(now);
-                let on: Vec<usize> = match p.peer {
-                    Some(peer) => (0..self.rule_names.len()).filter(|&r| self.choices[peer][r].cur == Some(Some(p.slot))).collect(),
-                    None => Vec::new(),
-                };
+                let on: Vec<usize> = self.rules_on(p).collect();
                 let rules: Vec<&str> = on.iter().map(|&r| self.rule_names[r].as_str()).collect();
                 let applications: Vec<&str> = on.iter().map(|&r| self.rule_matches[r].as_str()).collect();
                 let ms = |v: Option<f64>| v.map(|s| (s * 1e6).round() / 1e3);

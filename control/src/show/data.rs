@@ -149,7 +149,7 @@ impl Control {
                 Value::Object(all)
             }
             "events" => json!(crate::events::recent()),
-            "history" => self.history.show(crate::api::history::DEPTH),
+            "history" => self.history.show(),
             "config" => json!({
                 "file": self.path.display().to_string(),
                 "text": redact_text(&self.cfg_text),
@@ -231,9 +231,9 @@ fn is_secret(field: &str) -> bool {
 /// A config as JSON, with secret fields' values replaced.
 pub(crate) fn redact(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter().map(|(k, v)| if is_secret(&k) { (k, json!("<redacted>")) } else { (k, redact(v)) }).collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| if is_secret(&k) { (k, json!("<redacted>")) } else { (k, redact(v)) }).collect())
+        }
         Value::Array(a) => Value::Array(a.into_iter().map(redact).collect()),
         v => v,
     }

@@ -176,7 +176,7 @@ function connect() {
 // ---- start-up, login, reload, drain ---------------------------------------
 
 async function load() {
-  const r = await gql("{ whoami config events(last: 100) history(seconds: 900) }");
+  const r = await gql("{ whoami config events(last: 100) history }");
   if (r.errors) {
     $("whoami").textContent = r.errors[0].message;
     return;
