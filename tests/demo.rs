@@ -275,7 +275,10 @@ fn the_running_demos_dashboards_in_a_real_browser() {
             .unwrap();
         let ready = "window.__patronus.role === 'admin' && document.querySelectorAll('#paths .state-up').length === 2 \
                      && document.querySelectorAll('#apps tbody tr').length >= 5 && document.querySelectorAll('#events li').length > 0";
-        b.wait_until(ready, Duration::from_secs(10)).unwrap_or_else(|e| panic!("site {site}: {e}"));
+        if let Err(e) = b.wait_until(ready, Duration::from_secs(10)) {
+            let said = b.eval("document.getElementById('whoami').textContent + ' | ' + document.getElementById('status').textContent");
+            panic!("site {site}: {e}\npage: {said:?}\nconsole: {:?}", b.errors());
+        }
         // Let a chart grow, then compare the page's applications with show's.
         std::thread::sleep(Duration::from_secs(2));
         let page = b.eval("JSON.stringify(window.__patronus.figures.apps.map(a => [a.application, a.packets]))").unwrap();
@@ -291,6 +294,52 @@ fn the_running_demos_dashboards_in_a_real_browser() {
             // The page is at most a second behind: up to 3000 pps more since.
             assert!(*packets <= now && packets + 4000 >= now, "site {site} {app}: page {packets}, show {now}");
         }
+        // The live flows, a page of 5 at a time through the page's own
+        // client, against the whole listing of `patronus flows` and the
+        // table's count in `show flows`.
+        let sock = dir.join(format!("{site}.sock"));
+        let cli = |args: &[&str]| -> serde_json::Value {
+            let out = run_with_timeout(patronus().args(args).arg("--json").arg("--socket").arg(&sock), Duration::from_secs(10));
+            assert!(out.status.success(), "patronus {args:?}: {}", text(&out.stderr));
+            serde_json::from_str(&text(&out.stdout)).unwrap()
+        };
+        let active_before = cli(&["show", "flows"])["flows"]["active"].as_u64().unwrap();
+        let listed = cli(&["flows", "--first", "1000"])["flows"].clone();
+        assert_eq!(listed["has_next_page"], false, "site {site}: {listed}");
+        let paged = b
+            .eval(
+                "(async () => { let after = null; const pages = [], rows = []; \
+                 for (let i = 0; i < 500; i++) { \
+                   const r = await gql('query ($a: String) { flows(first: 5, after: $a) { rows { worker protocol client client_port \
+                     server server_port application state packets_from_client } end_cursor has_next_page } }', { a: after }); \
+                   if (r.errors) return JSON.stringify({ error: r.errors[0].message }); \
+                   const p = r.data.flows; pages.push(p.rows.length); rows.push(...p.rows); \
+                   if (!p.has_next_page) return JSON.stringify({ pages, rows }); \
+                   after = p.end_cursor; } \
+                 return JSON.stringify({ error: 'no last page' }); })()",
+            )
+            .unwrap();
+        let paged: serde_json::Value = serde_json::from_str(paged.as_str().unwrap()).unwrap();
+        assert!(paged["error"].is_null(), "site {site}: {paged}");
+        let active_after = cli(&["show", "flows"])["flows"]["active"].as_u64().unwrap();
+        assert!(paged["pages"].as_array().unwrap().iter().all(|n| n.as_u64().unwrap() <= 5), "{paged}");
+        let (lo, hi) = (active_before.min(active_after), active_before.max(active_after));
+        for (how, rows) in [("patronus flows", &listed["rows"]), ("paged", &paged["rows"])] {
+            let n = rows.as_array().unwrap().len() as u64;
+            // Short flows start and end while the pages are read.
+            assert!(n + 10 >= lo / 2 && n <= hi * 2 + 10, "site {site} {how}: {n} flows listed, show says {lo}..{hi}");
+        }
+        // The busiest flow of the listing is in the pages, with at least
+        // as many packets (read later).
+        let tuple = |r: &serde_json::Value| {
+            (r["protocol"].clone(), r["client"].clone(), r["client_port"].clone(), r["server"].clone(), r["server_port"].clone())
+        };
+        let busiest = listed["rows"].as_array().unwrap().iter().max_by_key(|r| r["packets_from_client"].as_u64()).unwrap();
+        let again = paged["rows"].as_array().unwrap().iter().find(|r| tuple(r) == tuple(busiest));
+        let again = again.unwrap_or_else(|| panic!("site {site}: {busiest} not in the pages {paged}"));
+        assert_eq!(again["application"], busiest["application"]);
+        assert!(again["packets_from_client"].as_u64() >= busiest["packets_from_client"].as_u64(), "{again} vs {busiest}");
+        assert!(busiest["application"] != "Unknown" && busiest["state"] == "decided", "{busiest}");
         // Rates come from consecutive figures: live traffic shows.
         let pps = b.eval("parseFloat(document.querySelector('#ports tr[data-port=lan0]').children[4].textContent)").unwrap();
         assert!(pps.as_f64().unwrap_or(0.0) > 100.0, "site {site}: lan0 rx pps {pps}");

@@ -24,10 +24,19 @@ struct Args {
     dashboards: usize,
     qps: u64,
     seconds: u64,
+    /// The dashboard's subscription: every figure.
+    figures: String,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { addr: "127.0.0.1:9100".parse().unwrap(), token: String::new(), dashboards: 50, qps: 100, seconds: 60 };
+    let mut a = Args {
+        addr: "127.0.0.1:9100".parse().unwrap(),
+        token: String::new(),
+        dashboards: 50,
+        qps: 100,
+        seconds: 60,
+        figures: String::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or(format!("{k} needs a value"));
@@ -73,7 +82,7 @@ async fn dashboard(a: Arc<Args>, c: Arc<Counts>, until: Instant) {
         match v["type"].as_str() {
             Some("connection_ack") if !subscribed => {
                 subscribed = true;
-                for (id, q) in [("f", "subscription { figures }"), ("e", "subscription { events }")] {
+                for (id, q) in [("f", a.figures.as_str()), ("e", "subscription { events { seq kind message } }")] {
                     let _ = ws.send(Message::text(json!({ "id": id, "type": "subscribe", "payload": { "query": q } }).to_string())).await;
                 }
             }
@@ -123,14 +132,17 @@ async fn query(a: &Args, q: &str) -> Result<(), String> {
 }
 
 fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let a = match args() {
-        Ok(a) => Arc::new(a),
+        Ok(mut a) => {
+            a.figures = format!("subscription {{ figures {} }}", rt.block_on(patronus::api::schema::selection("Figures")));
+            Arc::new(a)
+        }
         Err(e) => {
             eprintln!("api_load: {e}");
             std::process::exit(2);
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let c = Arc::new(Counts::default());
     let lat = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
     let until = Instant::now() + Duration::from_secs(a.seconds);
@@ -139,18 +151,23 @@ fn main() {
         for _ in 0..a.dashboards {
             tasks.push(tokio::spawn(dashboard(a.clone(), c.clone(), until)));
         }
-        let queries = ["{ status }", "{ paths }", "{ ports }", "{ applications(first: 20) }"];
+        let queries = [
+            format!("{{ status {} }}", patronus::api::schema::selection("Status").await),
+            format!("{{ paths {} }}", patronus::api::schema::selection("Paths").await),
+            format!("{{ ports {} }}", patronus::api::schema::selection("Port").await),
+            format!("{{ applications(first: 20) {} }}", patronus::api::schema::selection("ApplicationPage").await),
+        ];
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.qps.max(1) as f64));
         let mut n = 0usize;
         while Instant::now() < until {
             tick.tick().await;
             let (a, c, lat) = (a.clone(), c.clone(), lat.clone());
-            let q = queries[n % queries.len()];
+            let q = queries[n % queries.len()].clone();
             n += 1;
             c.sent.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let t = Instant::now();
-                match query(&a, q).await {
+                match query(&a, &q).await {
                     Ok(()) => {
                         c.answered.fetch_add(1, Ordering::Relaxed);
                         lat.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);

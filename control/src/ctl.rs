@@ -42,6 +42,13 @@ pub enum Request {
     /// Validate a config text exactly as a file; if it is valid, write it
     /// over the config file atomically and reload from it.
     ReloadText { text: String },
+    /// A page of the live flows: `first` from the cursor `after` (the
+    /// start when absent).
+    Flows {
+        #[serde(default)]
+        after: Option<String>,
+        first: usize,
+    },
 }
 
 /// Where a request's reply goes: the control socket's server thread, or

@@ -125,6 +125,22 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// List the live flows, a page at a time, from every worker's flow
+    /// table: the client and server ends, the application DPI found (or
+    /// that it is still inspecting), the host name it saw, the policy rule
+    /// and its path now, packets each way and idle time. The last line
+    /// says how to get the next page.
+    Flows {
+        /// Flows in this page (1-1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        first: u16,
+        /// Start after this cursor (a previous page's last line, or
+        /// `end_cursor` in its JSON).
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Take a WAN path out of service for maintenance: every policy rule
     /// on it moves to its next best path at once; the path keeps being
     /// probed. Lasts until `undrain` (reloads keep it; a restart ends it).
@@ -426,6 +442,7 @@ fn main() -> ExitCode {
         Command::Reload { target } => call(&target, Request::Reload),
         Command::Show { what, target } => call(&target, Request::Show { what }),
         Command::Rekey { peer, target } => call(&target, Request::Rekey { peer }),
+        Command::Flows { first, after, target } => call(&target, Request::Flows { after, first: first.into() }),
         Command::Drain { path, target } => call(&target, Request::Drain { path, drain: true }),
         Command::Undrain { path, target } => call(&target, Request::Drain { path, drain: false }),
         Command::ApiSchema => {

@@ -676,6 +676,9 @@ impl Control {
             Request::Show { what } => {
                 call.reply.send(self.show(&what));
             }
+            Request::Flows { after, first } => {
+                call.reply.send(self.flow_page(after.as_deref(), first));
+            }
             Request::Rekey { peer } => {
                 let r = match self.tunnel.rekey(&mut self.engine, &mut self.slowpath, peer.as_deref()) {
                     Ok(n) => json!({ "ok": true, "peers": n }),

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod history;
 pub mod schema;
+pub mod types;
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -66,7 +67,7 @@ pub struct Shared {
     /// Live subscriptions, against `conf.max_subscriptions`.
     subscriptions: AtomicUsize,
     /// The latest once-a-second figures, for every subscribed dashboard.
-    figures: tokio::sync::watch::Sender<Value>,
+    figures: tokio::sync::watch::Sender<Option<types::Figures>>,
 }
 
 /// Counts a refused request in `patronus_api_refused_total{reason}`:
@@ -168,7 +169,7 @@ impl Shared {
             schema: schema::build(),
             conf,
             subscriptions: AtomicUsize::new(0),
-            figures: tokio::sync::watch::channel(Value::Null).0,
+            figures: tokio::sync::watch::channel(None).0,
         })
     }
 

@@ -2,9 +2,10 @@
 //! mutations for reload, rekey and drain, subscriptions for live figures
 //! and events. Its SDL is `docs/api.graphql` (a test keeps it current).
 //!
-//! Each query field returns the same JSON object as `patronus show WHAT
-//! --json` (documented in docs/OPERATIONS.md), as the `JSON` scalar: the
-//! figures are read from one place, the control thread's answer.
+//! Each query field returns what `patronus show WHAT --json` answers
+//! (docs/OPERATIONS.md), typed ([`super::types`]), with the same field
+//! names: the figures are read from one place, the control thread's
+//! answer.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use async_graphql::{Context, Error, ErrorExtensions, Json, Object, Schema, Subsc
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Role};
+use super::types::{self as t, typed};
 use super::{refused, Shared};
 use crate::ctl::Request;
 
@@ -21,8 +23,9 @@ pub type PatronusSchema = Schema<Query, Mutation, SubscriptionRoot>;
 
 /// Most nested selection (the standard introspection query fits).
 pub const MAX_DEPTH: usize = 16;
-/// Most work per request: a state field costs 4, so 64 of them.
-pub const MAX_COMPLEXITY: usize = 256;
+/// Most work per request: a field costs 1, and a read of the control
+/// thread 4 more. The dashboard's whole `figures` costs about 330.
+pub const MAX_COMPLEXITY: usize = 1000;
 
 pub fn build() -> PatronusSchema {
     Schema::build(Query, Mutation, SubscriptionRoot)
@@ -36,6 +39,34 @@ pub fn build() -> PatronusSchema {
 /// The schema's SDL, as `docs/api.graphql` holds it.
 pub fn sdl() -> String {
     build().sdl()
+}
+
+/// Every field below the object type `ty`, as a selection set: what the
+/// dashboard asks for (it builds the same from introspection), for
+/// clients such as the load bench.
+pub async fn selection(ty: &str) -> String {
+    let q = "{ __schema { types { name kind fields { name type { name ofType { name ofType { name ofType { name } } } } } } } }";
+    let r = build().execute(q).await.data.into_json().unwrap_or_default();
+    let types: std::collections::HashMap<&str, &Value> =
+        r["__schema"]["types"].as_array().into_iter().flatten().map(|t| (t["name"].as_str().unwrap_or(""), t)).collect();
+    fn named(t: &Value) -> &str {
+        t["name"].as_str().unwrap_or_else(|| if t["ofType"].is_null() { "" } else { named(&t["ofType"]) })
+    }
+    fn sel(types: &std::collections::HashMap<&str, &Value>, ty: &str) -> String {
+        match types.get(ty) {
+            Some(t) if t["kind"] == "OBJECT" => {
+                let f: Vec<String> = t["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| format!("{} {}", f["name"].as_str().unwrap_or(""), sel(types, named(&f["type"]))))
+                    .collect();
+                format!("{{ {} }}", f.join(" "))
+            }
+            _ => String::new(),
+        }
+    }
+    sel(&types, ty)
 }
 
 fn shared<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<Shared>> {
@@ -57,123 +88,143 @@ fn authenticated<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
 }
 
 /// `show WHAT` from the control thread: the topic's value, or its error.
-async fn show(ctx: &Context<'_>, what: &str) -> async_graphql::Result<Json<Value>> {
+async fn show_json(ctx: &Context<'_>, what: &str) -> async_graphql::Result<Value> {
     let c = authenticated(ctx)?;
     let mut v = shared(ctx)?.ask(Request::Show { what: what.into() }, c).await;
     if v["ok"] != json!(true) {
         return Err(Error::new(v["error"].as_str().unwrap_or("failed").to_owned()));
     }
-    Ok(Json(v[what].take()))
+    Ok(v[what].take())
+}
+
+/// `show WHAT`, typed.
+async fn show<T: serde::de::DeserializeOwned>(ctx: &Context<'_>, what: &str) -> async_graphql::Result<T> {
+    typed(what, show_json(ctx, what).await?)
 }
 
 pub struct Query;
 
-/// Everything `patronus show` offers; each is `show WHAT --json`'s value.
+/// Everything `patronus show` offers, with `show WHAT --json`'s names.
 #[Object]
 impl Query {
     /// Version, uptime, config file, workers, reloads, memory.
-    #[graphql(complexity = 4)]
-    async fn status(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn status(&self, ctx: &Context<'_>) -> async_graphql::Result<t::Status> {
         show(ctx, "status").await
     }
     /// Each port: device, driver, role, queues, spread, traffic, NIC counters.
-    #[graphql(complexity = 4)]
-    async fn ports(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn ports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::Port>> {
         show(ctx, "ports").await
     }
     /// Traffic per core and port.
-    #[graphql(complexity = 4)]
-    async fn counters(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn counters(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::CoreCounters>> {
         show(ctx, "counters").await
     }
     /// Drops by reason, per core and port.
-    #[graphql(complexity = 4)]
-    async fn drops(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn drops(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::Drop>> {
         show(ctx, "drops").await
     }
     /// Each worker: queues, packets, busy time, flows, handoffs.
-    #[graphql(complexity = 4)]
-    async fn workers(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn workers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::Worker>> {
         show(ctx, "workers").await
     }
     /// Residence, iteration and stage latency quantiles.
-    #[graphql(complexity = 4)]
-    async fn latency(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn latency(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::Latency>> {
         show(ctx, "latency").await
     }
     /// ARP and ND neighbours.
-    #[graphql(complexity = 4)]
-    async fn neighbors(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn neighbors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::Neighbor>> {
         show(ctx, "neighbors").await
     }
     /// The flow tables: active, created, expired, evicted, inspected.
-    #[graphql(complexity = 4)]
-    async fn flows(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn flow_tables(&self, ctx: &Context<'_>) -> async_graphql::Result<t::FlowSummary> {
         show(ctx, "flows").await
+    }
+    /// The live flows, `first` from the cursor `after` (a page's
+    /// `end_cursor`), read from each worker's table in turn
+    /// (`patronus flows`).
+    #[graphql(complexity = "8 + child_complexity")]
+    async fn flows(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        #[graphql(default = 50, validator(minimum = 1, maximum = 1000))] first: usize,
+    ) -> async_graphql::Result<t::FlowPage> {
+        let c = authenticated(ctx)?;
+        let mut v = shared(ctx)?.ask(Request::Flows { after, first }, c).await;
+        if v["ok"] != json!(true) {
+            return Err(Error::new(v["error"].as_str().unwrap_or("failed").to_owned()));
+        }
+        typed("flows (list)", v["flows"].take())
     }
     /// Traffic per application (most flows first), with the rule and
     /// path each takes, `first` rows from `offset`.
-    #[graphql(complexity = 4)]
+    #[graphql(complexity = "4 + child_complexity")]
     async fn applications(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] offset: usize,
         #[graphql(default = 50, validator(maximum = 1000))] first: usize,
-    ) -> async_graphql::Result<Json<Value>> {
-        let Json(v) = show(ctx, "apps").await?;
-        let rows = v.as_array().cloned().unwrap_or_default();
-        let total = rows.len();
-        let page: Vec<Value> = rows.into_iter().skip(offset).take(first).collect();
-        Ok(Json(json!({ "total": total, "offset": offset, "rows": page })))
+    ) -> async_graphql::Result<t::ApplicationPage> {
+        let rows: Vec<t::Application> = show(ctx, "apps").await?;
+        let total = rows.len() as u64;
+        let rows = rows.into_iter().skip(offset).take(first).collect();
+        Ok(t::ApplicationPage { total, offset: offset as u64, rows })
     }
     /// Tunnel peers: endpoint, handshake age, transfer.
-    #[graphql(complexity = 4)]
-    async fn peers(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn peers(&self, ctx: &Context<'_>) -> async_graphql::Result<t::Tunnel> {
         show(ctx, "peers").await
     }
     /// WAN paths: state, SLA figures, rules on each, choices, failovers.
-    #[graphql(complexity = 4)]
-    async fn paths(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn paths(&self, ctx: &Context<'_>) -> async_graphql::Result<t::Paths> {
         show(ctx, "paths").await
     }
     /// BFD sessions.
-    #[graphql(complexity = 4)]
-    async fn bfd(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn bfd(&self, ctx: &Context<'_>) -> async_graphql::Result<t::Bfd> {
         show(ctx, "bfd").await
     }
     /// Per shaped port and class: depth, sent, drops.
-    #[graphql(complexity = 4)]
-    async fn qos(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn qos(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<t::QosClass>> {
         show(ctx, "qos").await
     }
     /// The running config: the file's text and the effective values,
     /// secrets redacted; the drained paths.
-    #[graphql(complexity = 4)]
-    async fn config(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn config(&self, ctx: &Context<'_>) -> async_graphql::Result<t::RunningConfig> {
         show(ctx, "config").await
     }
     /// The latest events (failovers, path and BFD changes, handshakes,
     /// reloads, drains), oldest first; at most `last`.
-    #[graphql(complexity = 4)]
+    #[graphql(complexity = "4 + child_complexity")]
     async fn events(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 100, validator(maximum = 256))] last: usize,
-    ) -> async_graphql::Result<Json<Value>> {
-        let Json(v) = show(ctx, "events").await?;
-        let rows = v.as_array().cloned().unwrap_or_default();
+    ) -> async_graphql::Result<Vec<t::Event>> {
+        let rows: Vec<t::Event> = show(ctx, "events").await?;
         let skip = rows.len().saturating_sub(last);
-        Ok(Json(json!(rows[skip..])))
+        Ok(rows.into_iter().skip(skip).collect())
     }
     /// Each path's and port's last 15 minutes at 1 s (`show history`).
-    #[graphql(complexity = 4)]
-    async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    #[graphql(complexity = "4 + child_complexity")]
+    async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<t::History> {
         show(ctx, "history").await
     }
     /// Who this token is: its name and role.
-    async fn whoami(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+    async fn whoami(&self, ctx: &Context<'_>) -> async_graphql::Result<t::WhoAmI> {
         let c = caller(ctx)?;
-        Ok(Json(json!({ "name": c.name, "role": c.role.map(Role::name) })))
+        Ok(t::WhoAmI { name: c.name.clone(), role: c.role.map(|r| r.name().to_owned()) })
     }
 }
 
@@ -202,7 +253,7 @@ fn audit(c: &Caller, action: &str, ok: bool, result: &str) {
 }
 
 /// Runs a mutation's request and audits it.
-async fn mutate(ctx: &Context<'_>, action: String, request: Request) -> async_graphql::Result<Json<Value>> {
+async fn mutate(ctx: &Context<'_>, action: String, request: Request) -> async_graphql::Result<t::Outcome> {
     let (c, s) = admin(ctx, &action)?;
     let v = s.ask(request, c).await;
     let ok = v["ok"] == json!(true);
@@ -212,7 +263,7 @@ async fn mutate(ctx: &Context<'_>, action: String, request: Request) -> async_gr
         format!("failed: {}", v["error"].as_str().unwrap_or(""))
     };
     audit(c, &action, ok, &result);
-    Ok(Json(v))
+    typed("mutation", v)
 }
 
 pub struct Mutation;
@@ -224,24 +275,24 @@ impl Mutation {
     /// message, as `patronus check` prints them) and, if valid, written
     /// over the file atomically before it applies. A rejected config
     /// changes nothing: the running config and the file stay.
-    async fn reload(&self, ctx: &Context<'_>, text: Option<String>) -> async_graphql::Result<Json<Value>> {
+    async fn reload(&self, ctx: &Context<'_>, text: Option<String>) -> async_graphql::Result<t::Outcome> {
         match text {
             Some(text) => mutate(ctx, "reload (pushed text)".into(), Request::ReloadText { text }).await,
             None => mutate(ctx, "reload".into(), Request::Reload).await,
         }
     }
     /// Starts a handshake with `peer` now (every peer without one).
-    async fn rekey(&self, ctx: &Context<'_>, peer: Option<String>) -> async_graphql::Result<Json<Value>> {
+    async fn rekey(&self, ctx: &Context<'_>, peer: Option<String>) -> async_graphql::Result<t::Outcome> {
         let action = format!("rekey {}", peer.as_deref().unwrap_or("all peers"));
         mutate(ctx, action, Request::Rekey { peer }).await
     }
     /// Takes a WAN path out of service: its rules move to their next best
     /// path at once; it keeps being probed.
-    async fn drain_path(&self, ctx: &Context<'_>, path: String) -> async_graphql::Result<Json<Value>> {
+    async fn drain_path(&self, ctx: &Context<'_>, path: String) -> async_graphql::Result<t::Outcome> {
         mutate(ctx, format!("drain {path}"), Request::Drain { path, drain: true }).await
     }
     /// Puts a drained path back in service (rules fail back after their hold-down).
-    async fn undrain_path(&self, ctx: &Context<'_>, path: String) -> async_graphql::Result<Json<Value>> {
+    async fn undrain_path(&self, ctx: &Context<'_>, path: String) -> async_graphql::Result<t::Outcome> {
         mutate(ctx, format!("undrain {path}"), Request::Drain { path, drain: false }).await
     }
 }
@@ -273,7 +324,7 @@ impl SubscriptionRoot {
     /// Every second: status, ports, paths, peers, drops, applications,
     /// QoS, BFD and workers, as the queries return them. One read of the
     /// control thread a second serves every subscriber.
-    async fn figures(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = Json<Value>>> {
+    async fn figures(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = t::Figures>> {
         let slot = take_slot(ctx)?;
         let mut rx = slot.0.figures.subscribe();
         rx.mark_changed();
@@ -281,8 +332,8 @@ impl SubscriptionRoot {
             loop {
                 rx.changed().await.ok()?;
                 let v = rx.borrow_and_update().clone();
-                if !v.is_null() {
-                    return Some((Json(v), (rx, slot)));
+                if let Some(f) = v {
+                    return Some((f, (rx, slot)));
                 }
             }
         }))
@@ -290,18 +341,22 @@ impl SubscriptionRoot {
 
     /// Each event as it happens: failovers, path and BFD state changes,
     /// handshakes, reloads and their outcome, drains, audit.
-    async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = Json<Value>>> {
+    async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = t::Event>> {
         let slot = take_slot(ctx)?;
         let rx = crate::events::subscribe();
         Ok(async_graphql::futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
             let v = match rx.recv().await {
-                Ok(e) => json!(e),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    json!({ "kind": "lagged", "message": format!("{n} event(s) missed"), "fields": {} })
-                }
+                Ok(e) => typed("events", json!(e)).ok()?,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => t::Event {
+                    seq: 0,
+                    at: crate::telemetry::unix_now(),
+                    kind: "lagged".into(),
+                    message: format!("{n} event(s) missed"),
+                    fields: Json(json!({ "missed": n })),
+                },
                 Err(_) => return None,
             };
-            Some((Json(v), (rx, slot)))
+            Some((v, (rx, slot)))
         }))
     }
 }
@@ -318,7 +373,12 @@ pub async fn figures_feed(shared: Arc<Shared>) {
         }
         let mut v = shared.ask(Request::Show { what: "figures".into() }, &me).await;
         if v["ok"] == json!(true) {
-            shared.figures.send_replace(v["figures"].take());
+            match typed::<t::Figures>("figures", v["figures"].take()) {
+                Ok(f) => {
+                    shared.figures.send_replace(Some(f));
+                }
+                Err(e) => tracing::error!("{}", e.message),
+            }
         }
     }
 }
@@ -344,16 +404,28 @@ mod tests {
             assert!(r["errors"].is_array(), "{q}: {r}");
         }
         // Validators: page sizes are bounded.
-        let r = run("{ applications(first: 100000) }", "", Some(Role::Read));
+        let r = run("{ applications(first: 100000) { total } }", "", Some(Role::Read));
         assert!(r["errors"][0]["message"].as_str().unwrap().contains("100000"), "{r}");
         // A request that passes reaches the (absent) control thread.
-        let r = run("{ status }", "", Some(Role::Read));
+        let r = run("{ status { site } }", "", Some(Role::Read));
         assert_eq!(r["errors"][0]["message"], json!("the appliance is shutting down"), "{r}");
         // Mutations need admin before anything is asked.
-        let r = run("mutation { reload }", "", Some(Role::Read));
+        let r = run("mutation { reload { ok } }", "", Some(Role::Read));
         assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
-        let r = run("{ status }", "", None);
+        let r = run("{ status { site } }", "", None);
         assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{r}");
+    }
+
+    #[test]
+    fn the_figures_selection_names_every_topic_within_the_limits() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let s = rt.block_on(super::selection("Figures"));
+        for f in ["status {", "ports {", "paths {", "rtt_ms {", "refused {", "apps {", "qos {", "workers {", "flows {"] {
+            assert!(s.contains(f), "{f}: {s}");
+        }
+        let r = run(&format!("subscription {{ figures {s} }}"), "", Some(Role::Read));
+        assert!(r["errors"].is_null() || !r.to_string().contains("complex"), "{r}");
+        assert_eq!(rt.block_on(super::selection("NoSuchType")), "");
     }
 
     /// docs/api.graphql is the schema; regenerate it with

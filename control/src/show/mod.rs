@@ -3,6 +3,7 @@
 //! and the tables always agree.
 
 mod data;
+pub(crate) mod flows;
 
 pub(crate) use data::qos_rows;
 
@@ -90,7 +91,64 @@ pub fn render(req: &Request, reply: &Value) -> String {
             s
         }
         Request::ReloadText { .. } => reload(reply),
+        Request::Flows { .. } => flow_list(&reply["flows"]),
     }
+}
+
+/// `patronus flows`: one line per flow, then where the next page starts.
+fn flow_list(d: &Value) -> String {
+    if d["enabled"] == Value::Bool(false) {
+        return "flow tracking and DPI are off ([dpi] enabled = false)\n".into();
+    }
+    let rows: Vec<Value> = d["rows"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    let end = |r: &Value, a: &str, p: &str| {
+                        let ip = str_of(&r[a]);
+                        if ip.contains(':') {
+                            format!("[{ip}]:{}", r[p])
+                        } else {
+                            format!("{ip}:{}", r[p])
+                        }
+                    };
+                    r["from"] = Value::String(end(&r, "client", "client_port"));
+                    r["to"] = Value::String(end(&r, "server", "server_port"));
+                    r["packets"] = Value::String(format!("{}/{}", r["packets_from_client"], r["packets_from_server"]));
+                    r["idle"] = Value::String(format!("{:.1} s", r["idle_seconds"].as_f64().unwrap_or(0.0)));
+                    for k in ["host", "rule", "path"] {
+                        if r[k].is_null() {
+                            r[k] = Value::String("-".into());
+                        }
+                    }
+                    r
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut s = table(
+        &rows,
+        &[
+            col("worker", "worker"),
+            col("proto", "protocol"),
+            col("client", "from"),
+            col("server", "to"),
+            col("application", "application"),
+            col("host", "host"),
+            col("state", "state"),
+            col("rule", "rule"),
+            col("path", "path"),
+            col("packets c/s", "packets"),
+            col("idle", "idle"),
+        ],
+    );
+    match d["end_cursor"].as_str() {
+        Some(c) => s.push_str(&format!("more: patronus flows --after {c}\n")),
+        None => s.push_str(&format!("({} flow(s); end of the tables)\n", rows.len())),
+    }
+    s
 }
 
 /// `show paths`: each path's live SLA figures and the rules on it, the

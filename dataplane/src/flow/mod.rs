@@ -19,6 +19,7 @@
 
 pub mod affinity;
 pub mod key;
+pub mod listing;
 pub mod stage;
 
 pub use key::{parse_at, parse_frame, L4Info};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::counters::Counter;
 use crate::dpi::{Dpi, Local, Status};
+use crate::flow::listing::FlowListing;
 use crate::flow::{account, key, FlowStats, FlowTable, Timeouts};
 use crate::packet::Packet;
 use crate::path::{Facts, Policy};
@@ -41,6 +42,8 @@ pub struct FlowCounters {
     pub inspected: Counter,
     /// TLS/QUIC hellos that did not fit a reassembly slot.
     pub reasm_overflows: Counter,
+    /// Where the control thread asks for a page of this worker's flows.
+    pub listing: FlowListing,
 }
 
 impl Default for FlowCounters {
@@ -56,6 +59,7 @@ impl Default for FlowCounters {
             app_traffic: (0..COUNTED_APPS).map(|_| AppTraffic::default()).collect(),
             inspected: Counter::default(),
             reasm_overflows: Counter::default(),
+            listing: FlowListing::default(),
         }
     }
 }
@@ -128,6 +132,9 @@ pub struct Classifier<C: Clock> {
     now: u64,
     /// `[dpi] enabled = false`: packets pass untouched.
     on: bool,
+    /// Clock ticks per millisecond, and the last flow-listing ask answered.
+    ms: u64,
+    answered: u32,
 }
 
 impl<C: Clock> Classifier<C> {
@@ -161,7 +168,20 @@ impl<C: Clock> Classifier<C> {
         let mut local = Local::new(conf.dns_cache, conf.reassembly);
         local.dns.hz = hz;
         let sweep = (table.capacity() / 8 / 65536).max(1);
-        Classifier { dpi, table, local, now: clock.now(), clock, counters, reported: FlowStats::default(), overflows: 0, sweep, on }
+        Classifier {
+            dpi,
+            table,
+            local,
+            now: clock.now(),
+            clock,
+            counters,
+            reported: FlowStats::default(),
+            overflows: 0,
+            sweep,
+            on,
+            ms: hz / 1000,
+            answered: 0,
+        }
     }
 
     /// The table's and pool's counters, published as deltas.
@@ -189,6 +209,7 @@ impl<P: Packet, C: Clock> Stage<P> for Classifier<C> {
         self.now = self.clock.now();
         self.table.sweep(self.now, self.sweep);
         self.report();
+        self.counters.listing.serve(&self.table, self.now, self.ms, &mut self.answered);
     }
 
     /// A burst in three passes so the flow table's cache misses overlap:

@@ -27,6 +27,21 @@ async function gql(query, variables = {}) {
   return body;
 }
 
+// Every field below a type, from the schema: the page asks for all of a
+// figure without a list of field names to keep in step with the server.
+async function selections() {
+  const r = await gql("{ __schema { types { name kind fields { name type { name ofType { name ofType { name ofType { name } } } } } } } }");
+  if (r.errors) throw new Error(r.errors[0].message);
+  const types = {};
+  for (const t of r.data.__schema.types) types[t.name] = t;
+  const named = (t) => t.name || named(t.ofType);
+  const sel = (name) => {
+    const t = types[name];
+    return t && t.kind === "OBJECT" ? `{ ${t.fields.map((f) => f.name + " " + sel(named(f.type))).join(" ")} }` : "";
+  };
+  return sel;
+}
+
 function setRows(id, rows) {
   $(id).querySelector("tbody").innerHTML = rows.join("");
 }
@@ -153,8 +168,8 @@ function connect() {
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
     if (msg.type === "connection_ack") {
-      ws.send(JSON.stringify({ id: "figures", type: "subscribe", payload: { query: "subscription { figures }" } }));
-      ws.send(JSON.stringify({ id: "events", type: "subscribe", payload: { query: "subscription { events }" } }));
+      ws.send(JSON.stringify({ id: "figures", type: "subscribe", payload: { query: `subscription { figures ${state.sel("Figures")} }` } }));
+      ws.send(JSON.stringify({ id: "events", type: "subscribe", payload: { query: `subscription { events ${state.sel("Event")} }` } }));
     } else if (msg.type === "ping") {
       ws.send(JSON.stringify({ type: "pong" }));
     } else if (msg.type === "next" && msg.id === "figures" && msg.payload?.data) {
@@ -176,10 +191,16 @@ function connect() {
 // ---- start-up, login, reload, drain ---------------------------------------
 
 async function load() {
-  const r = await gql("{ whoami config events(last: 100) history }");
+  let r;
+  try {
+    state.sel = await selections();
+    r = await gql(`{ whoami { name role } config { file text drained_paths } events(last: 100) ${state.sel("Event")} history ${state.sel("History")} }`);
+  } catch (e) {
+    r = { errors: [{ message: String(e.message || e) }] };
+  }
   if (r.errors) {
     $("whoami").textContent = r.errors[0].message;
-    return;
+    return false;
   }
   const d = r.data;
   state.role = d.whoami.role;
@@ -193,12 +214,13 @@ async function load() {
     state.history[s.name] = { unix: c.unix, p50: c.rtt_p50_ms, p99: c.rtt_p99_ms, loss: c.loss_pct, jitter: c.jitter_ms };
   }
   charts();
+  return true;
 }
 
 async function reload() {
   $("reload-result").textContent = "validating…";
   $("reload-errors").textContent = "";
-  const r = await gql("mutation ($text: String) { reload(text: $text) }", { text: $("config").value });
+  const r = await gql("mutation ($text: String) { reload(text: $text) { ok error errors snapshot applied } }", { text: $("config").value });
   const v = r.data?.reload;
   if (r.errors) {
     $("reload-result").textContent = "refused";
@@ -212,9 +234,9 @@ async function reload() {
 }
 
 async function drain(path, on) {
-  const r = await gql(`mutation ($p: String!) { ${on ? "drainPath" : "undrainPath"}(path: $p) }`, { p: path });
+  const r = await gql(`mutation ($p: String!) { ${on ? "drainPath" : "undrainPath"}(path: $p) { ok message error } }`, { p: path });
   const v = r.data && (r.data.drainPath || r.data.undrainPath);
-  addEvent({ seq: 0, at: Date.now() / 1000, kind: "ui", message: r.errors ? r.errors[0].message : v.message });
+  addEvent({ seq: 0, at: Date.now() / 1000, kind: "ui", message: r.errors ? r.errors[0].message : v.message || v.error });
 }
 
 window.addEventListener("error", (e) => state.errors.push(String(e.message)));
@@ -225,7 +247,7 @@ document.addEventListener("DOMContentLoaded", () => {
     state.token = $("token").value.trim();
     sessionStorage.setItem("patronus-token", state.token);
     state.started = true;
-    load().then(connect);
+    load().then((ok) => ok && connect());
   });
   $("reload").addEventListener("click", reload);
   $("paths").addEventListener("click", (e) => {
@@ -241,7 +263,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("status").textContent = "this appliance needs an API token";
       $("token").focus();
     } else {
-      load().then(connect);
+      load().then((ok) => ok && connect());
     }
   });
 });
