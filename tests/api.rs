@@ -383,6 +383,43 @@ fn the_authentication_matrix() {
 }
 
 #[test]
+fn token_changes_apply_without_a_restart() {
+    let api = Api::start("api-token-reload", "");
+    let status = |t: &str| api.gql(Some(t), "{ whoami { name } }", json!({})).0;
+    // Polled slowly: each refusal counts against this address's 10 a minute.
+    let wait_for = |t: &str, want: u16, what: &str| {
+        let until = Instant::now() + Duration::from_secs(6);
+        while status(t) != want {
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    };
+    // A token added to the file works without a restart.
+    let file = api._dir.path("api-tokens");
+    let before = std::fs::read_to_string(&file).unwrap();
+    let late = token(&api._dir, "late", "read");
+    wait_for(&late, 200, "the added token never worked");
+    // A changed file that is refused (readable by others) leaves the
+    // tokens as they were.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(status(&late), 200, "a refused file changed the tokens");
+    // Revoked: the file without it.
+    std::fs::write(&file, &before).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    wait_for(&late, 401, "the revoked token still works");
+    assert_eq!(status(&api.admin), 200);
+    let metrics = http(api.addr, None, "GET", "/metrics", None, "", &[]).2;
+    assert!(metrics.contains("patronus_api_token_reloads_total{result=\"refused\"} 1"), "{metrics}");
+    let (code, out) = api.app.stop();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("token file changed but is refused") && out.contains("reloaded: 3 token(s)"), "{out}");
+    for s in &api.secrets {
+        assert!(!out.contains(s.as_str()), "a secret was logged");
+    }
+}
+
+#[test]
 fn no_secret_in_any_response() {
     let api = Api::start("api-secrets", "");
     let mut all = String::new();

@@ -50,6 +50,68 @@ pub struct Tokens {
     entries: Vec<([u8; 32], String, Role)>,
 }
 
+/// A token file as the server holds it: re-read when it changes (checked
+/// at most once a second, on a request), so adding or revoking a token
+/// needs no restart. A changed file that does not load (bad line, loose
+/// permissions) is refused: the tokens before it stay, the error is
+/// logged and counted in `patronus_api_token_reloads_total{result}`.
+pub struct TokenFile {
+    path: std::path::PathBuf,
+    state: std::sync::Mutex<TokenState>,
+}
+
+struct TokenState {
+    tokens: std::sync::Arc<Tokens>,
+    /// (modified, length, inode, mode) as last loaded or refused.
+    stamp: Option<(std::time::SystemTime, u64, u64, u32)>,
+    checked: Instant,
+}
+
+fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64, u64, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino(), m.mode()))
+}
+
+/// How often a token file's change is looked for.
+const TOKEN_CHECK: Duration = Duration::from_secs(1);
+
+impl TokenFile {
+    /// Loads `path` (errors name the file and line).
+    pub fn load(path: &Path) -> Result<TokenFile, String> {
+        let stamp = stamp(path);
+        let tokens = std::sync::Arc::new(Tokens::load(path)?);
+        Ok(TokenFile { path: path.to_owned(), state: std::sync::Mutex::new(TokenState { tokens, stamp, checked: Instant::now() }) })
+    }
+
+    /// The tokens now, after re-reading the file if it changed.
+    pub fn current(&self) -> std::sync::Arc<Tokens> {
+        let Ok(mut st) = self.state.lock() else {
+            return std::sync::Arc::new(Tokens::default());
+        };
+        let now = Instant::now();
+        if now.duration_since(st.checked) >= TOKEN_CHECK {
+            st.checked = now;
+            let s = stamp(&self.path);
+            if s != st.stamp {
+                st.stamp = s;
+                match Tokens::load(&self.path) {
+                    Ok(t) => {
+                        tracing::info!("api: token file {} reloaded: {} token(s)", self.path.display(), t.entries.len());
+                        metrics::counter!("patronus_api_token_reloads_total", "result" => "ok").increment(1);
+                        st.tokens = std::sync::Arc::new(t);
+                    }
+                    Err(e) => {
+                        tracing::error!("api: token file changed but is refused; the tokens before it stay: {e}");
+                        metrics::counter!("patronus_api_token_reloads_total", "result" => "refused").increment(1);
+                    }
+                }
+            }
+        }
+        st.tokens.clone()
+    }
+}
+
 /// SHA-256 of a token.
 pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -38,7 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::api::ApiConf;
 use crate::ctl::{Call, Reply, Request as CtlRequest};
-use auth::{Caller, Limiter, Role, Tokens};
+use auth::{Caller, Limiter, Role, TokenFile};
 
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +59,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub struct Shared {
     calls: Sender<Call>,
     reply_timeout: Duration,
-    tokens: Option<Tokens>,
+    tokens: Option<TokenFile>,
     limiter: Mutex<Limiter>,
     conf: ApiConf,
     tls: bool,
@@ -101,7 +101,7 @@ impl Shared {
     /// `presented`: the Authorization value ("Bearer TOKEN"), if any.
     fn check_token(&self, presented: Option<&str>, ip: IpAddr, need_token: bool) -> Result<Caller, (StatusCode, &'static str)> {
         let now = Instant::now();
-        let Some(tokens) = &self.tokens else {
+        let Some(tokens) = self.tokens.as_ref().map(TokenFile::current) else {
             // No token file: read-only for everyone who can reach the
             // (loopback) socket; a presented token cannot be checked.
             return Ok(Caller::anonymous(Some(Role::Read)));
@@ -159,7 +159,7 @@ impl Shared {
         Shared::new(conf, crossbeam_channel::unbounded().0, Duration::from_millis(10), None, false)
     }
 
-    fn new(conf: ApiConf, calls: Sender<Call>, reply_timeout: Duration, tokens: Option<Tokens>, tls: bool) -> Arc<Shared> {
+    fn new(conf: ApiConf, calls: Sender<Call>, reply_timeout: Duration, tokens: Option<TokenFile>, tls: bool) -> Arc<Shared> {
         Arc::new(Shared {
             calls,
             reply_timeout,
@@ -206,7 +206,7 @@ impl Server {
             Some((cert, key)) => Some(tls_acceptor(cert, key)?),
             None => None,
         };
-        let tokens = conf.tokens_file.as_deref().map(Tokens::load).transpose()?;
+        let tokens = conf.tokens_file.as_deref().map(TokenFile::load).transpose()?;
         raise_fd_limit(conf.max_connections as u64 + 256);
         let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("API server {listen} ([api] listen): cannot bind: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
