@@ -152,7 +152,8 @@ function addEvent(e) {
   state.events.push(e);
   if (state.events.length > 300) state.events.shift();
   const li = document.createElement("li");
-  li.className = e.kind;
+  // A path or BFD session coming up is good news, whatever its kind.
+  li.className = e.kind + (/^up$/i.test(e.fields?.state || "") ? " up" : "");
   li.textContent = `${new Date((e.at || 0) * 1000).toLocaleTimeString()} [${e.kind}] ${e.message}`;
   $("events").prepend(li);
 }
