@@ -380,6 +380,11 @@ def main():
         if not free_port(p):
             raise SystemExit(f"demo: 127.0.0.1:{p} is in use (another demo?); pick others with --metrics-a/--metrics-b")
     demo = Demo(a)
+
+    def terminated(*_):
+        raise KeyboardInterrupt  # stop the appliances and the hosts, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         sys.exit(demo.run())
     except KeyboardInterrupt:

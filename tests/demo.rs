@@ -32,6 +32,26 @@ fn packets_with_port(pcap: &Path, proto: u8, port: u16) -> u64 {
     n
 }
 
+/// Interrupts the demo (SIGINT, as Ctrl-C: it stops what it started) if
+/// the test panics while it runs.
+struct StopOnPanic(Option<u32>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        let Some(pid) = self.0 else { return };
+        if std::thread::panicking() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            // Until it exits (a zombie, unreaped, counts as gone).
+            let running = || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+            while running() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
 fn demo_cmd(user: Option<&str>, dir: &Path, summary: &Path, loops: u64, tag: &str, metrics: (u16, u16)) -> Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut c = match user {
@@ -242,6 +262,9 @@ fn the_running_demos_dashboards_in_a_real_browser() {
     let mut cmd = demo_cmd(None, &dir, &summary, 0, "demo-browser", ports);
     cmd.args(["--duration", "25"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
+    // A failed assertion below stops the demo (its appliances run in
+    // sessions of their own and would keep the test's ports).
+    let mut guard = StopOnPanic(Some(child.id()));
     // Until the demo prints its dashboards (the tunnel is up then).
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -346,6 +369,7 @@ fn the_running_demos_dashboards_in_a_real_browser() {
         b.screenshot(&shots.join(format!("demo-site-{site}.png"))).unwrap();
         assert!(b.errors().is_empty(), "site {site}: console errors: {:?}", b.errors());
     }
+    guard.0 = None;
     let out = wait_output(child, Duration::from_secs(120));
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(
