@@ -201,8 +201,10 @@ impl LatencyBook {
     }
 }
 
-/// Reload bookkeeping, exported and shown.
-#[derive(Clone, Debug, Default, Serialize)]
+/// Reload bookkeeping, exported and shown (the API's `Status.reloads`).
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, async_graphql::SimpleObject)]
+#[graphql(rename_fields = "lowercase")]
+#[serde(deny_unknown_fields)]
 pub struct ReloadStats {
     /// Reloads that applied.
     pub ok: u64,

@@ -87,19 +87,19 @@ fn authenticated<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
     Ok(c)
 }
 
-/// `show WHAT` from the control thread: the topic's value, or its error.
-async fn show_json(ctx: &Context<'_>, what: &str) -> async_graphql::Result<Value> {
+/// A request's answer under `key`, typed, or its error.
+async fn ask<T: serde::de::DeserializeOwned>(ctx: &Context<'_>, request: Request, key: &str) -> async_graphql::Result<T> {
     let c = authenticated(ctx)?;
-    let mut v = shared(ctx)?.ask(Request::Show { what: what.into() }, c).await;
+    let mut v = shared(ctx)?.ask(request, c).await;
     if v["ok"] != json!(true) {
         return Err(Error::new(v["error"].as_str().unwrap_or("failed").to_owned()));
     }
-    Ok(v[what].take())
+    typed(key, v[key].take())
 }
 
 /// `show WHAT`, typed.
 async fn show<T: serde::de::DeserializeOwned>(ctx: &Context<'_>, what: &str) -> async_graphql::Result<T> {
-    typed(what, show_json(ctx, what).await?)
+    ask(ctx, Request::Show { what: what.into() }, what).await
 }
 
 pub struct Query;
@@ -157,12 +157,7 @@ impl Query {
         after: Option<String>,
         #[graphql(default = 50, validator(minimum = 1, maximum = 1000))] first: usize,
     ) -> async_graphql::Result<t::FlowPage> {
-        let c = authenticated(ctx)?;
-        let mut v = shared(ctx)?.ask(Request::Flows { after, first }, c).await;
-        if v["ok"] != json!(true) {
-            return Err(Error::new(v["error"].as_str().unwrap_or("failed").to_owned()));
-        }
-        typed("flows (list)", v["flows"].take())
+        ask(ctx, Request::Flows { after, first }, "flows").await
     }
     /// Traffic per application (most flows first), with the rule and
     /// path each takes, `first` rows from `offset`.

@@ -50,22 +50,10 @@ object! {
         pub uptime_seconds: f64,
         /// The worker lcores.
         pub workers: Vec<u32>,
-        pub reloads: Reloads,
+        pub reloads: crate::telemetry::ReloadStats,
         pub resident_memory_bytes: Option<u64>,
         /// Old snapshots some worker still holds.
         pub snapshots_retired_in_use: u64,
-    }
-}
-
-object! {
-    pub struct Reloads {
-        pub ok: u64,
-        pub failed: u64,
-        pub last_at: Option<f64>,
-        pub last_ok: Option<bool>,
-        pub last_error: Option<String>,
-        /// Fields changed in the file that wait for a restart.
-        pub restart_pending: Vec<String>,
     }
 }
 
@@ -562,33 +550,21 @@ object! {
     /// message, as `patronus check` prints them.
     pub struct Outcome {
         pub ok: bool,
-        #[serde(default)]
         pub message: Option<String>,
-        #[serde(default)]
         pub error: Option<String>,
-        #[serde(default)]
         pub errors: Option<Vec<String>>,
         /// reload: the snapshot applied, the fields changed, and those
         /// that wait for a restart.
-        #[serde(default)]
         pub snapshot: Option<u64>,
-        #[serde(default)]
         pub applied: Option<Vec<String>>,
-        #[serde(default)]
         pub restart_required: Option<Vec<String>>,
         /// rekey: the peers a handshake started with.
-        #[serde(default)]
         pub peers: Option<u64>,
         /// drain and undrain.
-        #[serde(default)]
         pub path: Option<String>,
-        #[serde(default)]
         pub drained: Option<bool>,
-        #[serde(default)]
         pub changed: Option<bool>,
-        #[serde(default)]
         pub rules_still_on_path: Option<Vec<String>>,
-        #[serde(default)]
         pub other_usable_paths: Option<u64>,
     }
 }

@@ -79,25 +79,12 @@ impl Control {
             let Some(answer) = listing.ask(c.slot, Instant::now() + ANSWER_WITHIN) else {
                 return ctl::error(format!("worker {} did not answer within {} ms", c.worker, ANSWER_WITHIN.as_millis()));
             };
-            let mut slot = c.slot;
-            for (i, r) in answer.rows.iter().enumerate() {
-                if rows.len() == first {
-                    // The rest of this answer is read again from here.
-                    slot = r.slot;
-                    break;
-                }
-                rows.push(self.flow_json(c.worker, r));
-                if i + 1 == answer.rows.len() {
-                    slot = answer.next.unwrap_or(usize::MAX);
-                }
-            }
-            if answer.rows.is_empty() {
-                slot = answer.next.unwrap_or(usize::MAX);
-            }
-            next = if slot == usize::MAX {
-                Some(Cursor { worker: c.worker + 1, slot: 0 }).filter(|n| n.worker < self.flows.len())
-            } else {
-                Some(Cursor { worker: c.worker, slot })
+            let take = (first - rows.len()).min(answer.rows.len());
+            rows.extend(answer.rows[..take].iter().map(|r| self.flow_json(c.worker, r)));
+            // A page that ends inside an answer resumes at the first row left.
+            next = match answer.rows.get(take).map(|r| r.slot).or(answer.next) {
+                Some(slot) => Some(Cursor { worker: c.worker, slot }),
+                None => Some(Cursor { worker: c.worker + 1, slot: 0 }).filter(|n| n.worker < self.flows.len()),
             };
         }
         json!({ "ok": true, "flows": {
